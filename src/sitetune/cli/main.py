@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from sitetune.cli import corpus_cmd, crawl_cmd, evaluate_cmd, export_cmd, run_cmd, service_cmd, train_cmd
+from sitetune.cli import (
+    answer_cmd,
+    corpus_cmd,
+    crawl_cmd,
+    evaluate_cmd,
+    export_cmd,
+    run_cmd,
+    service_cmd,
+    train_cmd,
+)
 
 app = typer.Typer(
     name="sitetune",
@@ -14,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (crawl_cmd, corpus_cmd, train_cmd, evaluate_cmd, service_cmd, export_cmd, run_cmd):
+for module in (crawl_cmd, corpus_cmd, train_cmd, evaluate_cmd, service_cmd, answer_cmd, export_cmd, run_cmd):
     module.register(app)
 
 if __name__ == "__main__":
