@@ -1,0 +1,22 @@
+"""Indexes: embedded generations (default) or Milvus, with records, vectors and BM25.
+
+- :func:`build_index` embeds a corpus's unique chunks into a store (incrementally on re-index).
+- :func:`open_store` opens a store for search (:class:`StoreReader`).
+"""
+
+from __future__ import annotations
+
+from sitetune.index.build import IndexReport, bm25_text, build_index
+from sitetune.index.reader import StoreReader, open_store
+from sitetune.index.store import EmbeddedStore, Manifest, StoreError
+
+__all__ = [
+    "EmbeddedStore",
+    "IndexReport",
+    "Manifest",
+    "StoreError",
+    "StoreReader",
+    "bm25_text",
+    "build_index",
+    "open_store",
+]

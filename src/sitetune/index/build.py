@@ -1,0 +1,186 @@
+"""Building and incrementally updating an index from a corpus file."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sitetune.config import EncoderConfig
+from sitetune.corpus import Chunk, Corpus
+from sitetune.encode import load_encoder
+from sitetune.errors import SitetuneError
+from sitetune.index.identity import corpus_hash, doc_hash, model_fingerprint
+from sitetune.index.milvus import MilvusStore, is_milvus_uri
+from sitetune.index.store import EmbeddedStore, Generation, Manifest, StoreError
+from sitetune.lexical import BM25Index
+
+#: What the BM25 index matches: the section title and the text (titles carry "Deadlines", "Fees"...).
+DEFAULT_BM25_FIELDS = "title+text"
+
+
+def bm25_text(chunk: Chunk, fields: str = DEFAULT_BM25_FIELDS) -> str:
+    """The text BM25 indexes for a chunk: ``text`` alone, or ``title+text`` (home section title first)."""
+    if fields == "text":
+        return chunk.text
+    if fields == "title+text":
+        return f"{chunk.section_title}\n{chunk.text}"
+    raise SitetuneError(f"unknown BM25 fields '{fields}' (use 'text' or 'title+text')")
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What ``sitetune index`` did.
+
+    Attributes:
+        store: The store URI.
+        generation: The generation written.
+        chunks: Unique chunks indexed.
+        embedded: Chunks encoded this run (new or changed).
+        reused: Chunks whose previous vectors were kept.
+        removed: Chunks of the previous index no longer in the corpus.
+        model_path: The model folder.
+        dim: Vector size.
+        seconds: Wall time.
+    """
+
+    store: str
+    generation: int
+    chunks: int
+    embedded: int
+    reused: int
+    removed: int
+    model_path: str
+    dim: int
+    seconds: float
+
+
+def _previous(backend: EmbeddedStore | MilvusStore) -> Generation | None:
+    """The generation to reuse vectors from, or ``None`` (no index yet, or none intact: rebuild fully)."""
+    store = backend.sidecar if isinstance(backend, MilvusStore) else backend
+    if not store.exists():
+        return None
+    try:
+        return store.load()
+    except StoreError:
+        return None
+
+
+def build_index(
+    corpus_path: str | Path,
+    model: str | Path,
+    store: str | Path,
+    encoder_config: EncoderConfig | None = None,
+    progress: bool = True,
+    *,
+    bm25_fields: str = DEFAULT_BM25_FIELDS,
+) -> IndexReport:
+    """Embed a corpus's unique chunks and persist vectors, records and BM25 as a new store generation.
+
+    A re-index embeds only chunks whose formatted document text is new (same model); vectors of the
+    others are reused and removed chunks are dropped. The previous generation stays until the new one
+    is complete, so a crash or a full disk never loses the last good index.
+
+    Args:
+        corpus_path: A corpus file (CSV, JSONL or Parquet of section records).
+        model: ``"base"`` or a model folder.
+        store: Embedded store directory, ``milvus://PATH.db`` or ``http://HOST:19530``.
+        encoder_config: Backend, precision and batch size for encoding.
+        progress: Show a progress bar while encoding.
+        bm25_fields: What BM25 matches (see :func:`bm25_text`).
+
+    Returns:
+        An :class:`IndexReport`.
+
+    Raises:
+        InputError: The corpus cannot be read.
+        StoreError: The store cannot be written (the previous generation is intact).
+    """
+    started = time.perf_counter()
+    uri = str(store)
+    corpus = Corpus.load(corpus_path)
+    chunks = list(corpus.chunks)
+    bm25_text(chunks[0], bm25_fields)  # validate the option before the expensive part
+    backend: EmbeddedStore | MilvusStore = MilvusStore(uri) if is_milvus_uri(uri) else EmbeddedStore(uri)
+    if isinstance(backend, EmbeddedStore) and backend.root.exists() and not backend.root.is_dir():
+        raise StoreError(f"store {uri} exists and is not a directory")
+    encoder = load_encoder(model, encoder_config)
+    fingerprint = model_fingerprint(encoder.model_path)
+    documents = [encoder.info.document(c) for c in chunks]
+    hashes = [doc_hash(d) for d in documents]
+    lock_store = backend.sidecar if isinstance(backend, MilvusStore) else backend
+    try:
+        with lock_store.lock():
+            prev = _previous(backend)
+            same_model = prev is not None and prev.manifest.model_fingerprint == fingerprint
+            # A vector is reusable when the same model embedded the same document text under the same id.
+            old_rows: dict[tuple[str, str], int] = {}
+            if prev is not None and same_model:
+                old_rows = {
+                    (c.chunk_id, h): i
+                    for i, (c, h) in enumerate(zip(prev.chunks, prev.doc_hashes, strict=True))
+                }
+            if isinstance(backend, MilvusStore) and same_model:
+                present = backend.present()  # trust the collection, not the sidecar, for what it holds
+                old_rows = {key: i for key, i in old_rows.items() if present.get(key[0]) == key[1]}
+            todo = [
+                i
+                for i, (c, h) in enumerate(zip(chunks, hashes, strict=True))
+                if (c.chunk_id, h) not in old_rows
+            ]
+            fresh = encoder.encode([documents[i] for i in todo], show_progress=progress)
+            removed_ids = (
+                sorted({c.chunk_id for c in prev.chunks} - {c.chunk_id for c in chunks}) if prev else []
+            )
+            manifest = Manifest(
+                generation=0,
+                model_path=str(encoder.model_path),
+                model_fingerprint=fingerprint,
+                document_template=encoder.info.document_template,
+                corpus_path=str(Path(corpus_path).resolve()),
+                corpus_hash=corpus_hash(chunks),
+                dim=encoder.dim,
+                count=len(chunks),
+                bm25_fields=bm25_fields,
+            )
+            bm25 = BM25Index([c.chunk_id for c in chunks], [bm25_text(c, bm25_fields) for c in chunks])
+            if isinstance(backend, MilvusStore):
+                backend.sync(
+                    [chunks[i].chunk_id for i in todo],
+                    [hashes[i] for i in todo],
+                    fresh,
+                    removed_ids,
+                    dim=encoder.dim,
+                    rebuild=not same_model,
+                )
+                number = backend.sidecar.write(manifest, chunks, hashes, None, bm25)
+            else:
+                vectors = np.empty((len(chunks), encoder.dim), dtype=np.float32)
+                if todo:
+                    vectors[todo] = fresh
+                if prev is not None and prev.vectors is not None:
+                    keep = [
+                        (i, old_rows[(c.chunk_id, h)])
+                        for i, (c, h) in enumerate(zip(chunks, hashes, strict=True))
+                        if (c.chunk_id, h) in old_rows
+                    ]
+                    if keep:
+                        new_idx, old_idx = map(list, zip(*keep, strict=True))
+                        vectors[new_idx] = prev.vectors[old_idx]
+                number = backend.write(manifest, chunks, hashes, vectors, bm25)
+    finally:
+        if isinstance(backend, MilvusStore):
+            backend.close()
+    return IndexReport(
+        store=uri,
+        generation=number,
+        chunks=len(chunks),
+        embedded=len(todo),
+        reused=len(chunks) - len(todo),
+        removed=len(removed_ids),
+        model_path=str(encoder.model_path),
+        dim=encoder.dim,
+        seconds=round(time.perf_counter() - started, 3),
+    )

@@ -1,0 +1,352 @@
+"""The embedded store: a directory of immutable generations, switched by an atomically replaced pointer.
+
+Layout (Lucene-style)::
+
+    STORE/
+      CURRENT              "gen-000003" — replaced atomically once a generation is complete
+      gen-000002/          the previous generation, kept until the next one is complete
+      gen-000003/
+        manifest.json      model identity, corpus hash, dim, count and a sha256 of every file below
+        vectors.npy        (count, dim) float32 unit rows, in chunks.jsonl order (absent for Milvus sidecars)
+        chunks.jsonl       chunk_id, text, doc_hash, occurrences — one chunk per line
+        bm25/              the BM25 index over the same chunks
+
+A writer builds ``.gen-NNNNNN.tmp/``, fsyncs every file, renames it to ``gen-NNNNNN/`` and only then
+points ``CURRENT`` at it, so a kill at any moment leaves ``CURRENT`` on a whole generation. Opening
+verifies the manifest's checksums and falls back to the newest intact generation with a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sitetune.atomic import atomic_write_text, fsync_dir
+from sitetune.corpus import Chunk, Occurrence
+from sitetune.errors import SitetuneError
+from sitetune.lexical import BM25Index
+
+STORE_FORMAT = 1
+CURRENT_FILE = "CURRENT"
+MANIFEST_FILE = "manifest.json"
+VECTORS_FILE = "vectors.npy"
+CHUNKS_FILE = "chunks.jsonl"
+BM25_DIR = "bm25"
+_GEN_RE = re.compile(r"^gen-(\d{6})$")
+
+
+class StoreError(SitetuneError):
+    """A store that cannot be opened or written: missing, corrupt, or built with another model."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a generation says about itself.
+
+    Attributes:
+        generation: Its number (``gen-NNNNNN``).
+        model_path: The model folder that embedded it.
+        model_fingerprint: sha256 over the model's weights and config (see :func:`model_fingerprint`).
+        document_template: How documents were formatted for the model.
+        corpus_path: The corpus file it was built from.
+        corpus_hash: sha256 over the chunks and their occurrences.
+        dim: Vector size.
+        count: Number of chunks.
+        bm25_fields: Which fields the BM25 index matches (see :func:`bm25_text`).
+        files: Relative path -> sha256 of every file in the generation but the manifest.
+        created: ISO time of writing.
+        format: Store format version.
+    """
+
+    generation: int
+    model_path: str
+    model_fingerprint: str
+    document_template: str
+    corpus_path: str
+    corpus_hash: str
+    dim: int
+    count: int
+    bm25_fields: str
+    files: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+    format: int = STORE_FORMAT
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class Generation:
+    """One loaded generation: chunks, their document hashes, vectors (if stored here) and BM25.
+
+    Attributes:
+        manifest: The generation's manifest.
+        chunks: Unique chunks, in vector-row order.
+        doc_hashes: Hash of each chunk's formatted document text (what the model embedded).
+        vectors: (count, dim) float32, or ``None`` where a Milvus collection holds them.
+        bm25: The lexical index over the chunks.
+        path: The generation's directory.
+    """
+
+    manifest: Manifest
+    chunks: list[Chunk]
+    doc_hashes: list[str]
+    vectors: np.ndarray | None
+    bm25: BM25Index
+    path: Path
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def chunk_to_json(chunk: Chunk, doc_hash: str) -> str:
+    """One chunks.jsonl line."""
+    return json.dumps(
+        {
+            "chunk_id": chunk.chunk_id,
+            "text": chunk.text,
+            "doc_hash": doc_hash,
+            "occurrences": [asdict(o) for o in chunk.occurrences],
+        },
+        ensure_ascii=False,
+    )
+
+
+def chunk_from_json(line: str) -> tuple[Chunk, str]:
+    """Parse one chunks.jsonl line into the chunk and its document hash."""
+    data = json.loads(line)
+    occurrences = tuple(Occurrence(**o) for o in data["occurrences"])
+    return Chunk(data["chunk_id"], data["text"], occurrences), str(data["doc_hash"])
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(dirpath, name), "rb") as fh:
+                os.fsync(fh.fileno())
+        fsync_dir(Path(dirpath))
+
+
+class EmbeddedStore:
+    """A store directory of generations (see the module docstring).
+
+    Args:
+        root: The store directory (created on the first write).
+
+    Use :meth:`load` to read the current generation (with fallback) and :meth:`write` to add one.
+    Only one writer at a time: :meth:`write` holds an exclusive lock on ``STORE/.lock``.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    # --- reading -----------------------------------------------------------------------------------
+
+    def generations(self) -> list[int]:
+        """Numbers of the complete-looking generation directories, oldest first."""
+        if not self.root.is_dir():
+            return []
+        found = [int(m.group(1)) for p in self.root.iterdir() if (m := _GEN_RE.match(p.name)) and p.is_dir()]
+        return sorted(found)
+
+    def current(self) -> int | None:
+        """The generation ``CURRENT`` points at, or ``None`` if there is no readable pointer."""
+        try:
+            name = (self.root / CURRENT_FILE).read_text(encoding="utf-8").strip()
+        except (FileNotFoundError, UnicodeDecodeError):
+            return None
+        match = _GEN_RE.match(name)
+        return int(match.group(1)) if match else None
+
+    def exists(self) -> bool:
+        """Whether the directory holds any generation."""
+        return bool(self.generations())
+
+    def gen_dir(self, generation: int) -> Path:
+        return self.root / f"gen-{generation:06d}"
+
+    def read_manifest(self, generation: int) -> Manifest:
+        """The manifest of one generation, checksums not verified."""
+        path = self.gen_dir(generation) / MANIFEST_FILE
+        try:
+            return Manifest.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as exc:
+            raise StoreError(f"{path}: unreadable manifest: {exc}") from exc
+
+    def verify(self, generation: int) -> Manifest:
+        """Read a generation's manifest and check every listed file's sha256.
+
+        Raises:
+            StoreError: The manifest is unreadable, a file is missing, or a checksum differs.
+        """
+        manifest = self.read_manifest(generation)
+        if manifest.format != STORE_FORMAT:
+            raise StoreError(
+                f"{self.gen_dir(generation)}: store format {manifest.format}, expected {STORE_FORMAT}"
+            )
+        for rel, expected in manifest.files.items():
+            path = self.gen_dir(generation) / rel
+            try:
+                actual = sha256_file(path)
+            except OSError as exc:
+                raise StoreError(f"{path}: listed in the manifest but unreadable: {exc}") from exc
+            if actual != expected:
+                raise StoreError(f"{path}: checksum mismatch (the file is corrupt or was changed)")
+        return manifest
+
+    def load_generation(self, generation: int) -> Generation:
+        """Verify and load one generation."""
+        manifest = self.verify(generation)
+        gdir = self.gen_dir(generation)
+        chunks: list[Chunk] = []
+        hashes: list[str] = []
+        with open(gdir / CHUNKS_FILE, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    chunk, doc_hash = chunk_from_json(line)
+                    chunks.append(chunk)
+                    hashes.append(doc_hash)
+        vectors = None
+        if (gdir / VECTORS_FILE).is_file():
+            vectors = np.load(gdir / VECTORS_FILE, allow_pickle=False).astype(np.float32, copy=False)
+            if vectors.shape != (len(chunks), manifest.dim):
+                raise StoreError(f"{gdir}: {vectors.shape[0]} vectors for {len(chunks)} chunks")
+        if len(chunks) != manifest.count:
+            raise StoreError(f"{gdir}: {len(chunks)} chunks, manifest says {manifest.count}")
+        bm25 = BM25Index.load(gdir / BM25_DIR)
+        return Generation(manifest, chunks, hashes, vectors, bm25, gdir)
+
+    def load(self) -> Generation:
+        """The current generation; if it is damaged, the newest intact one, with a warning.
+
+        Raises:
+            StoreError: No generation exists, or none is intact.
+        """
+        gens = self.generations()
+        if not gens:
+            raise StoreError(f"no index at {self.root}: build one with 'sitetune index --store {self.root}'")
+        current = self.current()
+        order = ([current] if current in gens else []) + [g for g in reversed(gens) if g != current]
+        problems: list[str] = []
+        if current is None or current not in gens:
+            problems.append(f"{self.root / CURRENT_FILE}: missing or pointing at no generation")
+        for gen in order:
+            try:
+                loaded = self.load_generation(gen)
+            except (StoreError, OSError, ValueError, KeyError) as exc:
+                problems.append(str(exc))
+                continue
+            if problems:
+                warnings.warn(
+                    f"store {self.root}: using generation {gen} because " + "; ".join(problems),
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            return loaded
+        raise StoreError(f"store {self.root} has no intact generation: " + "; ".join(problems))
+
+    # --- writing -----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive writer lock (released by the kernel if the writer dies)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a+") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise StoreError(f"store {self.root} is being written by another process") from exc
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def _clean_leftovers(self) -> None:
+        # Half-written generations and half-deleted ones from killed writers: never referenced by CURRENT.
+        for p in self.root.iterdir():
+            if p.name.startswith((".gen-", ".trash-")) and p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+
+    def write(
+        self,
+        manifest: Manifest,
+        chunks: Sequence[Chunk],
+        doc_hashes: Sequence[str],
+        vectors: np.ndarray | None,
+        bm25: BM25Index,
+    ) -> int:
+        """Write a new generation and make it current; call under :meth:`lock`.
+
+        Args:
+            manifest: Everything but ``generation``, ``files`` and ``created`` (filled here).
+            chunks: The chunks, in vector-row order.
+            doc_hashes: One per chunk.
+            vectors: (len(chunks), dim) float32, or ``None`` for a sidecar of a Milvus collection.
+            bm25: The BM25 index over ``chunks`` (same order).
+
+        Returns:
+            The new generation's number. The previous current generation is kept; older ones are removed.
+
+        Raises:
+            StoreError: Writing failed (disk full, I/O error); the previous generation is intact.
+        """
+        import datetime
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._clean_leftovers()
+        previous = self.current()
+        gens = self.generations()
+        number = max([*gens, previous or 0]) + 1
+        tmp = self.root / f".gen-{number:06d}.tmp"
+        try:
+            tmp.mkdir()
+            with open(tmp / CHUNKS_FILE, "w", encoding="utf-8") as fh:
+                for chunk, doc_hash in zip(chunks, doc_hashes, strict=True):
+                    fh.write(chunk_to_json(chunk, doc_hash) + "\n")
+            if vectors is not None:
+                with open(tmp / VECTORS_FILE, "wb") as bfh:
+                    np.save(bfh, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+            bm25.save(tmp / BM25_DIR)
+            files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+            created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+            done = Manifest(**{**asdict(manifest), "generation": number, "files": files, "created": created})
+            (tmp / MANIFEST_FILE).write_text(json.dumps(asdict(done), indent=2) + "\n", encoding="utf-8")
+            _fsync_tree(tmp)
+            os.rename(tmp, self.gen_dir(number))
+            fsync_dir(self.root)
+            atomic_write_text(self.root / CURRENT_FILE, f"gen-{number:06d}\n")
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            kept = f"generation {previous} is intact" if previous else "nothing was written"
+            raise StoreError(f"could not write a new generation in {self.root}: {exc} ({kept})") from exc
+        self._prune(keep={number, *([previous] if previous else [])})
+        return number
+
+    def _prune(self, keep: set[int]) -> None:
+        for gen in self.generations():
+            if gen not in keep:
+                # Rename out of the gen-* namespace first, so a kill mid-delete leaves no half generation.
+                trash = self.root / f".trash-{gen:06d}"
+                with contextlib.suppress(OSError):
+                    os.rename(self.gen_dir(gen), trash)
+                    shutil.rmtree(trash, ignore_errors=True)

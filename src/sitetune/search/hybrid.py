@@ -1,0 +1,261 @@
+"""Hybrid search: dense and BM25 rankings fused by weighted reciprocal rank fusion, programme-aware.
+
+:class:`Searcher` is what ``sitetune search``, the answerer and the HTTP API use; :func:`hybrid_rank`
+is the fusion step alone, for the evaluation to score rankings exactly the way search does.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from sitetune.config import EncoderConfig, SearchConfig
+from sitetune.corpus import Chunk, Occurrence
+from sitetune.encode import Encoder, load_encoder
+from sitetune.errors import InputError
+from sitetune.index import StoreError, StoreReader, open_store
+from sitetune.index.identity import model_fingerprint
+from sitetune.models import resolve_model_path
+from sitetune.search.programs import ProgramDetector, words
+from sitetune.search.types import PagePlace, SearchHit
+
+
+def hybrid_rank(
+    dense: Sequence[str],
+    bm25: Sequence[str],
+    config: SearchConfig,
+    boosted: Collection[str] = (),
+) -> list[tuple[str, float]]:
+    """Fuse a dense and a BM25 ranking and add the programme boost.
+
+    Args:
+        dense: Ids by dense similarity, best first (``config.candidates`` deep).
+        bm25: Ids by BM25 score, best first (only ids with a positive score).
+        config: Weights, the RRF constant and the boost.
+        boosted: Ids on a page the query names; each gets ``config.program_boost`` added.
+
+    Returns:
+        (id, score) pairs, best first.
+    """
+    from sitetune.search.fusion import reciprocal_rank_fusion
+
+    fused = dict(
+        reciprocal_rank_fusion(
+            [dense, bm25], weights=[config.dense_weight, config.bm25_weight], k=config.rrf_k
+        )
+    )
+    if config.program_boost and boosted:
+        for doc_id in boosted:
+            fused[doc_id] = fused.get(doc_id, 0.0) + config.program_boost
+    return sorted(fused.items(), key=lambda item: -item[1])
+
+
+def _norm(name: str) -> str:
+    return " ".join(name.lower().split())
+
+
+class Searcher:
+    """Search over one store with the model that built it.
+
+    Args:
+        reader: The opened store.
+        encoder: An encoder for the store's model (checked against the store's fingerprint).
+        config: Fusion weights, depth and programme boost.
+
+    Build one with :meth:`open`. Results are unique by text: each hit is one chunk, shown at the
+    occurrence on the filtered or named page when there is one, else at its first page, with the
+    other pages it appears on in ``also_on``.
+    """
+
+    def __init__(self, reader: StoreReader, encoder: Encoder, config: SearchConfig | None = None) -> None:
+        manifest = reader.manifest
+        fingerprint = model_fingerprint(encoder.model_path)
+        if fingerprint != manifest.model_fingerprint:
+            raise StoreError(
+                f"store {reader.uri} was built with the model at {manifest.model_path}; the query model "
+                f"{encoder.model_path} is a different model: search with --model {manifest.model_path} "
+                f"or re-index with this model"
+            )
+        if encoder.dim != manifest.dim:
+            raise StoreError(
+                f"store {reader.uri} holds {manifest.dim}-d vectors; the model gives {encoder.dim}-d"
+            )
+        self.reader = reader
+        self.encoder = encoder
+        self.config = config or SearchConfig()
+        chunks = reader.chunks
+        self.pages: list[str] = list(dict.fromkeys(o.page_name for c in chunks for o in c.occurrences))
+        self._page_key = {_norm(p): p for p in self.pages}
+        self._rows_of_page: dict[str, np.ndarray] = {}
+        rows: dict[str, list[int]] = {}
+        for i, chunk in enumerate(chunks):
+            for page in chunk.pages:
+                rows.setdefault(page, []).append(i)
+        self._rows_of_page = {p: np.asarray(r, dtype=np.int64) for p, r in rows.items()}
+        self.detector = ProgramDetector(self.pages, common_words=self._common_words())
+
+    def _common_words(self) -> list[str]:
+        # Words in a fifth of all chunks ("graduate", "programme") cannot name a page alone.
+        counts: dict[str, int] = {}
+        for chunk in self.reader.chunks:
+            for w in set(words(chunk.text)):
+                counts[w] = counts.get(w, 0) + 1
+        limit = max(5, len(self.reader.chunks) // 5)
+        return [w for w, n in counts.items() if n >= limit]
+
+    @classmethod
+    def open(
+        cls,
+        store: str | Path,
+        encoder_config: EncoderConfig | None = None,
+        model: str | Path | None = None,
+        config: SearchConfig | None = None,
+        *,
+        encoder: Encoder | None = None,
+    ) -> Searcher:
+        """Open a store and the model to query it with.
+
+        Args:
+            store: Embedded store directory, ``milvus://PATH.db`` or ``http://HOST:19530``.
+            encoder_config: Backend and precision for query encoding.
+            model: The query model; default the one recorded in the store. Another model is refused.
+            config: Search settings.
+            encoder: An already loaded encoder to reuse (its model is checked the same way).
+
+        Raises:
+            StoreError: No index, no intact generation, or a model other than the store's.
+        """
+        reader = open_store(store)
+        try:
+            if encoder is None:
+                wanted = model if model is not None else reader.manifest.model_path
+                if model is None and not Path(wanted).is_dir():
+                    raise StoreError(
+                        f"store {store} was built with {wanted}, which no longer exists: pass --model"
+                    )
+                encoder = load_encoder(resolve_model_path(wanted), encoder_config)
+            return cls(reader, encoder, config)
+        except BaseException:
+            reader.close()
+            raise
+
+    @property
+    def model_path(self) -> Path:
+        return Path(self.encoder.model_path)
+
+    def close(self) -> None:
+        """Release the store (stops Milvus Lite's server process)."""
+        self.reader.close()
+
+    def __enter__(self) -> Searcher:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def resolve_page(self, name: str) -> str:
+        """The known page name ``name`` means (case and spacing ignored).
+
+        Raises:
+            InputError: No such page; the message lists the closest names.
+        """
+        page = self._page_key.get(_norm(name))
+        if page is None:
+            close = difflib.get_close_matches(_norm(name), list(self._page_key), n=5, cutoff=0.4)
+            hint = "; closest: " + ", ".join(repr(self._page_key[c]) for c in close) if close else ""
+            raise InputError(
+                f"unknown page {name!r} ({len(self.pages)} pages in the index{hint})", field="page"
+            )
+        return page
+
+    def encode_query(self, query: str) -> np.ndarray:
+        """The unit query vector, formatted the way the model wants queries."""
+        vectors = self.encoder.encode([self.encoder.info.query(query)])
+        return np.asarray(vectors[0], dtype=np.float32)
+
+    def rank(
+        self, query: str, query_vector: np.ndarray | None = None, page: str | None = None
+    ) -> tuple[list[tuple[int, float]], list[str]]:
+        """Fused (row, score) pairs best first, ``config.candidates`` deep, and the pages the query names.
+
+        Args:
+            query: The question.
+            query_vector: Its vector if already encoded (the evaluation encodes in batches).
+            page: Restrict to chunks on this page (already resolved).
+        """
+        cfg = self.config
+        qv = self.encode_query(query) if query_vector is None else query_vector
+        rows = None if page is None else self._rows_of_page[page]
+        dense_rows = [r for r, _ in self.reader.dense(qv, cfg.candidates, rows)]
+        scores = self._bm25_scores(query)
+        if rows is not None:
+            masked = np.zeros_like(scores)
+            masked[rows] = scores[rows]
+            scores = masked
+        depth = min(cfg.candidates, scores.size)
+        top = np.argpartition(-scores, depth - 1)[:depth] if depth else np.zeros(0, dtype=np.int64)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        bm25_rows = [int(r) for r in top if scores[r] > 0]
+        named = [p for p in self.detector.detect(query) if page is None or p == page]
+        boosted: set[str] = set()
+        if named and cfg.program_boost:
+            boosted = {str(r) for p in named for r in self._rows_of_page.get(p, ())}
+            if rows is not None:
+                boosted &= {str(r) for r in rows}
+        fused = hybrid_rank([str(r) for r in dense_rows], [str(r) for r in bm25_rows], cfg, boosted)
+        return [(int(r), s) for r, s in fused[: max(cfg.candidates, 1)]], named
+
+    def _bm25_scores(self, query: str) -> np.ndarray:
+        try:
+            return self.reader.bm25.scores(query)
+        except (ValueError, IndexError, KeyError):  # a query of stop words only has no tokens
+            return np.zeros(len(self.reader.chunks), dtype=np.float32)
+
+    def search(self, query: str, k: int | None = None, page: str | None = None) -> list[SearchHit]:
+        """The top ``k`` hits for ``query``, unique by text.
+
+        Args:
+            query: The question (must not be blank).
+            k: Results wanted (default ``config.k``).
+            page: Only sections of this page (a known page name; case and spacing ignored).
+
+        Raises:
+            InputError: Blank query, k < 1, or an unknown page.
+        """
+        if not query or not query.strip():
+            raise InputError("the query is empty", field="query")
+        k = self.config.k if k is None else k
+        if k < 1:
+            raise InputError(f"k must be at least 1, got {k}", field="k")
+        resolved = self.resolve_page(page) if page is not None else None
+        fused, named = self.rank(query, page=resolved)
+        prefer = [resolved] if resolved else named
+        return [self._hit(self.reader.chunks[row], score, prefer) for row, score in fused[:k]]
+
+    @staticmethod
+    def _hit(chunk: Chunk, score: float, prefer: Sequence[str]) -> SearchHit:
+        shown: Occurrence = chunk.home
+        for page in prefer:
+            match = next((o for o in chunk.occurrences if o.page_name == page), None)
+            if match is not None:
+                shown = match
+                break
+        others: dict[str, PagePlace] = {}
+        for o in chunk.occurrences:
+            if o.page_name != shown.page_name and o.page_name not in others:
+                others[o.page_name] = PagePlace(o.page_name, o.section_title, o.url)
+        return SearchHit(
+            chunk.chunk_id,
+            chunk.text,
+            round(score, 6),
+            shown.page_name,
+            shown.section_title,
+            shown.url,
+            tuple(others.values()),
+        )
