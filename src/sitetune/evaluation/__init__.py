@@ -1,0 +1,11 @@
+"""Evaluation: rank the corpus with each model, BM25 and hybrids; score with ranx; write a report.
+
+Use :func:`evaluate` (the ``sitetune evaluate`` verb); the pieces live in :mod:`.metrics`,
+:mod:`.querysets`, :mod:`.sts`, :mod:`.plots` and :mod:`.report`.
+"""
+
+from __future__ import annotations
+
+from sitetune.evaluation.evaluate import EvaluationResult, evaluate
+
+__all__ = ["EvaluationResult", "evaluate"]

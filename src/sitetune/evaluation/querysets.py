@@ -1,0 +1,213 @@
+"""Query sets: queries with graded relevant chunk_ids, built from the corpus or read from a file.
+
+Three kinds:
+
+- **titles**: for held-out pages or rows, the query "<page_name>: <section_title>" with that section's
+  chunk(s) relevant (grade 1).
+- **same_page**: a chunk's text as the query, the other chunks of its page relevant (grade 1); the query
+  chunk itself is excluded from the ranking. This is the property the card recipe's loss optimises.
+- **external**: a JSON file ``{"queries": [{"id", "text", "relevant": {chunk_id: 1|2}}]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sitetune.corpus import Corpus
+from sitetune.errors import InputError, SitetuneError
+from sitetune.records import SectionRecord, section_type_of
+
+#: The question set shipped with sitetune (CBS graduate admission); ``--queries cbs`` selects it.
+PACKAGED_QUERY_FILES = {"cbs": "cbs_questions.json"}
+VALID_GRADES = (1, 2)
+
+
+@dataclass(frozen=True)
+class Query:
+    """One query with its judgments.
+
+    Attributes:
+        id: Unique within its set.
+        text: What the user types.
+        relevant: ``{chunk_id: grade}``, only chunk_ids present in the corpus.
+        exclude: chunk_ids removed from the ranking before scoring (the query's own chunk).
+    """
+
+    id: str
+    text: str
+    relevant: dict[str, int]
+    exclude: frozenset[str] = frozenset()
+
+
+@dataclass
+class QuerySet:
+    """A named list of queries and what was wrong with its input.
+
+    Attributes:
+        name: ``titles``, ``same_page`` or an external file's stem.
+        description: One line for the report.
+        queries: Queries with at least one relevant chunk in the corpus (the scored ones).
+        unknown_ids: ``{query_id: [chunk_id, ...]}`` judged ids not in the corpus.
+        unjudgeable: Query ids whose relevant chunks are all absent from the corpus (not scored).
+    """
+
+    name: str
+    description: str
+    queries: list[Query]
+    unknown_ids: dict[str, list[str]] = field(default_factory=dict)
+    unjudgeable: list[str] = field(default_factory=list)
+
+    def judgments(self) -> dict[str, dict[str, int]]:
+        """``{query_id: {chunk_id: grade}}`` for the scored queries."""
+        return {q.id: q.relevant for q in self.queries}
+
+    def problems(self) -> list[str]:
+        """Human-readable lines about unknown ids and unjudgeable queries."""
+        lines = [f"{self.name}: query '{q}' judges unknown chunk_ids {ids}" for q, ids in self.unknown_ids.items()]
+        lines += [f"{self.name}: query '{q}' has no relevant chunk in the corpus; not scored"
+                  for q in self.unjudgeable]
+        return lines
+
+
+def _title_queries_from(records: Sequence[SectionRecord], corpus_ids: set[str]) -> list[Query]:
+    """One query per (page, section type): split parts "(Part N)" of a section are one section."""
+    sections: dict[tuple[str, str], dict[str, int]] = {}
+    for r in records:
+        title = section_type_of(r.section_title).strip()
+        if not title or r.chunk_id not in corpus_ids:
+            continue
+        sections.setdefault((r.page_name, title), {})[r.chunk_id] = 1
+    return [
+        Query(id=f"title-{i:04d}", text=f"{page}: {title}", relevant=rel)
+        for i, ((page, title), rel) in enumerate(sections.items())
+    ]
+
+
+def title_queries(
+    corpus: Corpus, heldout: Sequence[SectionRecord] | None = None, *, fraction: float = 0.2, seed: int = 13
+) -> QuerySet:
+    """Title queries for held-out records, or for a seeded sample of pages when none are given.
+
+    Args:
+        corpus: The corpus being ranked.
+        heldout: Held-out section records (from a pairs folder's ``heldout.jsonl``).
+        fraction: Share of pages to hold out when ``heldout`` is ``None``.
+        seed: Seed of the page sample.
+    """
+    ids = {c.chunk_id for c in corpus.chunks}
+    if heldout is None:
+        pages = list(corpus.pages)
+        rng = random.Random(seed)
+        chosen = set(rng.sample(pages, max(1, round(len(pages) * fraction))))
+        heldout = [r for r in corpus.records if r.page_name in chosen]
+        how = f"seeded page split: {len(chosen)} of {len(pages)} pages (seed {seed})"
+    else:
+        how = f"held-out records of the training split ({len(heldout)} records)"
+    return QuerySet("titles", f'"<page_name>: <section_title>" → that section\'s chunks; {how}',
+                    _title_queries_from(heldout, ids))
+
+
+def same_page_queries(corpus: Corpus, *, n: int = 300, seed: int = 13) -> QuerySet:
+    """A seeded sample of chunks as queries, the other chunks of their page relevant.
+
+    Only chunks that appear on exactly one page are sampled, so "its page" is well defined; the query's
+    own chunk is excluded from its ranking.
+    """
+    by_page: dict[str, list[str]] = {}
+    for c in corpus.chunks:
+        for p in c.pages:
+            by_page.setdefault(p, []).append(c.chunk_id)
+    candidates = [c for c in corpus.chunks if len(c.pages) == 1 and len(by_page[c.page_name]) > 1]
+    rng = random.Random(seed)
+    sample = rng.sample(candidates, min(n, len(candidates)))
+    queries = [
+        Query(id=f"page-{c.chunk_id}", text=c.text,
+              relevant={o: 1 for o in by_page[c.page_name] if o != c.chunk_id}, exclude=frozenset({c.chunk_id}))
+        for c in sample
+    ]
+    return QuerySet("same_page", f"chunk text → other chunks of its page; {len(queries)} sampled chunks "
+                    f"(seed {seed}), the query chunk excluded", queries)
+
+
+def packaged_query_file(name: str) -> Path:
+    """The path of a query file shipped with sitetune (``"cbs"``)."""
+    from importlib.resources import files
+
+    return Path(str(files("sitetune.data") / "questions" / PACKAGED_QUERY_FILES[name]))
+
+
+def resolve_query_file(spec: str | Path) -> Path:
+    """``"cbs"`` means the packaged CBS question set; anything else is a path."""
+    if str(spec) in PACKAGED_QUERY_FILES:
+        return packaged_query_file(str(spec))
+    return Path(spec)
+
+
+def _parse_query(item: object, index: int, path: str) -> tuple[str, str, dict[str, int]]:
+    if not isinstance(item, dict):
+        raise InputError(f"queries[{index}] is not an object", path=path)
+    qid = item.get("id")
+    if not isinstance(qid, str) or not qid.strip():
+        raise InputError(f"queries[{index}] needs a non-empty string id", path=path, field="id")
+    text = item.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise InputError(f"query '{qid}' needs a non-empty string text", path=path, field="text")
+    relevant = item.get("relevant")
+    if not isinstance(relevant, dict) or not relevant:
+        raise InputError(f"query '{qid}' needs a non-empty object of chunk_id: grade", path=path,
+                         field="relevant")
+    grades: dict[str, int] = {}
+    for cid, grade in relevant.items():
+        if isinstance(grade, bool) or not isinstance(grade, int) or grade not in VALID_GRADES:
+            raise InputError(f"query '{qid}': chunk '{cid}' has grade {grade!r}; grades are 1 or 2", path=path,
+                             field="relevant")
+        grades[str(cid)] = grade
+    return qid, text, grades
+
+
+def load_query_file(path: str | Path, corpus: Corpus) -> QuerySet:
+    """Read an external query file and check it against ``corpus``.
+
+    Malformed input (not JSON, missing fields, bad grades, repeated ids) is an error naming the query
+    id and field. Unknown chunk_ids are kept aside per query and reported; a query left with no
+    relevant chunk is listed as unjudgeable, not silently dropped.
+
+    Raises:
+        InputError: The file cannot be read or does not follow the format.
+    """
+    path = resolve_query_file(path)
+    where = str(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("query file not found", path=where) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read query file: {exc}", path=where) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON: {exc.msg}", path=where, line=exc.lineno) from None
+    if not isinstance(data, dict) or not isinstance(data.get("queries"), list):
+        raise InputError('expected an object {"queries": [...]}', path=where, field="queries")
+    ids = {c.chunk_id for c in corpus.chunks}
+    qs = QuerySet(path.stem, f"external query file {path.name}", [])
+    seen: set[str] = set()
+    for i, item in enumerate(data["queries"]):
+        qid, text, grades = _parse_query(item, i, where)
+        if qid in seen:
+            raise InputError(f"query id '{qid}' appears twice", path=where, field="id")
+        seen.add(qid)
+        unknown = [cid for cid in grades if cid not in ids]
+        if unknown:
+            qs.unknown_ids[qid] = unknown
+        known = {cid: g for cid, g in grades.items() if cid in ids}
+        if known:
+            qs.queries.append(Query(qid, text, known))
+        else:
+            qs.unjudgeable.append(qid)
+    if not qs.queries:
+        raise SitetuneError(f"{where}: none of its {len(seen)} queries judges a chunk of this corpus "
+                            "(is it the right corpus?)")
+    return qs
