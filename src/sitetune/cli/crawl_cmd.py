@@ -1,9 +1,97 @@
-"""Commands of this stage (being built)."""
+"""``sitetune crawl`` and ``sitetune sectionize``: a site to a corpus, one page to records."""
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from sitetune.cli.common import handle_errors, print_json
+
+
+@handle_errors
+def crawl(
+    start: Annotated[str, typer.Argument(
+        help="http(s) start URL; or a site folder to serve on 127.0.0.1 and crawl; or 'sample' for the "
+             "bundled sample site", metavar="START_URL")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Corpus file: .csv, .jsonl or .parquet")],
+    prefix: Annotated[str | None, typer.Option(help="Only crawl URLs under this prefix (default: the start "
+                                                    "URL's folder)")] = None,
+    max_pages: Annotated[int, typer.Option(min=1, help="Stop after this many pages")] = 500,
+    delay: Annotated[float, typer.Option(min=0.0, help="Seconds between requests (robots.txt Crawl-delay "
+                                                       "wins if larger)")] = 0.5,
+    concurrency: Annotated[int, typer.Option(min=1, max=32, help="Requests in flight at once")] = 4,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds without data before a request "
+                                                          "fails")] = 20.0,
+    max_bytes: Annotated[int, typer.Option(min=1024, help="Largest page body in bytes (after "
+                                                          "decompression)")] = 5_000_000,
+    max_time: Annotated[float, typer.Option(min=1.0, help="Wall-clock budget of the whole crawl in "
+                                                          "seconds")] = 3600.0,
+    cache: Annotated[Path | None, typer.Option(help="Page cache folder (default: beside the corpus, "
+                                                    "CORPUS.cache)")] = None,
+    report: Annotated[Path | None, typer.Option(help="Crawl report JSON (default: beside the corpus, "
+                                                     "CORPUS.crawl.json)")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the crawl report as JSON")] = False,
+) -> None:
+    """Crawl a site within a prefix and write its pages, sectionized, as a corpus plus a crawl report.
+
+    Example: sitetune crawl https://www.example.edu/graduate/ --out runs/site.csv --max-pages 200
+    Example: sitetune crawl sample --out runs/sample.csv
+    """
+    from sitetune.config import CrawlConfig
+    from sitetune.crawl import crawl_folder, crawl_site, sample_site_dir
+
+    config = dataclasses.replace(CrawlConfig(), max_pages=max_pages, delay_s=delay, concurrency=concurrency,
+                                 timeout_s=timeout, max_bytes=max_bytes, total_time_s=max_time)
+    common = {"config": config, "cache_dir": cache, "progress": progress, "report_path": report}
+    folder = sample_site_dir() if start == "sample" else Path(start)
+    if start == "sample" or ("://" not in start and folder.is_dir()):
+        if prefix is not None:
+            raise typer.BadParameter("--prefix applies to URLs, not to a served folder",
+                                     param_hint="--prefix")
+        result = crawl_folder(folder, out, **common)  # type: ignore[arg-type]
+    else:
+        result = crawl_site(start, out, prefix=prefix, **common)  # type: ignore[arg-type]
+    if as_json:
+        print_json(result.to_dict())
+        return
+    reasons = ", ".join(f"{k} {v}" for k, v in result.skip_reasons().items()) or "none"
+    typer.echo(f"pages     {len(result.pages):>6}  ({result.fetched} downloaded, "
+               f"{result.not_modified} unchanged from cache)")
+    typer.echo(f"records   {result.records:>6}  -> {result.corpus}")
+    typer.echo(f"skipped   {len(result.skipped):>6}  ({reasons})")
+    typer.echo(f"bytes     {result.wire_bytes:>6}  in {result.duration_s:.1f} s"
+               + (f"  (stopped early: {result.stopped})" if result.stopped else ""))
+
+
+@handle_errors
+def sectionize(
+    source: Annotated[str, typer.Argument(help="An HTML file or an http(s) URL", metavar="FILE_OR_URL")],
+    max_tokens: Annotated[int, typer.Option(min=16, max=512, help="Longest chunk in tokens, special tokens "
+                                                                  "included")] = 512,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the records as a JSON list")] = False,
+) -> None:
+    """Split one HTML page into section records (page name, section title and type, text, URL).
+
+    Example: sitetune sectionize page.html --json
+    """
+    from sitetune.config import ChunkingConfig
+    from sitetune.sectionize import sectionize_source
+
+    records = sectionize_source(source, ChunkingConfig(max_tokens=max_tokens))
+    if as_json:
+        print_json([r.to_dict() for r in records])
+        return
+    typer.echo(f"{records[0].page_name}  ({records[0].url})")
+    for r in records:
+        preview = " ".join(r.text.split())
+        typer.echo(f"  [{r.section_title}] {preview[:100]}{'...' if len(preview) > 100 else ''}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to ``app``."""
+    """Add ``crawl`` and ``sectionize`` to ``app``."""
+    app.command("crawl")(crawl)
+    app.command("sectionize")(sectionize)

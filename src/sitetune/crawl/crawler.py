@@ -1,0 +1,258 @@
+"""The crawl loop: breadth-first over a URL prefix with a few concurrent workers, bounded everywhere.
+
+Bounds: pages (``max_pages``), wall time (``total_time_s``), bytes (``max_total_bytes``), per-page time and
+size, URL shape (trap guard). Every URL met and not turned into records lands in the report with a reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
+
+from sitetune.config import ChunkingConfig, CrawlConfig
+from sitetune.crawl.cache import CacheEntry, PageCache
+from sitetune.crawl.fetch import FetchError, RateLimiter, Response, fetch, make_client
+from sitetune.crawl.report import CrawlReport, PageResult, SkippedUrl
+from sitetune.crawl.robots import Robots, load_robots
+from sitetune.crawl.urls import TrapGuard, in_prefix
+from sitetune.errors import InputError
+from sitetune.records import SectionRecord
+
+if TYPE_CHECKING:
+    import httpx
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+@dataclass
+class _State:
+    seen: set[str] = field(default_factory=set)
+    finals: set[str] = field(default_factory=set)
+    pages: dict[str, tuple[PageResult, list[SectionRecord], str]] = field(default_factory=dict)
+    skipped: dict[str, SkippedUrl] = field(default_factory=dict)
+    robots: dict[str, Robots] = field(default_factory=dict)
+    fetched: int = 0
+    not_modified: int = 0
+    wire_bytes: int = 0
+    stopped: str | None = None
+
+
+class Crawl:
+    """One crawl run; build it and ``await run()``. Most callers want :func:`sitetune.crawl.crawl_site`.
+
+    Args:
+        start: Normalised start URL (the real, fetchable one).
+        prefix: Normalised URL prefix; links outside it are skipped.
+        config: Crawl limits.
+        cache: Page cache (keys are public URLs).
+        chunking: Passed to the sectionizer.
+        public_base: When set, the start URL's origin is replaced by it in records, report and cache keys
+            (a site served on an ephemeral local port keeps stable URLs).
+        progress: Show a progress bar on stderr.
+    """
+
+    def __init__(self, start: str, prefix: str, config: CrawlConfig, cache: PageCache,
+                 chunking: ChunkingConfig, *, public_base: str | None = None, progress: bool = True) -> None:
+        self.start, self.prefix, self.cfg, self.cache, self.chunking = start, prefix, config, cache, chunking
+        self.real_origin = _origin(start)
+        self.public_base = public_base.rstrip("/") if public_base else None
+        self.progress = progress
+        self.state = _State()
+        self.guard = TrapGuard(config)
+        self.limiter = RateLimiter(config.delay_s)
+        self.queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        self.robots_locks: dict[str, asyncio.Lock] = {}
+        self.deadline = 0.0
+        self.bar: Any = None
+
+    def public(self, url: str) -> str:
+        """``url`` with the served origin replaced by ``public_base`` (unchanged without one)."""
+        if self.public_base and (url == self.real_origin or url.startswith(self.real_origin + "/")):
+            return self.public_base + url[len(self.real_origin):]
+        return url
+
+    def skip(self, url: str, reason: str, detail: str = "") -> None:
+        shown = self.public(url)
+        self.state.skipped.setdefault(shown, SkippedUrl(shown, reason, detail))
+
+    def admit(self, url: str, depth: int) -> None:
+        """Queue a discovered URL, or record why not."""
+        if url in self.state.seen:
+            return
+        self.state.seen.add(url)
+        if not in_prefix(url, self.prefix):
+            self.skip(url, "outside-prefix", f"not under {self.public(self.prefix)}")
+            return
+        trap = self.guard.check(url, depth)
+        if trap is not None:
+            self.skip(url, *trap)
+            return
+        self.queue.put_nowait((url, depth))
+        if self.bar is not None:
+            self.bar.total += 1
+
+    async def robots_for(self, client: httpx.AsyncClient, url: str) -> Robots:
+        origin = _origin(url)
+        lock = self.robots_locks.setdefault(origin, asyncio.Lock())
+        async with lock:
+            if origin not in self.state.robots:
+                robots = await load_robots(client, url, self.cfg, self.limiter)
+                self.state.robots[origin] = robots
+                self.limiter.delay_s = max(self.limiter.delay_s, robots.crawl_delay(self.cfg.user_agent))
+            return self.state.robots[origin]
+
+    def check_hop(self, target: str) -> None:
+        if not in_prefix(target, self.prefix):
+            raise FetchError("outside-prefix", f"redirects to {self.public(target)}")
+        robots = self.state.robots.get(_origin(target))
+        if robots is not None and not robots.allows(target, self.cfg.user_agent):
+            raise FetchError("robots", f"redirects to {self.public(target)}, disallowed by robots.txt")
+
+    def _budget_exhausted(self) -> str | None:
+        if time.monotonic() > self.deadline:
+            return "crawl-deadline"
+        if self.state.wire_bytes >= self.cfg.max_total_bytes:
+            return "byte-budget"
+        if len(self.state.pages) >= self.cfg.max_pages:
+            return "max-pages"
+        return None
+
+    async def _fetch(self, client: httpx.AsyncClient, url: str) -> tuple[Response, bytes, str]:
+        """The page's response, body and Content-Type, revalidating against the cache."""
+        resp = await fetch(client, url, self.cfg, self.limiter, check_hop=self.check_hop,
+                           validators=lambda u: self.cache.validators(self.public(u)))
+        self.state.wire_bytes += resp.wire_bytes
+        key = self.public(resp.final_url)
+        if resp.status == 304:
+            hit = self.cache.get(key)
+            if hit is None:  # the entry vanished between the two reads: fetch it whole
+                resp = await fetch(client, url, self.cfg, self.limiter, check_hop=self.check_hop)
+                self.state.wire_bytes += resp.wire_bytes
+            else:
+                self.state.not_modified += 1
+                return resp, hit[1], hit[0].content_type
+        if resp.status != 200:
+            raise FetchError(f"http-{resp.status}", "only 200 answers are sectionized")
+        self.state.fetched += 1
+        self.cache.put(CacheEntry(key, resp.content_type, resp.etag, resp.last_modified), resp.body)
+        return resp, resp.body, resp.content_type
+
+    async def process(self, client: httpx.AsyncClient, url: str, depth: int) -> None:
+        """Fetch one URL, sectionize it, queue its links; every failure becomes a skip."""
+        from sitetune.sectionize import extract_links, sectionize_html
+        from sitetune.sectionize.encoding import decode_body
+
+        exhausted = self._budget_exhausted()
+        if exhausted:
+            self.state.stopped = self.state.stopped or exhausted
+            self.skip(url, exhausted, "crawl budget reached before this URL was fetched")
+            return
+        robots = await self.robots_for(client, url)
+        if not robots.allows(url, self.cfg.user_agent):
+            self.skip(url, "robots", f"{self.public(robots.url)}: {robots.status} ({robots.detail})")
+            return
+        try:
+            resp, body, content_type = await self._fetch(client, url)
+        except FetchError as exc:
+            self.skip(url, exc.reason, exc.detail)
+            return
+        final = resp.final_url
+        self.state.seen.add(final)
+        if final in self.state.finals:
+            self.skip(url, "duplicate", f"redirects to {self.public(final)}, already crawled")
+            return
+        self.state.finals.add(final)
+        if len(self.state.pages) >= self.cfg.max_pages:
+            self.state.stopped = self.state.stopped or "max-pages"
+            self.skip(url, "max-pages", f"{self.cfg.max_pages} pages already crawled")
+            return
+        html = decode_body(body, content_type)
+        try:
+            records = sectionize_html(html, self.public(final), self.chunking)
+        except InputError as exc:
+            self.skip(url, "no-text", str(exc))
+            records = []
+        if records:
+            status = "not-modified" if resp.status == 304 else "fetched"
+            self.state.pages[final] = (PageResult(self.public(url), self.public(final), status, len(records),
+                                                  len(body), depth, [self.public(r) for r in resp.redirects]),
+                                       records, hashlib.sha1(body).hexdigest())
+        for href in extract_links(html):
+            from sitetune.crawl.urls import normalize_url
+
+            link = normalize_url(href, final)
+            if link is None:
+                self.skip(urljoin(final, href), "not-http", "not an http(s) link")
+            else:
+                self.admit(link, depth + 1)
+
+    async def _worker(self, client: httpx.AsyncClient) -> None:
+        while True:
+            url, depth = await self.queue.get()
+            try:
+                await self.process(client, url, depth)
+            except Exception as exc:  # one bad page must not end the crawl; the report says what happened
+                self.skip(url, "error", f"{type(exc).__name__}: {exc}")
+            finally:
+                self.queue.task_done()
+                if self.bar is not None:
+                    self.bar.set_postfix(pages=len(self.state.pages), skipped=len(self.state.skipped),
+                                         refresh=False)
+                    self.bar.update(1)
+
+    async def run(self) -> CrawlReport:
+        """Crawl until the queue is empty or a budget runs out; returns the report (records in ``pages``)."""
+        from tqdm import tqdm
+
+        began = time.monotonic()
+        self.deadline = began + self.cfg.total_time_s
+        self.bar = tqdm(total=0, unit="url", desc="crawl", file=sys.stderr, disable=not self.progress,
+                        dynamic_ncols=True)
+        try:
+            async with make_client(self.cfg) as client:
+                self.admit(self.start, 0)
+                n_workers = max(self.cfg.concurrency, 1)
+                workers = [asyncio.create_task(self._worker(client)) for _ in range(n_workers)]
+                try:
+                    await self.queue.join()
+                finally:
+                    for w in workers:
+                        w.cancel()
+                    await asyncio.gather(*workers, return_exceptions=True)
+        finally:
+            self.bar.close()
+        s = self.state
+        self._drop_duplicate_content()
+        return CrawlReport(
+            start_url=self.public(self.start), prefix=self.public(self.prefix),
+            pages=[s.pages[k][0] for k in sorted(s.pages)],
+            skipped=[s.skipped[k] for k in sorted(s.skipped)],
+            robots={self.public(r.url): f"{r.status}: {r.detail}" for r in s.robots.values()},
+            fetched=s.fetched, not_modified=s.not_modified, wire_bytes=s.wire_bytes,
+            duration_s=round(time.monotonic() - began, 3), stopped=s.stopped,
+        )
+
+    def _drop_duplicate_content(self) -> None:
+        """Keep one page per identical body (``/`` and ``/index.html``): the smallest URL, so runs agree."""
+        keep: dict[str, str] = {}
+        for final in sorted(self.state.pages):
+            digest = self.state.pages[final][2]
+            if digest in keep:
+                result = self.state.pages.pop(final)[0]
+                self.skip(final, "duplicate-content", f"same bytes as {self.public(keep[digest])}")
+                if result.url != result.final_url:
+                    self.skip(result.url, "duplicate-content", f"same bytes as {self.public(keep[digest])}")
+            else:
+                keep[digest] = final
+
+    def records(self) -> list[SectionRecord]:
+        """All records, pages in URL order (so cold and warm runs write identical corpora)."""
+        return [r for k in sorted(self.state.pages) for r in self.state.pages[k][1]]

@@ -1,0 +1,277 @@
+"""One HTTP GET done defensively: rate limit, retries with back-off, manual redirects, byte and time caps.
+
+Bodies are streamed raw and decompressed here (gzip/deflate) with an output cap, so a gzip bomb stops at
+``max_bytes`` of output rather than exhausting memory; the whole exchange runs under a deadline so a
+server that drips one byte a second cannot hold a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sitetune.config import CrawlConfig
+from sitetune.crawl.urls import normalize_url
+from sitetune.errors import InputError
+
+if TYPE_CHECKING:
+    import httpx
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+class FetchError(Exception):
+    """A URL that yields no page; ``reason`` is a short slug for the crawl report, ``detail`` says more."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class Response:
+    """A completed fetch.
+
+    Attributes:
+        url: The URL asked for.
+        final_url: Where the redirects ended (normalised).
+        status: The last HTTP status (200, or 304 when the cache's copy is still good).
+        body: The decoded-from-transfer-encoding body (empty on 304).
+        content_type: The Content-Type header.
+        etag: The ETag header, if any.
+        last_modified: The Last-Modified header, if any.
+        wire_bytes: Bytes received on the wire, all hops and retries included.
+        redirects: The URLs passed through before ``final_url``.
+    """
+
+    url: str
+    final_url: str
+    status: int
+    body: bytes = b""
+    content_type: str = ""
+    etag: str | None = None
+    last_modified: str | None = None
+    wire_bytes: int = 0
+    redirects: list[str] = field(default_factory=list)
+
+
+class RateLimiter:
+    """Spaces request starts at least ``delay_s`` apart (shared by all workers of one crawl)."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            if self._next > now:
+                await asyncio.sleep(self._next - now)
+            self._next = max(now, self._next) + self.delay_s
+
+
+def retry_after_s(value: str | None) -> float | None:
+    """Seconds a Retry-After header asks for (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def _decoder(encoding: str) -> zlib._Decompress | None:
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    raise FetchError("bad-encoding", f"unsupported Content-Encoding {encoding!r}")
+
+
+async def _read_body(resp: httpx.Response, cfg: CrawlConfig) -> tuple[bytes, int]:
+    """The body, decompressed, with both the wire bytes and the output capped at ``cfg.max_bytes``."""
+    decoder = _decoder(resp.headers.get("content-encoding", ""))
+    out = bytearray()
+    wire = 0
+    async for chunk in resp.aiter_raw():
+        wire += len(chunk)
+        if wire > cfg.max_bytes:
+            raise FetchError("too-large", f"more than {cfg.max_bytes} bytes on the wire")
+        if decoder is None:
+            out += chunk
+        else:
+            try:
+                # max_length bounds the output of this one call; the rest waits in unconsumed_tail.
+                data = decoder.decompress(decoder.unconsumed_tail + chunk, cfg.max_bytes + 1 - len(out))
+            except zlib.error as exc:
+                raise FetchError("bad-encoding", f"corrupt compressed body: {exc}") from exc
+            out += data
+            if decoder.unconsumed_tail:
+                raise FetchError("decompressed-too-large", f"body inflates past {cfg.max_bytes} bytes")
+        if len(out) > cfg.max_bytes:
+            raise FetchError("decompressed-too-large" if decoder else "too-large",
+                             f"body larger than {cfg.max_bytes} bytes")
+    return bytes(out), wire
+
+
+def _is_html(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() in HTML_TYPES
+
+
+async def _get_once(client: httpx.AsyncClient, url: str, headers: dict[str, str], cfg: CrawlConfig,
+                    limiter: RateLimiter, *, html_only: bool) -> Response:
+    """One URL with retries on 429/5xx and connection failures; redirects are returned, not followed."""
+    import httpx
+
+    wire = 0
+    for attempt in range(cfg.retries + 1):
+        await limiter.wait()
+        last = attempt == cfg.retries
+        try:
+            async with client.stream("GET", url, headers=headers) as resp:
+                status = resp.status_code
+                if status in RETRY_STATUSES and not last:
+                    wait = retry_after_s(resp.headers.get("retry-after"))
+                    wait = cfg.backoff_s * 2**attempt if wait is None else wait
+                    await asyncio.sleep(min(wait, cfg.max_backoff_s))
+                    continue
+                headers_in = resp.headers
+                base = Response(url=url, final_url=url, status=status,
+                                content_type=headers_in.get("content-type", ""), etag=headers_in.get("etag"),
+                                last_modified=headers_in.get("last-modified"))
+                if status in REDIRECT_STATUSES or status == 304 or status >= 400:
+                    base.body = resp.headers.get("location", "").encode()
+                    base.wire_bytes = wire
+                    return base
+                if html_only and not _is_html(base.content_type):
+                    raise FetchError("non-html", base.content_type or "no Content-Type")
+                length = resp.headers.get("content-length", "")
+                if length.isdigit() and int(length) > cfg.max_bytes:
+                    raise FetchError("too-large", f"Content-Length {length} > {cfg.max_bytes}")
+                base.body, got = await _read_body(resp, cfg)
+                base.wire_bytes = wire + got
+                return base
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            if last:
+                raise FetchError("unreachable", f"{type(exc).__name__}: {exc}") from exc
+            await asyncio.sleep(min(cfg.backoff_s * 2**attempt, cfg.max_backoff_s))
+        except httpx.TimeoutException as exc:
+            raise FetchError("timeout", f"no data for {cfg.timeout_s:g} s ({type(exc).__name__})") from exc
+    raise AssertionError("unreachable: the last attempt always returns or raises")
+
+
+async def fetch(client: httpx.AsyncClient, url: str, cfg: CrawlConfig, limiter: RateLimiter, *,
+                validators: Callable[[str], dict[str, str]] | None = None,
+                check_hop: Callable[[str], None] | None = None, html_only: bool = True) -> Response:
+    """GET ``url``, following redirects by hand under the per-page deadline.
+
+    Args:
+        client: A shared ``httpx.AsyncClient`` (made by :func:`make_client`).
+        url: A normalised http(s) URL.
+        cfg: Limits: retries, back-off, sizes, redirects, deadline.
+        limiter: The crawl's rate limiter.
+        validators: Conditional-request headers for a URL (If-None-Match / If-Modified-Since).
+        check_hop: Called with each redirect target; raises :class:`FetchError` to refuse it
+            (outside the prefix, disallowed by robots.txt).
+        html_only: Refuse non-HTML answers without reading their bodies.
+
+    Returns:
+        The final response: 200 with a body, 304, or another status the caller judges.
+
+    Raises:
+        FetchError: Redirect loop or chain too long, deadline passed, body too large, non-HTML,
+            unreachable host, or a status of 400 and above (reason ``http-<status>``).
+    """
+    chain = [url]
+    wire = 0
+    try:
+        async with asyncio.timeout(cfg.page_deadline_s):
+            current = url
+            while True:
+                headers = validators(current) if validators else {}
+                resp = await _get_once(client, current, headers, cfg, limiter, html_only=html_only)
+                wire += resp.wire_bytes
+                if resp.status not in REDIRECT_STATUSES:
+                    break
+                location = resp.body.decode("latin-1")
+                target = normalize_url(location, current)
+                if target is None:
+                    raise FetchError("bad-redirect", f"Location {location!r} is not an http(s) URL")
+                if target in chain:
+                    raise FetchError("redirect-loop", " -> ".join([*chain, target]))
+                if len(chain) > cfg.max_redirects:
+                    raise FetchError("too-many-redirects", f"more than {cfg.max_redirects} hops")
+                if check_hop is not None:
+                    check_hop(target)
+                chain.append(target)
+                current = target
+    except TimeoutError as exc:
+        raise FetchError("deadline", f"response took longer than {cfg.page_deadline_s:g} s") from exc
+    if resp.status >= 400:
+        raise FetchError(f"http-{resp.status}", "")
+    resp.url, resp.final_url, resp.redirects, resp.wire_bytes = url, chain[-1], chain[:-1], wire
+    if resp.status == 304:
+        resp.body = b""
+    return resp
+
+
+def make_client(cfg: CrawlConfig) -> httpx.AsyncClient:
+    """An HTTP client with the crawl's timeouts and User-Agent; redirects and decoding are done by hand."""
+    import httpx
+
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        timeout=httpx.Timeout(cfg.timeout_s),
+        headers={"User-Agent": cfg.user_agent, "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1",
+                 "Accept-Encoding": "gzip, deflate"},
+        limits=httpx.Limits(max_connections=max(cfg.concurrency, 1) + 1),
+        trust_env=False,
+    )
+
+
+@dataclass
+class FetchedPage:
+    """One page fetched on its own (for ``sitetune sectionize URL``)."""
+
+    final_url: str
+    html: str
+
+
+def fetch_one(url: str, cfg: CrawlConfig | None = None) -> FetchedPage:
+    """Fetch one HTML page synchronously.
+
+    Raises:
+        InputError: Malformed URL, or the fetch failed (the message gives the reason, e.g. ``http-404``).
+    """
+    from sitetune.sectionize.encoding import decode_body
+
+    cfg = cfg or CrawlConfig(delay_s=0.0)
+    normalized = normalize_url(url)
+    if normalized is None:
+        raise InputError("not a valid http(s) URL", path=url)
+
+    async def run() -> Response:
+        async with make_client(cfg) as client:
+            return await fetch(client, normalized, cfg, RateLimiter(0.0))
+
+    try:
+        resp = asyncio.run(run())
+    except FetchError as exc:
+        raise InputError(f"cannot fetch the page ({exc})", path=url) from exc
+    return FetchedPage(final_url=resp.final_url, html=decode_body(resp.body, resp.content_type))
