@@ -38,8 +38,19 @@ class CrawlConfig:
         timeout_s: Per-request time limit (connect + read).
         retries: Attempts after the first for 429 and 5xx answers, with exponential back-off.
         max_bytes: Largest body read; a larger page is skipped.
-        max_redirects: Longest redirect chain followed.
+        max_redirects: Longest redirect chain followed (a chain that revisits a URL stops at once).
+        max_depth: Links followed from the start page before a URL counts as a trap.
+        total_time_s: Wall-clock budget of the whole crawl; what is left is skipped as "crawl-deadline".
         user_agent: Sent with every request and matched against robots.txt.
+        page_deadline_s: Whole-response time limit per request, so a server that drips bytes cannot
+            hold a worker for longer (``timeout_s`` alone only bounds the gap between bytes).
+        max_total_bytes: Byte budget of the whole crawl (bytes on the wire).
+        max_per_pattern: Pages per URL pattern (path with digit runs folded, plus query keys): stops
+            calendars and ``?page=N`` chains that never end.
+        max_query_params: URLs with more query parameters than this are skipped as traps.
+        max_url_length: Longer URLs are skipped as traps.
+        backoff_s: First retry wait; doubles per attempt unless Retry-After says otherwise.
+        max_backoff_s: Longest wait before one retry (a larger Retry-After is capped to this).
     """
 
     max_pages: int = 500
@@ -52,6 +63,13 @@ class CrawlConfig:
     max_depth: int = 20
     total_time_s: float = 3600.0
     user_agent: str = "sitetune/0.1 (+https://github.com/sitetune/sitetune)"
+    page_deadline_s: float = 60.0
+    max_total_bytes: int = 500_000_000
+    max_per_pattern: int = 100
+    max_query_params: int = 4
+    max_url_length: int = 500
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
 
 
 @dataclass(frozen=True)
