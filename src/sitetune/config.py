@@ -90,16 +90,20 @@ class EncoderConfig:
     """How texts become vectors.
 
     Attributes:
-        backend: Encoder backend name (see :mod:`sitetune.encode`).
+        backend: Encoder backend name (see :mod:`sitetune.encode`): auto, torch, openvino, openvino-int8,
+            static, sentence-transformers.
         precision: Numeric precision on the CPU.
         batch_size: Texts per forward pass (batches are sorted by length).
-        threads: Torch intra-op threads; 0 keeps torch's default.
+        threads: Compute threads (torch and OpenVINO); 0 means one per physical core.
+        fallback: Where the backend's export is missing or broken (or its package is not installed),
+            encode with torch instead of failing. Off by default: a silent fallback changes speed.
     """
 
-    backend: str = "torch"
+    backend: str = "torch"  # openvino bf16 where available (auto-exported), else torch; see docs/encode.md
     precision: Precision = Precision.AUTO
     batch_size: int = 32
     threads: int = 0
+    fallback: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,14 +129,149 @@ class SearchConfig:
 
 @dataclass(frozen=True)
 class AnswerConfig:
-    """How extractive answers are built.
+    """How answers are built.
 
     Attributes:
         sections: Top sections the answer draws sentences from.
         max_sentences: Sentences in the answer.
-        min_score: Below this best sentence-question cosine the answer is "not found in the pages".
+        min_score: Below this best sentence score the answer is "not found in the pages" (calibrated on
+            the CBS questions against off-topic ones with the base model; see docs/serve.md).
+        lexical_weight: Weight of the question-word overlap added to a sentence's cosine.
+        margin: Sentences scoring more than this below the best one are left out of the answer.
     """
 
     sections: int = 5
     max_sentences: int = 4
     min_score: float = 0.35
+    lexical_weight: float = 0.1
+    margin: float = 0.15
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How ``sitetune serve`` listens and what it accepts.
+
+    Attributes:
+        host: Interface to bind (loopback by default: expose it through a reverse proxy).
+        port: TCP port.
+        max_body_bytes: Largest request body, counted as it streams in (chunked uploads too); larger is 413.
+        cors_origins: Origins allowed cross-origin access; empty means no CORS headers at all.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 16_384
+    cors_origins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PairsConfig:
+    """How a corpus becomes training pairs.
+
+    Attributes:
+        recipe: Which recipe's pairs to build.
+        test_size: Card recipe: fraction of rows held out (scikit-learn ``train_test_split``).
+        split_seed: Seed of the row split (card) or the page split (retrieval).
+        negatives_per_page: Card recipe: random cross-page pairs per page, at most the page's row count.
+        seed: Seed of every other random choice (negatives, cloze sentences).
+        holdout_pages: Retrieval recipe: fraction of pages held out for evaluation (0 trains on every page).
+        title_anchors: Retrieval recipe: "<page>: <section>" anchors per chunk, one per page it appears on.
+        question_anchors: Retrieval recipe: templated questions per chunk (from its section type and page).
+        cloze_anchors: Retrieval recipe: inverse-cloze sentences per chunk.
+        cloze_remove_prob: Chance that a cloze sentence is cut out of its positive (else left in).
+        hard_negatives: Retrieval recipe: mine one hard negative per pair with the base model.
+        relative_margin: Hard negatives score at most ``(1 - margin)`` times the positive's score.
+    """
+
+    recipe: Recipe = Recipe.RETRIEVAL
+    test_size: float = 0.2
+    split_seed: int = 42
+    negatives_per_page: int = 3
+    seed: int = 42
+    holdout_pages: float = 0.0
+    title_anchors: int = 2
+    question_anchors: int = 2
+    cloze_anchors: int = 2
+    cloze_remove_prob: float = 0.5
+    hard_negatives: bool = False
+    relative_margin: float = 0.05
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is fine-tuned (one preset per recipe; the CLI ``replace``s fields from flags).
+
+    Attributes:
+        recipe: The recipe this config belongs to.
+        loss: ``cosine_mse`` (CosineSimilarityLoss), ``mnrl`` or ``cached_mnrl``.
+        batch_size: Examples per optimizer step (per process).
+        mini_batch_size: Cached MNRL: examples per forward chunk (memory, not maths).
+        epochs: Passes over the pairs (``max_steps`` wins when set).
+        learning_rate: Peak learning rate.
+        warmup_ratio: Fraction of steps spent warming the learning rate up linearly.
+        weight_decay: AdamW weight decay.
+        scheduler: A transformers scheduler name (``linear``, ``constant_with_warmup``...).
+        seed: Seed of the trainer (weights init of new heads, dropout, data order).
+        max_seq_length: Token limit of the model while training (and saved with it).
+        max_steps: Stop after this many optimizer steps (``None``: run the epochs).
+        max_minutes: Stop after this much training wall time; the schedule is rescaled to end there.
+        precision: bf16 autocast or fp32.
+        checkpoint_every: Save a resumable checkpoint every this many steps.
+        logging_steps: Loss logged (and put in the model card) every this many steps.
+        page_cap: Retrieval sampler: rows of one page allowed in a batch.
+        scale: MNRL similarity scale (inverse temperature).
+    """
+
+    recipe: Recipe
+    loss: str
+    batch_size: int
+    epochs: float
+    learning_rate: float
+    warmup_ratio: float
+    weight_decay: float
+    scheduler: str
+    seed: int = 42
+    max_seq_length: int = MAX_MODEL_TOKENS
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    precision: Precision = Precision.AUTO
+    checkpoint_every: int = 500
+    logging_steps: int = 500
+    mini_batch_size: int = 32
+    page_cap: int = 1
+    scale: float = 20.0
+
+
+#: The published model's recipe, reproduced exactly (CosineSimilarityLoss, batch 16, 5 epochs, lr 5e-5).
+CARD_RECIPE = TrainConfig(
+    recipe=Recipe.CARD,
+    loss="cosine_mse",
+    batch_size=16,
+    epochs=5,
+    learning_rate=5e-5,
+    warmup_ratio=0.0,
+    weight_decay=0.0,
+    scheduler="linear",
+    max_seq_length=512,
+)
+
+#: The default: in-batch-negatives contrastive training on query-like anchors, sized for minutes on a CPU.
+RETRIEVAL_RECIPE = TrainConfig(
+    recipe=Recipe.RETRIEVAL,
+    loss="cached_mnrl",
+    batch_size=64,
+    epochs=1,
+    learning_rate=5e-5,
+    warmup_ratio=0.1,
+    weight_decay=0.01,
+    scheduler="linear",
+    max_seq_length=256,
+    max_minutes=10.0,
+    checkpoint_every=20,
+    logging_steps=5,
+    mini_batch_size=32,
+    page_cap=1,
+)
+
+CARD_PAIRS = PairsConfig(recipe=Recipe.CARD)
+RETRIEVAL_PAIRS = PairsConfig(recipe=Recipe.RETRIEVAL)

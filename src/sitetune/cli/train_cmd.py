@@ -1,9 +1,174 @@
-"""Commands of this stage (being built)."""
+"""``sitetune pairs`` and ``sitetune train``: build training pairs, fine-tune a model.
+
+Thin: flags become a :class:`~sitetune.config.PairsConfig` / :class:`~sitetune.config.TrainConfig`
+(``dataclasses.replace`` on the recipe's preset); the work is in :mod:`sitetune.pairs` and
+:mod:`sitetune.train`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from sitetune.cli.common import handle_errors, print_json
+from sitetune.config import CARD_RECIPE, RETRIEVAL_RECIPE, Precision, Recipe, TrainConfig
+
+
+def _preset(recipe: Recipe) -> TrainConfig:
+    return CARD_RECIPE if recipe is Recipe.CARD else RETRIEVAL_RECIPE
+
+
+@handle_errors
+def pairs_command(
+    corpus: Annotated[Path, typer.Argument(help="Corpus file: .csv, .jsonl or .parquet")],
+    out: Annotated[Path, typer.Option("--out", help="Pairs folder to create")],
+    recipe: Annotated[Recipe, typer.Option("--recipe", help="Whose pairs to build")] = Recipe.RETRIEVAL,
+    holdout_pages: Annotated[
+        float,
+        typer.Option(
+            "--holdout-pages", help="Retrieval: fraction of pages held out for evaluation (0: train on all)"
+        ),
+    ] = 0.0,
+    hard_negatives: Annotated[
+        bool,
+        typer.Option(
+            "--hard-negatives/--no-hard-negatives", help="Retrieval: mine one hard negative per pair"
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random choices")] = 42,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing folder")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Build a recipe's training pairs from a corpus and save them (dataset, held-out rows, info).
+
+    Example: sitetune pairs ../shared/data/cbs_graduate_programs.csv --recipe card --out runs/card-pairs
+    """
+    from sitetune.corpus import Corpus
+    from sitetune.pairs import build_pairs, default_pairs_config, save_pairs
+
+    if out.exists() and not overwrite:
+        from sitetune.errors import SitetuneError
+
+        raise SitetuneError(f"{out} already exists: pass --overwrite to replace it")
+    config = dataclasses.replace(
+        default_pairs_config(recipe),
+        recipe=recipe,
+        holdout_pages=holdout_pages,
+        hard_negatives=hard_negatives,
+        seed=seed,
+    )
+    pairs = build_pairs(Corpus.load(corpus).records, config)
+    save_pairs(pairs, out, overwrite=overwrite)
+    info = {**pairs.info, "out": str(out)}
+    if as_json:
+        print_json(info)
+        return
+    typer.echo(f"{info['pairs']:,} {recipe.value} pairs -> {out}")
+    for key in (
+        "positives",
+        "negatives",
+        "label_mean",
+        "anchors",
+        "train_rows",
+        "train_chunks",
+        "heldout_rows",
+    ):
+        if key in info:
+            typer.echo(f"  {key:<13} {info[key]}")
+
+
+@handle_errors
+def train_command(
+    out: Annotated[Path, typer.Option("--out", help="Model folder to create")],
+    corpus: Annotated[
+        Path | None, typer.Option("--corpus", help="Build the recipe's pairs from this corpus")
+    ] = None,
+    pairs: Annotated[Path | None, typer.Option("--pairs", help="A folder from `sitetune pairs`")] = None,
+    recipe: Annotated[Recipe, typer.Option("--recipe", help="Training recipe")] = Recipe.RETRIEVAL,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Stop after this many steps")] = None,
+    max_minutes: Annotated[
+        float | None,
+        typer.Option(
+            "--max-minutes", help="Stop after this much training time (retrieval default: 10; 0: no limit)"
+        ),
+    ] = None,
+    epochs: Annotated[float | None, typer.Option("--epochs", help="Passes over the pairs")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Examples per step")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate")] = None,
+    max_seq_length: Annotated[int | None, typer.Option("--max-seq-length", help="Token limit")] = None,
+    checkpoint_every: Annotated[
+        int | None, typer.Option("--checkpoint-every", help="Save a resumable checkpoint every N steps")
+    ] = None,
+    precision: Annotated[
+        Precision, typer.Option("--precision", help="bf16 autocast or fp32")
+    ] = Precision.AUTO,
+    holdout_pages: Annotated[
+        float,
+        typer.Option("--holdout-pages", help="With --corpus (retrieval): hold this fraction of pages out"),
+    ] = 0.0,
+    base: Annotated[
+        str, typer.Option("--base", help="Model to start from ('base': all-MiniLM-L6-v2)")
+    ] = "base",
+    seed: Annotated[int, typer.Option("--seed", help="Training seed")] = 42,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the last complete checkpoint")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model folder")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Fine-tune the base model with a recipe and write a sentence-transformers model folder.
+
+    Examples:
+      sitetune train --corpus pages.csv --out runs/model                      (retrieval, 10 minutes at most)
+      sitetune train --pairs runs/card-pairs --recipe card --out runs/card    (the published recipe)
+      torchrun --nproc_per_node 2 -m sitetune.cli.main train --corpus pages.csv --out runs/model
+    """
+    from sitetune.config import PairsConfig
+    from sitetune.train import train
+
+    config = dataclasses.replace(_preset(recipe), precision=precision, seed=seed)
+    changes: dict[str, object] = {}
+    if max_steps is not None:
+        changes["max_steps"] = max_steps
+    if max_minutes is not None:
+        changes["max_minutes"] = max_minutes if max_minutes > 0 else None
+    for name, value in (
+        ("epochs", epochs),
+        ("batch_size", batch_size),
+        ("learning_rate", learning_rate),
+        ("max_seq_length", max_seq_length),
+        ("checkpoint_every", checkpoint_every),
+    ):
+        if value is not None:
+            changes[name] = value
+    config = dataclasses.replace(config, **changes)  # type: ignore[arg-type]
+    pairs_config = PairsConfig(recipe=recipe, holdout_pages=holdout_pages)
+    result = train(
+        config,
+        out=out,
+        pairs_dir=pairs,
+        corpus=corpus,
+        pairs_config=pairs_config,
+        base=base,
+        overwrite=overwrite,
+        resume=resume,
+        progress=progress and not as_json,
+    )
+    if as_json:
+        print_json(result)
+        return
+    typer.echo(
+        f"{result.recipe} model -> {result.out}: {result.steps} steps, {result.seconds_per_step:.2f} s/step, "
+        f"{result.train_seconds:.0f} s ({result.precision}, stopped by {result.stopped_by}), "
+        f"last loss {result.last_logged_loss}"
+    )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to ``app``."""
+    """Add ``pairs`` and ``train`` to ``app``."""
+    app.command("pairs")(pairs_command)
+    app.command("train")(train_command)

@@ -1,0 +1,58 @@
+"""The card recipe's set-up: the published model's architecture, loss and batches.
+
+Transformer + mean Pooling with no Normalize module (the published architecture; the packaged
+all-MiniLM-L6-v2 ends in Normalize, which is dropped), max_seq_length 512, CosineSimilarityLoss (MSE
+between cosine and label), plain shuffled batches of 16.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from sitetune.config import TrainConfig
+from sitetune.modelinfo import CARD_MODEL_INFO
+from sitetune.pairs.storage import Pairs
+from sitetune.train.core import Plan
+from sitetune.train.samplers import SeededBatchSampler
+
+
+def card_model(base: str | Path, max_seq_length: int) -> object:
+    """The base model rebuilt as Transformer + mean Pooling (no Normalize)."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    from sitetune.errors import SitetuneError
+    from sitetune.models import BASE_MODEL_ID, load_sentence_transformer
+
+    loaded = load_sentence_transformer(base)
+    modules: list[Any] = list(loaded)
+    transformer = modules[0]
+    pooling = next((m for m in modules if isinstance(m, Pooling)), None)
+    if pooling is None:
+        raise SitetuneError(f"{base}: the base model has no Pooling module")
+    if pooling.get_config_dict().get("pooling_mode") not in (None, "mean"):
+        pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+    model = SentenceTransformer(modules=[transformer, pooling], device="cpu")
+    model.max_seq_length = max_seq_length
+    if str(base) == "base":
+        model.model_card_data.base_model = BASE_MODEL_ID
+    return model
+
+
+def card_plan(pairs: Pairs, config: TrainConfig, *, base: str | Path = "base") -> Plan:
+    """Model, loss and batches for the card recipe."""
+    from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
+
+    model = card_model(base, config.max_seq_length)
+    dataset = pairs.dataset.select_columns(["sentence_0", "sentence_1", "label"])
+    loss = CosineSimilarityLoss(model)  # type: ignore[arg-type]
+    return Plan(
+        model=model,  # type: ignore[arg-type]
+        loss=loss,
+        dataset=dataset,
+        sampler=functools.partial(SeededBatchSampler),
+        batch_sampler_name="batch_sampler",
+        model_info=CARD_MODEL_INFO,
+    )

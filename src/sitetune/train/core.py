@@ -1,0 +1,299 @@
+"""The training loop both recipes share: trainer set-up, checkpoints, resume, and the atomic model write.
+
+A recipe module (:mod:`.card`, :mod:`.retrieval`) supplies a :class:`Plan` (model, loss, rows, batch
+sampler, model info); :func:`run` trains it with ``SentenceTransformerTrainer`` and writes the model:
+
+- the output folder is refused before any work if it exists (unless ``overwrite``);
+- checkpoints go to ``OUT.partial/`` every ``checkpoint_every`` steps, each marked complete once whole;
+- ``resume`` continues from the newest complete checkpoint (same seed, same batches: same final step);
+- SIGTERM saves a checkpoint and stops; the model is written only by a run that finishes;
+- the model is built in a temporary folder beside ``OUT`` and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sitetune.config import TrainConfig
+from sitetune.errors import SitetuneError
+from sitetune.modelinfo import ModelInfo
+from sitetune.models import use_bf16
+from sitetune.train import checkpoints as ckpt
+from sitetune.train.callbacks import (
+    BatchLogCallback,
+    CompletionMarkerCallback,
+    SigtermCallback,
+    StepTimerCallback,
+    TimeBudgetCallback,
+)
+from sitetune.train.distributed import barrier, ddp_backend, dist_info
+from sitetune.train.samplers import BatchRecorder
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer
+    from torch import nn
+
+SamplerFactory = Callable[..., Any]
+
+
+class TrainingInterrupted(SitetuneError):
+    """SIGTERM stopped the run after saving a checkpoint; ``--resume`` continues it."""
+
+
+@dataclass
+class Plan:
+    """What a recipe hands the training loop.
+
+    Attributes:
+        model: The model to fine-tune (already shaped: modules, max_seq_length).
+        loss: The loss module bound to ``model``.
+        dataset: Training rows, only the columns the loss reads.
+        sampler: Builds the batch sampler: ``sampler(dataset, batch_size, drop_last, seed=, recorder=)``.
+        batch_sampler_name: What the model card reports as the batch sampler.
+        model_info: Written to the model's ``sitetune.json``.
+        card_data: Extra model card fields (model name, dataset name).
+    """
+
+    model: SentenceTransformer
+    loss: nn.Module
+    dataset: Dataset
+    sampler: SamplerFactory
+    batch_sampler_name: str
+    model_info: ModelInfo
+    card_data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished run reports (also written to ``OUT/training/summary.json``)."""
+
+    out: str
+    recipe: str
+    steps: int
+    resumed_from_step: int
+    train_loss: float | None
+    last_logged_loss: float | None
+    seconds_per_step: float
+    train_seconds: float
+    precision: str
+    stopped_by: str
+    pairs: int
+    batch_size: int
+    world_size: int
+
+
+def check_output(out: Path, *, overwrite: bool) -> None:
+    """Refuse an existing output folder (or file) unless ``overwrite``: nothing is touched."""
+    if out.exists() and not overwrite:
+        what = "a model" if (out / "modules.json").is_file() else "something"
+        raise SitetuneError(f"{out} already holds {what}: pass --overwrite to replace it")
+
+
+def _make_trainer_class(sampler: SamplerFactory, recorder: BatchRecorder) -> type[Any]:
+    from sentence_transformers import SentenceTransformerTrainer
+
+    class SitetuneTrainer(SentenceTransformerTrainer):
+        """Uses the recipe's recorded, resumable batch sampler for training."""
+
+        sitetune_sampler: SamplerFactory | None = sampler
+        sitetune_recorder: BatchRecorder | None = recorder
+
+        def get_batch_sampler(
+            self,
+            dataset: Any,
+            batch_size: int,
+            drop_last: bool,
+            valid_label_columns: list[str] | None = None,
+            generator: Any = None,
+            seed: int = 0,
+        ) -> Any:
+            if self.sitetune_sampler is None or dataset is not self.train_dataset:
+                return super().get_batch_sampler(
+                    dataset, batch_size, drop_last, valid_label_columns, generator, seed
+                )
+            return self.sitetune_sampler(
+                dataset, batch_size, drop_last, seed=seed, recorder=self.sitetune_recorder
+            )
+
+    return SitetuneTrainer
+
+
+def _training_args(config: TrainConfig, work: Path, plan: Plan, *, progress: bool) -> Any:
+    import torch
+    from sentence_transformers import SentenceTransformerTrainingArguments
+    from sentence_transformers.base.training_args import BatchSamplers  # type: ignore[attr-defined]
+
+    steps = config.max_steps if config.max_steps is not None else -1
+    logging_steps = config.logging_steps
+    if config.max_steps is not None:
+        logging_steps = max(1, min(logging_steps, config.max_steps // 4 or 1))
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(work),
+        num_train_epochs=config.epochs,
+        max_steps=steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.scheduler,
+        warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=use_bf16(config.precision),
+        use_cpu=not torch.cuda.is_available(),
+        ddp_backend=ddp_backend(),
+        save_strategy="steps",
+        save_steps=config.checkpoint_every,
+        save_total_limit=2,
+        logging_steps=logging_steps,
+        logging_first_step=True,
+        report_to="none",
+        disable_tqdm=not progress,
+        dataloader_drop_last=False,
+        batch_sampler=BatchSamplers(plan.batch_sampler_name),
+        eval_strategy="no",
+    )
+
+
+def run(
+    plan: Plan,
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+    extra_files: dict[str, str] | None = None,
+) -> TrainResult:
+    """Train ``plan`` and write the model to ``out``.
+
+    Args:
+        plan: The recipe's model, loss, rows and sampler.
+        config: Steps, time budget, precision, checkpoints.
+        out: The model folder to create.
+        overwrite: Replace an existing ``out`` (swapped in only once the new model is complete).
+        resume: Continue from the newest complete checkpoint in ``OUT.partial/`` if there is one.
+        progress: Show a progress bar.
+        extra_files: Files (relative path -> text) to add to the model folder (e.g. pairs info).
+
+    Returns:
+        The run's figures.
+
+    Raises:
+        SitetuneError: ``out`` exists without ``overwrite``; an unfinished run exists without ``resume``
+            or ``overwrite``.
+        TrainingInterrupted: SIGTERM arrived; a checkpoint was saved.
+    """
+    out = Path(out)
+    dist = dist_info()
+    check_output(out, overwrite=overwrite)
+    work = ckpt.work_dir_for(out)
+    start_from: Path | None = None
+    if resume:
+        start_from = ckpt.latest_complete(work)
+    elif ckpt.has_progress(work):
+        if not overwrite:
+            raise SitetuneError(
+                f"{work} holds an unfinished run: pass --resume to continue it or --overwrite to start over"
+            )
+        if dist.is_main:
+            shutil.rmtree(work)
+    barrier()
+    if dist.is_main:
+        work.mkdir(parents=True, exist_ok=True)
+    barrier()
+
+    recorder = BatchRecorder()
+    trainer_cls = _make_trainer_class(plan.sampler, recorder)
+    args = _training_args(config, work, plan, progress=progress)
+    timer = StepTimerCallback()
+    sigterm = SigtermCallback()
+    callbacks: list[Any] = [CompletionMarkerCallback(), timer, sigterm]
+    budget: TimeBudgetCallback | None = None
+    if config.max_minutes is not None:
+        budget = TimeBudgetCallback(
+            config.max_minutes, timer, config.warmup_ratio, config.scheduler == "linear"
+        )
+        callbacks.append(budget)
+    per_epoch = plan.sampler(plan.dataset, config.batch_size, False, seed=config.seed, recorder=None)
+    batches_per_epoch = -(-len(per_epoch) // dist.world_size)
+    callbacks.append(
+        BatchLogCallback(work / ckpt.BATCH_LOG, recorder, batches_per_epoch, dist.world_size, dist.rank)
+    )
+    trainer = trainer_cls(
+        model=plan.model, args=args, train_dataset=plan.dataset, loss=plan.loss, callbacks=callbacks
+    )
+    resumed_from = 0
+    if start_from is not None:
+        resumed_from = int(start_from.name.split("-")[-1])
+    sigterm.install()
+    t0 = time.monotonic()
+    try:
+        output = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
+    finally:
+        sigterm.uninstall()
+    wall = time.monotonic() - t0
+    if sigterm.received:
+        raise TrainingInterrupted(
+            f"stopped by SIGTERM at step {trainer.state.global_step}; checkpoint saved in {work}: "
+            "rerun the same command with --resume to continue"
+        )
+    losses = [float(h["loss"]) for h in trainer.state.log_history if "loss" in h]
+    stopped_by = (
+        "time budget"
+        if budget is not None and budget.stopped_by_budget
+        else ("max steps" if config.max_steps is not None else "epochs")
+    )
+    result = TrainResult(
+        out=str(out),
+        recipe=config.recipe.value,
+        steps=trainer.state.global_step,
+        resumed_from_step=resumed_from,
+        train_loss=float(output.training_loss) if output.training_loss is not None else None,
+        last_logged_loss=losses[-1] if losses else None,
+        seconds_per_step=round(timer.seconds_per_step, 3),
+        train_seconds=round(wall, 1),
+        precision="bf16" if use_bf16(config.precision) else "fp32",
+        stopped_by=stopped_by,
+        pairs=len(plan.dataset),
+        batch_size=config.batch_size,
+        world_size=dist.world_size,
+    )
+    if dist.is_main:
+        _write_model(plan, out, work, result, overwrite=overwrite, extra_files=extra_files or {})
+    barrier()
+    return result
+
+
+def _write_model(
+    plan: Plan, out: Path, work: Path, result: TrainResult, *, overwrite: bool, extra_files: dict[str, str]
+) -> None:
+    from dataclasses import asdict
+
+    from sitetune.atomic import atomic_dir
+
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        plan.model.save(str(tmp))
+        plan.model_info.save(tmp)
+        training = tmp / "training"
+        training.mkdir()
+        log = work / ckpt.BATCH_LOG
+        if log.is_file():
+            shutil.copyfile(log, training / ckpt.BATCH_LOG)
+        (training / "summary.json").write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")
+        for name, text in extra_files.items():
+            (training / name).write_text(text, encoding="utf-8")
+        # mkdtemp makes the folder private (0700); a model folder is meant to be shared and served.
+        import os
+
+        for root, _dirs, files in os.walk(tmp):
+            os.chmod(root, 0o755)
+            for name in files:
+                os.chmod(os.path.join(root, name), 0o644)
+    shutil.rmtree(work, ignore_errors=True)
