@@ -1,0 +1,35 @@
+"""Answers: extractive (sentences copied from the top sections, each cited) or generative through an
+OpenAI-compatible endpoint with the retrieved text treated as untrusted data."""
+
+from __future__ import annotations
+
+from sitetune.answer.answerer import Answerer, SearcherLike
+from sitetune.answer.extractive import SentenceScorer, extractive_answer, not_found
+from sitetune.answer.llm import (
+    LLMConfig,
+    LLMError,
+    build_messages,
+    chat_completion,
+    llm_answer,
+    sanitize_answer,
+)
+from sitetune.answer.sentences import split_sentences
+from sitetune.answer.types import NOT_FOUND_TEXT, Answer, Citation
+
+__all__ = [
+    "NOT_FOUND_TEXT",
+    "Answer",
+    "Answerer",
+    "Citation",
+    "LLMConfig",
+    "LLMError",
+    "SearcherLike",
+    "SentenceScorer",
+    "build_messages",
+    "chat_completion",
+    "extractive_answer",
+    "llm_answer",
+    "not_found",
+    "sanitize_answer",
+    "split_sentences",
+]

@@ -1,0 +1,184 @@
+"""Extractive answers: sentence splitting, cited sentences from real CBS sections, "not found" off-topic."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sitetune.answer import NOT_FOUND_TEXT, SentenceScorer, extractive_answer, split_sentences
+from sitetune.config import AnswerConfig
+from sitetune.search.types import SearchHit
+
+# Pages of the CBS corpus the answer tests search; small enough to embed in seconds.
+SLICE_PAGES = (
+    "Deadlines",
+    "Non-EU/EEA citizens",
+    "How to apply",
+    "Part-time master",
+    "Open days - Graduate",
+    "MSc in Economics and Business Administration - Finance and Investments",
+)
+
+OFF_TOPIC = [
+    "What is the capital of Peru?",
+    "How do I bake sourdough bread?",
+    "Who won the football world cup in 1998?",
+    "What is the boiling point of water on Mount Everest?",
+]
+
+
+def test_split_sentences_keeps_abbreviations_decimals_and_glued_sentences() -> None:
+    text = (
+        "The fee is approx. 7.5 EUR per semester, e.g. for EU students. Prof. J. Smith teaches it! "
+        "Apply before the round.We assess all bachelor degrees. Is it online? Yes."
+    )
+    assert split_sentences(text) == [
+        "The fee is approx. 7.5 EUR per semester, e.g. for EU students.",
+        "Prof. J. Smith teaches it!",
+        "Apply before the round.",
+        "We assess all bachelor degrees.",
+        "Is it online?",
+        "Yes.",
+    ]
+    assert split_sentences("   ") == []
+
+
+def test_split_sentences_cuts_run_on_lists_at_semicolons() -> None:
+    item = "a programme taught in English with many electives"
+    text = "; ".join([item] * 20)
+    pieces = split_sentences(text)
+    assert len(pieces) > 1
+    assert all(len(p) <= 400 for p in pieces)
+    assert " ".join(pieces) == text
+
+
+@pytest.fixture(scope="module")
+def slice_hits(cbs_corpus, base_encoder):  # type: ignore[no-untyped-def]
+    """A dense ranking over the slice's chunks with the real base model (the retrieval the answer reads)."""
+    chunks = [c for c in cbs_corpus.chunks if any(p in SLICE_PAGES for p in c.pages)]
+    vectors = base_encoder.encode([c.text for c in chunks])
+
+    def search(question: str, k: int = 5) -> list[SearchHit]:
+        scores = vectors @ base_encoder.encode([question])[0]
+        order = scores.argsort()[::-1][:k]
+        return [
+            SearchHit(
+                chunks[i].chunk_id,
+                chunks[i].text,
+                float(scores[i]),
+                chunks[i].page_name,
+                chunks[i].section_title,
+                chunks[i].url,
+            )
+            for i in order
+        ]
+
+    return search
+
+
+@pytest.fixture(scope="module")
+def scorer(base_encoder):  # type: ignore[no-untyped-def]
+    return SentenceScorer(base_encoder, AnswerConfig())
+
+
+def test_answer_is_made_of_cited_sentences_from_the_hits(slice_hits, scorer) -> None:  # type: ignore[no-untyped-def]
+    hits = slice_hits("What is the application deadline for the graduate programmes?")
+    answer = extractive_answer("What is the application deadline for the graduate programmes?", hits, scorer)
+    assert answer.found
+    assert answer.score >= AnswerConfig().min_score
+    assert answer.citations and [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
+    by_id = {h.chunk_id: h for h in hits}
+    # Every [n] is a citation, every citation points at a hit, every sentence is copied from its hit.
+    markers = [int(n) for n in re.findall(r"\[(\d+)\]", answer.text)]
+    assert sorted(set(markers)) == [c.n for c in answer.citations]
+    for part, cite in zip(re.split(r" ?\[\d+\] ?", answer.text), answer.citations, strict=False):
+        hit = by_id[cite.chunk_id]
+        assert cite.url == hit.url and cite.section_title == hit.section_title
+        for sentence in split_sentences(part):
+            assert sentence in " ".join(hit.text.split())
+    assert "deadline" in answer.text.lower() or "1 march" in answer.text.lower()
+    assert len(split_sentences(re.sub(r"\[\d+\]", "", answer.text))) <= AnswerConfig().max_sentences
+
+
+def test_sentences_of_one_source_stay_in_reading_order(slice_hits, scorer) -> None:  # type: ignore[no-untyped-def]
+    question = "Can I switch between the part-time and the full-time programme?"
+    answer = extractive_answer(question, slice_hits(question), scorer)
+    assert answer.found
+    for cite in answer.citations:
+        text = " ".join(next(h for h in answer.hits if h.chunk_id == cite.chunk_id).text.split())
+        group = re.search(rf"(?:^|\] )([^\[]*) \[{cite.n}\]", answer.text)
+        assert group is not None
+        positions = [text.index(s) for s in split_sentences(group.group(1))]
+        assert positions == sorted(positions)
+
+
+@pytest.mark.parametrize("question", OFF_TOPIC)
+def test_off_topic_questions_are_not_answered(slice_hits, scorer, question: str) -> None:  # type: ignore[no-untyped-def]
+    hits = slice_hits(question)
+    answer = extractive_answer(question, hits, scorer)
+    assert not answer.found
+    assert answer.text == NOT_FOUND_TEXT
+    assert answer.citations == []
+    assert answer.hits == hits  # still shown as the closest sections
+    assert answer.score < AnswerConfig().min_score
+
+
+def test_threshold_decides(slice_hits, scorer, base_encoder) -> None:  # type: ignore[no-untyped-def]
+    question = "What is the application deadline?"
+    hits = slice_hits(question)
+    strict = SentenceScorer(base_encoder, AnswerConfig(min_score=1.5))
+    assert extractive_answer(question, hits, scorer).found
+    assert not extractive_answer(question, hits, strict).found
+    assert not extractive_answer(question, [], scorer).found
+
+
+@pytest.fixture(scope="module")
+def slice_store(cbs_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sitetune.index.build import build_index
+    from sitetune.recordio import read_records, write_records
+
+    folder = tmp_path_factory.mktemp("answer-store")
+    records = [r for r in read_records(cbs_csv) if r.page_name in SLICE_PAGES]
+    write_records(records, folder / "slice.csv")
+    build_index(folder / "slice.csv", "base", folder / "store", progress=False)
+    return folder / "store"
+
+
+def test_cli_answer_json_and_text(slice_store: Path) -> None:
+    import json
+
+    from sitetune.cli.main import app
+
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["answer", "How do I apply for a graduate programme?", "--store", str(slice_store), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["found"] is True and data["citations"]
+    assert all(c["url"].startswith("https://") for c in data["citations"])
+
+    result = runner.invoke(app, ["answer", "What is the capital of Peru?", "--store", str(slice_store)])
+    assert result.exit_code == 0, result.output
+    assert NOT_FOUND_TEXT in result.stdout and "Closest sections:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["   "], "the question is empty"),
+        (["x" * 1001], "limit is 1000"),
+        (["deadline?", "--llm-url", "http://127.0.0.1:9"], "both --llm-url and --llm-model"),
+        (["deadline?", "--llm-url", "ftp://x", "--llm-model", "m"], "http(s) URL"),
+        (["deadline?", "--page", "No such page"], "unknown page"),
+    ],
+)
+def test_cli_answer_bad_input_fails_clearly(slice_store: Path, args: list[str], message: str) -> None:
+    from sitetune.cli.main import app
+
+    result = CliRunner().invoke(app, ["answer", *args, "--store", str(slice_store)])
+    assert result.exit_code == 2
+    assert message in result.output
