@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from sitetune.errors import SitetuneError
-from sitetune.index.store import EmbeddedStore, Generation
+from sitetune.index.store import EmbeddedStore, Generation, StoreError
 
 DEFAULT_COLLECTION = "sitetune_chunks"
 _BATCH = 1000
@@ -43,7 +43,7 @@ class MilvusStore:
         if uri.startswith("milvus://"):
             db = uri.removeprefix("milvus://")
             if not db.endswith(".db"):
-                raise SitetuneError(f"a Milvus Lite store must be a .db file: milvus://PATH.db, got {uri}")
+                raise StoreError(f"a Milvus Lite store must be a .db file: milvus://PATH.db, got {uri}")
             self.client_uri = str(Path(db).resolve())
             self.sidecar = EmbeddedStore(Path(db).resolve().parent / (Path(db).name + ".sitetune"))
             self.lite = True
