@@ -25,6 +25,8 @@ def crawl(
     concurrency: Annotated[int, typer.Option(min=1, max=32, help="Requests in flight at once")] = 4,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds without data before a request "
                                                           "fails")] = 20.0,
+    retries: Annotated[int, typer.Option(min=0, max=10, help="Retries on 429, 5xx and connection "
+                                                            "errors")] = 3,
     max_bytes: Annotated[int, typer.Option(min=1024, help="Largest page body in bytes (after "
                                                           "decompression)")] = 5_000_000,
     max_time: Annotated[float, typer.Option(min=1.0, help="Wall-clock budget of the whole crawl in "
@@ -45,7 +47,7 @@ def crawl(
     from sitetune.crawl import crawl_folder, crawl_site, sample_site_dir
 
     config = dataclasses.replace(CrawlConfig(), max_pages=max_pages, delay_s=delay, concurrency=concurrency,
-                                 timeout_s=timeout, max_bytes=max_bytes, total_time_s=max_time)
+                                 timeout_s=timeout, retries=retries, max_bytes=max_bytes, total_time_s=max_time)
     common = {"config": config, "cache_dir": cache, "progress": progress, "report_path": report}
     folder = sample_site_dir() if start == "sample" else Path(start)
     if start == "sample" or ("://" not in start and folder.is_dir()):

@@ -98,7 +98,8 @@ def crawl_site(start_url: str, out: Path, *, prefix: str | None = None, config: 
     if not records:
         report.write(report_file)
         reasons = ", ".join(f"{k} x{v}" for k, v in report.skip_reasons().items()) or "nothing found"
-        raise SitetuneError(f"no page of {start_url} yielded any text ({reasons}); see {report_file}")
+        first = f"; first: {report.skipped[0].url}: {report.skipped[0].detail}" if report.skipped else ""
+        raise SitetuneError(f"no page of {start_url} yielded any text ({reasons}{first}); see {report_file}")
     report.records = write_records(records, out)
     report.corpus = str(out)
     report.write(report_file)

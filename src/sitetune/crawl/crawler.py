@@ -162,6 +162,7 @@ class Crawl:
         try:
             resp, body, content_type = await self._fetch(client, url)
         except FetchError as exc:
+            self.state.wire_bytes += exc.wire_bytes
             self.skip(url, exc.reason, exc.detail)
             return
         final = resp.final_url

@@ -30,10 +30,11 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 class FetchError(Exception):
     """A URL that yields no page; ``reason`` is a short slug for the crawl report, ``detail`` says more."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "", *, wire_bytes: int = 0) -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+        self.wire_bytes = wire_bytes  # received before giving up, so byte budgets count failures too
 
 
 @dataclass
@@ -112,7 +113,7 @@ async def _read_body(resp: httpx.Response, cfg: CrawlConfig) -> tuple[bytes, int
     async for chunk in resp.aiter_raw():
         wire += len(chunk)
         if wire > cfg.max_bytes:
-            raise FetchError("too-large", f"more than {cfg.max_bytes} bytes on the wire")
+            raise FetchError("too-large", f"more than {cfg.max_bytes} bytes on the wire", wire_bytes=wire)
         if decoder is None:
             out += chunk
         else:
@@ -120,13 +121,14 @@ async def _read_body(resp: httpx.Response, cfg: CrawlConfig) -> tuple[bytes, int
                 # max_length bounds the output of this one call; the rest waits in unconsumed_tail.
                 data = decoder.decompress(decoder.unconsumed_tail + chunk, cfg.max_bytes + 1 - len(out))
             except zlib.error as exc:
-                raise FetchError("bad-encoding", f"corrupt compressed body: {exc}") from exc
+                raise FetchError("bad-encoding", f"corrupt compressed body: {exc}", wire_bytes=wire) from exc
             out += data
             if decoder.unconsumed_tail:
-                raise FetchError("decompressed-too-large", f"body inflates past {cfg.max_bytes} bytes")
+                raise FetchError("decompressed-too-large", f"body inflates past {cfg.max_bytes} bytes",
+                                 wire_bytes=wire)
         if len(out) > cfg.max_bytes:
             raise FetchError("decompressed-too-large" if decoder else "too-large",
-                             f"body larger than {cfg.max_bytes} bytes")
+                             f"body larger than {cfg.max_bytes} bytes", wire_bytes=wire)
     return bytes(out), wire
 
 
@@ -222,7 +224,11 @@ async def fetch(client: httpx.AsyncClient, url: str, cfg: CrawlConfig, limiter: 
                 chain.append(target)
                 current = target
     except TimeoutError as exc:
-        raise FetchError("deadline", f"response took longer than {cfg.page_deadline_s:g} s") from exc
+        raise FetchError("deadline", f"response took longer than {cfg.page_deadline_s:g} s",
+                         wire_bytes=wire) from exc
+    except FetchError as exc:
+        exc.wire_bytes += wire
+        raise
     if resp.status >= 400:
         raise FetchError(f"http-{resp.status}", "")
     resp.url, resp.final_url, resp.redirects, resp.wire_bytes = url, chain[-1], chain[:-1], wire

@@ -1,0 +1,157 @@
+"""The crawler against a misbehaving site on 127.0.0.1: it must finish, bounded, and say why it skipped each URL."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from crawl_helpers import HUGE_BYTES, MB, ZURICH, serve_nasty
+
+from sitetune.config import CrawlConfig
+from sitetune.crawl import CrawlReport, crawl_site
+from sitetune.errors import SitetuneError
+from sitetune.recordio import read_records
+
+TIGHT = CrawlConfig(
+    max_pages=40, delay_s=0.0, concurrency=4, timeout_s=1.5, retries=2, max_bytes=2 * MB, max_redirects=4,
+    max_depth=8, total_time_s=30.0, page_deadline_s=2.5, max_total_bytes=20 * MB, max_per_pattern=5,
+    max_query_params=3, max_url_length=300, backoff_s=0.05, max_backoff_s=0.2,
+)
+
+
+@pytest.fixture(scope="module")
+def nasty_crawl(tmp_path_factory: pytest.TempPathFactory) -> tuple[CrawlReport, Path, float]:
+    out = tmp_path_factory.mktemp("nasty") / "corpus.jsonl"
+    began = time.monotonic()
+    with serve_nasty() as base:
+        report = crawl_site(base + "/", out, config=TIGHT, progress=False)
+    return report, out, time.monotonic() - began
+
+
+def _reason(report: CrawlReport, path: str) -> str:
+    found = [s.reason for s in report.skipped if s.url.split("://", 1)[1].split("/", 1)[-1] == path.lstrip("/")]
+    assert found, f"{path} is not in the skipped list: {[s.url for s in report.skipped]}"
+    return found[0]
+
+
+def test_crawl_finishes_bounded_in_time_bytes_and_pages(nasty_crawl: tuple[CrawlReport, Path, float]) -> None:
+    report, _out, elapsed = nasty_crawl
+    # The drip page alone would take ~100 s and the huge page 50 MB: both must be cut off.
+    assert elapsed < 20, f"crawl took {elapsed:.1f} s"
+    assert report.wire_bytes < 3 * TIGHT.max_bytes
+    assert len(report.pages) <= TIGHT.max_pages
+
+
+@pytest.mark.parametrize(("path", "reason"), [
+    ("/loop-a", "redirect-loop"),
+    ("/chain/0", "too-many-redirects"),
+    ("/drip", "deadline"),
+    ("/huge", "too-large"),
+    ("/huge-declared", "too-large"),
+    ("/bomb", "decompressed-too-large"),
+    ("/always-503", "http-503"),
+    ("/rate-limited", "http-429"),
+    ("/binary.zip", "non-html"),
+    ("/private/secret", "robots"),
+])
+def test_each_trap_is_skipped_with_its_reason(nasty_crawl: tuple[CrawlReport, Path, float], path: str,
+                                              reason: str) -> None:
+    assert _reason(nasty_crawl[0], path) == reason
+
+
+def test_external_links_are_reported_outside_prefix(nasty_crawl: tuple[CrawlReport, Path, float]) -> None:
+    reasons = {s.url: s.reason for s in nasty_crawl[0].skipped}
+    assert reasons["https://elsewhere.example/"] == "outside-prefix"
+
+
+def test_endless_url_spaces_are_cut_off(nasty_crawl: tuple[CrawlReport, Path, float]) -> None:
+    report = nasty_crawl[0]
+    calendar = [p for p in report.pages if "/calendar" in p.url]
+    assert len(calendar) == TIGHT.max_per_pattern
+    assert any(s.reason == "pattern-trap" and "/calendar" in s.url for s in report.skipped)
+    grow = [p for p in report.pages if "/grow" in p.url]
+    assert 0 < len(grow) <= TIGHT.max_query_params + 1
+    assert any(s.reason == "query-trap" and "/grow" in s.url for s in report.skipped)
+    # Session ids are dropped, so the ever-new ?sid= links collapse onto three listing pages.
+    sessions = [p.url for p in report.pages if "/session" in p.url]
+    assert len(sessions) == 3 and not any("sid=" in u for u in sessions)
+
+
+def test_retries_recover_from_transient_503(nasty_crawl: tuple[CrawlReport, Path, float]) -> None:
+    assert any(p.url.endswith("/flaky") for p in nasty_crawl[0].pages)
+
+
+def test_wrong_missing_and_contradicted_charsets_decode_right(nasty_crawl: tuple[CrawlReport, Path, float]) -> None:
+    report, out, _ = nasty_crawl
+    by_url = {r.url.rsplit("/", 1)[1]: r.text for r in read_records(out) if "/cs/" in r.url}
+    assert set(by_url) == {"utf8-labelled-latin1-body", "latin1-labelled-utf8-body", "no-charset-meta",
+                           "bom-contradicts"}, report.skipped
+    for name, text in by_url.items():
+        assert ZURICH in text, f"{name}: {text!r}"
+
+
+def test_report_file_lists_every_skip(nasty_crawl: tuple[CrawlReport, Path, float]) -> None:
+    report, out, _ = nasty_crawl
+    saved = json.loads(out.with_suffix(".crawl.json").read_text())
+    assert len(saved["skipped"]) == len(report.skipped) >= 12
+    assert all(s["reason"] for s in saved["skipped"])
+    assert saved["skip_reasons"]["robots"] == 1
+    assert saved["records"] == len(read_records(out))
+
+
+def test_robots_5xx_means_disallow_all(tmp_path: Path) -> None:
+    out = tmp_path / "c.csv"
+    with serve_nasty(robots="503") as base, pytest.raises(SitetuneError, match="robots"):
+        crawl_site(base + "/ok", out, prefix=base + "/", config=TIGHT, progress=False)
+    saved = json.loads(out.with_suffix(".crawl.json").read_text())
+    assert saved["skipped"][0]["reason"] == "robots"
+    assert list(saved["robots"].values())[0].startswith("unreachable")
+    assert not out.exists()
+
+
+def test_robots_404_means_allow_all(tmp_path: Path) -> None:
+    with serve_nasty(robots="404") as base:
+        report = crawl_site(base + "/ok", tmp_path / "c.csv", prefix=base + "/", config=TIGHT, progress=False)
+    assert [p.url.rsplit("/", 1)[1] for p in report.pages] == ["ok"]
+    assert list(report.robots.values())[0].startswith("absent")
+
+
+def test_whole_crawl_deadline_stops_an_endless_calendar(tmp_path: Path) -> None:
+    config = replace(TIGHT, max_per_pattern=10_000, max_depth=10_000, total_time_s=1.5, delay_s=0.05)
+    began = time.monotonic()
+    with serve_nasty() as base:
+        report = crawl_site(base + "/calendar?month=0", tmp_path / "c.csv", prefix=base + "/", config=config,
+                            progress=False)
+    assert time.monotonic() - began < 6
+    assert report.stopped == "crawl-deadline"
+    assert any(s.reason == "crawl-deadline" for s in report.skipped)
+
+
+def test_max_pages_stops_the_crawl(tmp_path: Path) -> None:
+    config = replace(TIGHT, max_per_pattern=10_000, max_depth=10_000, max_pages=4)
+    with serve_nasty() as base:
+        report = crawl_site(base + "/calendar?month=0", tmp_path / "c.csv", prefix=base + "/", config=config,
+                            progress=False)
+    assert len(report.pages) == 4
+    assert report.stopped == "max-pages"
+
+
+def test_huge_page_is_not_downloaded_whole(tmp_path: Path) -> None:
+    config = replace(TIGHT, max_bytes=1 * MB)
+    with serve_nasty() as base, pytest.raises(SitetuneError, match="too-large"):
+        crawl_site(base + "/huge", tmp_path / "c.csv", prefix=base + "/", config=config, progress=False)
+    saved = json.loads((tmp_path / "c.crawl.json").read_text())
+    assert config.max_bytes < saved["wire_bytes"] < HUGE_BYTES / 10
+
+
+def test_byte_budget_stops_the_crawl(tmp_path: Path) -> None:
+    config = replace(TIGHT, max_per_pattern=10_000, max_depth=10_000, max_total_bytes=2_000)
+    with serve_nasty() as base:
+        report = crawl_site(base + "/calendar?month=0", tmp_path / "c.csv", prefix=base + "/", config=config,
+                            progress=False)
+    assert report.stopped == "byte-budget"
+    assert 0 < len(report.pages) < 20
+    assert report.wire_bytes < config.max_total_bytes + 2 * 1024
