@@ -1,0 +1,160 @@
+"""The main job: crawl (or read) a corpus, tune a model on it, index it, and serve it.
+
+``make run`` calls :func:`prepare` then :func:`serve`. Each step skips work whose inputs did not change:
+the crawl revalidates pages through its cache, the model is retrained only when the corpus changed,
+and the index re-embeds only changed chunks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from sitetune.atomic import atomic_write_text
+from sitetune.config import RETRIEVAL_RECIPE, EncoderConfig, TrainConfig
+
+#: Training preset for the main job: the retrieval recipe, time-boxed so `make run` takes minutes.
+MAIN_JOB_RECIPE = replace(RETRIEVAL_RECIPE, max_minutes=3.0)
+
+_STAMP = "corpus.sha256"
+
+
+@dataclass(frozen=True)
+class MainJobConfig:
+    """What the main job works on and where it writes.
+
+    Attributes:
+        workdir: Folder for the corpus, model, store and reports (created).
+        corpus: A corpus file to use instead of crawling the bundled sample site.
+        train: Training preset (the retrieval recipe, time-boxed).
+        encoder: Encoder settings for indexing and serving.
+        retrain: Train even if the model was built from this exact corpus already.
+    """
+
+    workdir: Path
+    corpus: Path | None = None
+    train: TrainConfig = MAIN_JOB_RECIPE
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    retrain: bool = False
+
+
+@dataclass
+class MainJobResult:
+    """Where the main job's artifacts are and what each step did."""
+
+    corpus: Path
+    model: Path
+    store: Path
+    rows: int
+    unique_chunks: int
+    trained: bool
+    train_steps: int | None
+    embedded: int
+    reused: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print) -> MainJobResult:
+    """Crawl or read the corpus, train the model if the corpus changed, and (re)index.
+
+    Args:
+        config: Inputs and workdir.
+        progress: Show progress bars.
+        log: A ``print``-like callable for one line per step.
+
+    Returns:
+        Paths and figures of every step.
+
+    Raises:
+        SitetuneError: A step failed (bad corpus, crawl found nothing, training or indexing error).
+    """
+    from sitetune.corpus import Corpus
+    from sitetune.crawl import crawl_folder, sample_site_dir
+    from sitetune.index import build_index
+    from sitetune.train import train
+
+    say = log if callable(log) else print
+    workdir = Path(config.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+
+    started = time.perf_counter()
+    if config.corpus is None:
+        corpus_path = workdir / "corpus.jsonl"
+        report = crawl_folder(sample_site_dir(), corpus_path, progress=progress)
+        say(f"[1/4] crawled the bundled sample site: {len(report.pages)} pages -> {corpus_path}")
+    else:
+        corpus_path = Path(config.corpus)
+        say(f"[1/4] corpus: {corpus_path}")
+    corpus = Corpus.load(corpus_path)
+    seconds["corpus"] = time.perf_counter() - started
+    say(f"      {len(corpus.records)} rows, {len(corpus.pages)} pages, {len(corpus.chunks)} unique chunks")
+
+    started = time.perf_counter()
+    model_dir = workdir / "model"
+    stamp = workdir / _STAMP
+    corpus_hash = _sha256(corpus_path)
+    reuse = (not config.retrain and model_dir.is_dir() and stamp.is_file()
+             and stamp.read_text().strip() == corpus_hash)
+    steps: int | None = None
+    if reuse:
+        say(f"[2/4] model {model_dir} was trained on this corpus: reusing it (--retrain to train again)")
+    else:
+        minutes = config.train.max_minutes
+        say(f"[2/4] training the retrieval recipe for at most {minutes:g} minutes -> {model_dir}")
+        result = train(config.train, out=model_dir, corpus=corpus_path, overwrite=True, progress=progress)
+        steps = result.steps
+        atomic_write_text(stamp, corpus_hash + "\n")
+    seconds["train"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    store = workdir / "store"
+    index = build_index(corpus_path, model_dir, store, config.encoder, progress=progress)
+    seconds["index"] = time.perf_counter() - started
+    say(f"[3/4] indexed {index.chunks} chunks into {store} ({index.embedded} embedded, {index.reused} reused)")
+
+    result_obj = MainJobResult(
+        corpus=corpus_path, model=model_dir, store=store, rows=len(corpus.records),
+        unique_chunks=len(corpus.chunks), trained=not reuse, train_steps=steps,
+        embedded=index.embedded, reused=index.reused, seconds=seconds,
+    )
+    atomic_write_text(workdir / "main_job.json", json.dumps(
+        {k: (str(v) if isinstance(v, Path) else v) for k, v in result_obj.__dict__.items()}, indent=2) + "\n")
+    return result_obj
+
+
+def serve(store: str | Path, *, host: str = "127.0.0.1", port: int = 8000, model: str | Path | None = None,
+          encoder: EncoderConfig | None = None, log: object = print, **app_options: object) -> None:
+    """Serve the search API and web page for ``store`` until interrupted (Ctrl-C).
+
+    Args:
+        store: A store built by :func:`sitetune.index.build_index`.
+        host: Interface to bind.
+        port: TCP port.
+        model: Query model (default: the one that built the store).
+        encoder: Encoder settings (backend, threads).
+        log: A ``print``-like callable; the URL is printed once the model is loaded.
+        **app_options: Passed to :func:`sitetune.serve.create_app` (``config``, ``answer_config``, ``llm``).
+    """
+    import uvicorn
+
+    from sitetune.search import Searcher
+    from sitetune.serve import create_app
+
+    say = log if callable(log) else print
+    with Searcher.open(store, encoder or EncoderConfig(), model) as searcher:
+        app = create_app(searcher, model_name=Path(searcher.model_path).name, **app_options)  # type: ignore[arg-type]
+        shown = f"[{host}]" if ":" in host else host
+        say(f"sitetune serving {store} at http://{shown}:{port}/ (API docs: /docs, OpenAPI: /openapi.json)")
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
