@@ -171,7 +171,8 @@ runner = CliRunner()
 
 def test_cli_crawl_sample_json(tmp_path: Path) -> None:
     out = tmp_path / "c.csv"
-    result = runner.invoke(app, ["crawl", "sample", "--out", str(out), "--delay", "0", "--no-progress", "--json"])
+    args = ["crawl", "sample", "--out", str(out), "--delay", "0", "--no-progress", "--json"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["records"] == len(read_records(out)) > 0
@@ -193,7 +194,8 @@ def test_cli_crawl_report_cache_and_max_pages(tmp_path: Path) -> None:
 def test_cli_crawl_prefix_keeps_the_crawl_inside(tmp_path: Path) -> None:
     with serve_site(sample_site_dir()) as base:
         result = runner.invoke(app, ["crawl", base + "/programmes/msc-finance-and-investment.html", "--out",
-                                     str(tmp_path / "c.csv"), "--prefix", base + "/programmes/", "--delay", "0",
+                                     str(tmp_path / "c.csv"), "--prefix", base + "/programmes/",
+                                     "--delay", "0",
                                      "--no-progress", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -208,7 +210,8 @@ def test_cli_crawl_prefix_keeps_the_crawl_inside(tmp_path: Path) -> None:
     (["crawl", "http://127.0.0.1:9/", "--out", "{tmp}/c.txt"], "unknown extension '.txt'"),
     (["crawl", "http://127.0.0.1:9/a/", "--out", "{tmp}/c.csv", "--prefix", "http://127.0.0.1:9/b/"],
      "outside the prefix"),
-    (["crawl", "http://127.0.0.1:9/", "--out", "{tmp}/c.csv", "--no-progress", "--retries", "0"], "unreachable"),
+    (["crawl", "http://127.0.0.1:9/", "--out", "{tmp}/c.csv", "--no-progress", "--retries", "0"],
+     "unreachable"),
     (["crawl", "{tmp}", "--out", "{tmp}/c.csv"], "no page"),
 ])
 def test_cli_crawl_bad_input_exits_nonzero(tmp_path: Path, args: list[str], message: str) -> None:

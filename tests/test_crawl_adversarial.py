@@ -1,4 +1,4 @@
-"""The crawler against a misbehaving site on 127.0.0.1: it must finish, bounded, and say why it skipped each URL."""
+"""The crawler against a misbehaving site on 127.0.0.1: it finishes, bounded, naming every skip."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from crawl_helpers import HUGE_BYTES, MB, ZURICH, serve_nasty
 
+from crawl_helpers import HUGE_BYTES, MB, ZURICH, serve_nasty
 from sitetune.config import CrawlConfig
 from sitetune.crawl import CrawlReport, crawl_site
 from sitetune.errors import SitetuneError
@@ -32,7 +32,8 @@ def nasty_crawl(tmp_path_factory: pytest.TempPathFactory) -> tuple[CrawlReport, 
 
 
 def _reason(report: CrawlReport, path: str) -> str:
-    found = [s.reason for s in report.skipped if s.url.split("://", 1)[1].split("/", 1)[-1] == path.lstrip("/")]
+    found = [s.reason for s in report.skipped
+             if s.url.split("://", 1)[1].split("/", 1)[-1] == path.lstrip("/")]
     assert found, f"{path} is not in the skipped list: {[s.url for s in report.skipped]}"
     return found[0]
 
@@ -84,7 +85,8 @@ def test_retries_recover_from_transient_503(nasty_crawl: tuple[CrawlReport, Path
     assert any(p.url.endswith("/flaky") for p in nasty_crawl[0].pages)
 
 
-def test_wrong_missing_and_contradicted_charsets_decode_right(nasty_crawl: tuple[CrawlReport, Path, float]) -> None:
+def test_wrong_missing_and_contradicted_charsets_decode_right(
+        nasty_crawl: tuple[CrawlReport, Path, float]) -> None:
     report, out, _ = nasty_crawl
     by_url = {r.url.rsplit("/", 1)[1]: r.text for r in read_records(out) if "/cs/" in r.url}
     assert set(by_url) == {"utf8-labelled-latin1-body", "latin1-labelled-utf8-body", "no-charset-meta",
@@ -108,7 +110,7 @@ def test_robots_5xx_means_disallow_all(tmp_path: Path) -> None:
         crawl_site(base + "/ok", out, prefix=base + "/", config=TIGHT, progress=False)
     saved = json.loads(out.with_suffix(".crawl.json").read_text())
     assert saved["skipped"][0]["reason"] == "robots"
-    assert list(saved["robots"].values())[0].startswith("unreachable")
+    assert next(iter(saved["robots"].values())).startswith("unreachable")
     assert not out.exists()
 
 
@@ -116,7 +118,7 @@ def test_robots_404_means_allow_all(tmp_path: Path) -> None:
     with serve_nasty(robots="404") as base:
         report = crawl_site(base + "/ok", tmp_path / "c.csv", prefix=base + "/", config=TIGHT, progress=False)
     assert [p.url.rsplit("/", 1)[1] for p in report.pages] == ["ok"]
-    assert list(report.robots.values())[0].startswith("absent")
+    assert next(iter(report.robots.values())).startswith("absent")
 
 
 def test_whole_crawl_deadline_stops_an_endless_calendar(tmp_path: Path) -> None:

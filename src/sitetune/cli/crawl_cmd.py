@@ -47,7 +47,8 @@ def crawl(
     from sitetune.crawl import crawl_folder, crawl_site, sample_site_dir
 
     config = dataclasses.replace(CrawlConfig(), max_pages=max_pages, delay_s=delay, concurrency=concurrency,
-                                 timeout_s=timeout, retries=retries, max_bytes=max_bytes, total_time_s=max_time)
+                                 timeout_s=timeout, retries=retries, max_bytes=max_bytes,
+                                 total_time_s=max_time)
     common = {"config": config, "cache_dir": cache, "progress": progress, "report_path": report}
     folder = sample_site_dir() if start == "sample" else Path(start)
     if start == "sample" or ("://" not in start and folder.is_dir()):
