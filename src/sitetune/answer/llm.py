@@ -140,6 +140,7 @@ def chat_completion(config: LLMConfig, messages: list[dict[str, str]]) -> str:
 
 _CITATION_GROUP = re.compile(r"\[\s*(?:sources?\s*)?(\d+(?:\s*,\s*(?:sources?\s*)?\d+)*)\s*\]", re.IGNORECASE)
 _CITATION = re.compile(r"\[(\d+)\](?!\()")
+_SCRIPT = re.compile(r"<(script|style|iframe|object|template)\b.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
 _COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
 _TAG = re.compile(r"</?[A-Za-z][^<>]*>|<(?:https?|mailto|ftp|data|javascript):[^<>\s]*>", re.IGNORECASE)
 _LINK_TARGET = r"\(\s*<?([^()\s<>]*)>?(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)"
@@ -158,7 +159,7 @@ def sanitize_answer(text: str, hits: Sequence[SearchHit]) -> tuple[str, list[Cit
 
     - ``[n]`` (also ``[1, 2]``, ``[source 1]``) must name a source that was sent; other numbers are removed,
       the rest renumbered 1.. in order of first use.
-    - Raw HTML tags and comments are removed.
+    - Raw HTML tags and comments are removed, script and style elements with their content.
     - Images are removed unless their URL is a cited section's URL; links to anything but a cited section's
       URL become their plain text; bare URLs and reference definitions elsewhere are removed.
 
@@ -175,6 +176,7 @@ def sanitize_answer(text: str, hits: Sequence[SearchHit]) -> tuple[str, list[Cit
     allowed = {hits[n - 1].url.rstrip("/") for n in order}
 
     text = _COMMENT.sub("", text)
+    text = _SCRIPT.sub("", text)
     text = _TAG.sub("", text)
     text = _IMAGE.sub(lambda m: m.group(0) if _same_url(m.group(2), allowed) else "", text)
     kept: list[str] = []
