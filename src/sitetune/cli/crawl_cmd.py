@@ -9,6 +9,9 @@ from typing import Annotated
 import typer
 
 from sitetune.cli.common import handle_errors, print_json
+from sitetune.config import ChunkingConfig, CrawlConfig
+
+_CRAWL = CrawlConfig()  # flag defaults come from the config, so the two cannot drift apart
 
 
 @handle_errors
@@ -19,18 +22,19 @@ def crawl(
     out: Annotated[Path, typer.Option("--out", "-o", help="Corpus file: .csv, .jsonl or .parquet")],
     prefix: Annotated[str | None, typer.Option(help="Only crawl URLs under this prefix (default: the start "
                                                     "URL's folder)")] = None,
-    max_pages: Annotated[int, typer.Option(min=1, help="Stop after this many pages")] = 500,
+    max_pages: Annotated[int, typer.Option(min=1, help="Stop after this many pages")] = _CRAWL.max_pages,
     delay: Annotated[float, typer.Option(min=0.0, help="Seconds between requests (robots.txt Crawl-delay "
-                                                       "wins if larger)")] = 0.5,
-    concurrency: Annotated[int, typer.Option(min=1, max=32, help="Requests in flight at once")] = 4,
+                                                       "wins if larger)")] = _CRAWL.delay_s,
+    concurrency: Annotated[int, typer.Option(min=1, max=32,
+                                             help="Requests in flight at once")] = _CRAWL.concurrency,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds without data before a request "
-                                                          "fails")] = 20.0,
+                                                          "fails")] = _CRAWL.timeout_s,
     retries: Annotated[int, typer.Option(min=0, max=10, help="Retries on 429, 5xx and connection "
-                                                            "errors")] = 3,
+                                                            "errors")] = _CRAWL.retries,
     max_bytes: Annotated[int, typer.Option(min=1024, help="Largest page body in bytes (after "
-                                                          "decompression)")] = 5_000_000,
+                                                          "decompression)")] = _CRAWL.max_bytes,
     max_time: Annotated[float, typer.Option(min=1.0, help="Wall-clock budget of the whole crawl in "
-                                                          "seconds")] = 3600.0,
+                                                          "seconds")] = _CRAWL.total_time_s,
     cache: Annotated[Path | None, typer.Option(help="Page cache folder (default: beside the corpus, "
                                                     "CORPUS.cache)")] = None,
     report: Annotated[Path | None, typer.Option(help="Crawl report JSON (default: beside the corpus, "
@@ -43,10 +47,9 @@ def crawl(
     Example: sitetune crawl https://www.example.edu/graduate/ --out runs/site.csv --max-pages 200
     Example: sitetune crawl sample --out runs/sample.csv
     """
-    from sitetune.config import CrawlConfig
     from sitetune.crawl import crawl_folder, crawl_site, sample_site_dir
 
-    config = dataclasses.replace(CrawlConfig(), max_pages=max_pages, delay_s=delay, concurrency=concurrency,
+    config = dataclasses.replace(_CRAWL, max_pages=max_pages, delay_s=delay, concurrency=concurrency,
                                  timeout_s=timeout, retries=retries, max_bytes=max_bytes,
                                  total_time_s=max_time)
     common = {"config": config, "cache_dir": cache, "progress": progress, "report_path": report}
@@ -74,17 +77,16 @@ def crawl(
 def sectionize(
     source: Annotated[str, typer.Argument(help="An HTML file or an http(s) URL", metavar="FILE_OR_URL")],
     max_tokens: Annotated[int, typer.Option(min=16, max=512, help="Longest chunk in tokens, special tokens "
-                                                                  "included")] = 512,
+                                                                  "included")] = ChunkingConfig.max_tokens,
     as_json: Annotated[bool, typer.Option("--json", help="Print the records as a JSON list")] = False,
 ) -> None:
     """Split one HTML page into section records (page name, section title and type, text, URL).
 
     Example: sitetune sectionize page.html --json
     """
-    from sitetune.config import ChunkingConfig
     from sitetune.sectionize import sectionize_source
 
-    records = sectionize_source(source, ChunkingConfig(max_tokens=max_tokens))
+    records = sectionize_source(source, dataclasses.replace(ChunkingConfig(), max_tokens=max_tokens))
     if as_json:
         print_json([r.to_dict() for r in records])
         return
