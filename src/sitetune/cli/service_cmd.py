@@ -23,7 +23,9 @@ def index(
         Precision.AUTO
     ),
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Texts per forward pass")] = 32,
-    bm25_fields: Annotated[str, typer.Option("--bm25-fields", help="'title+text' or 'text'")] = "title+text",
+    bm25_fields: Annotated[
+        str, typer.Option("--bm25-fields", help="'page+title+text', 'title+text' or 'text'")
+    ] = ("page+title+text"),
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
 ) -> None:

@@ -20,7 +20,7 @@ from sitetune.errors import InputError
 from sitetune.index import StoreError, StoreReader, open_store
 from sitetune.index.identity import model_fingerprint
 from sitetune.models import resolve_model_path
-from sitetune.search.programs import ProgramDetector, words
+from sitetune.search.programs import ProgramDetector
 from sitetune.search.types import PagePlace, SearchHit
 
 
@@ -96,16 +96,7 @@ class Searcher:
             for page in chunk.pages:
                 rows.setdefault(page, []).append(i)
         self._rows_of_page = {p: np.asarray(r, dtype=np.int64) for p, r in rows.items()}
-        self.detector = ProgramDetector(self.pages, common_words=self._common_words())
-
-    def _common_words(self) -> list[str]:
-        # Words in a fifth of all chunks ("graduate", "programme") cannot name a page alone.
-        counts: dict[str, int] = {}
-        for chunk in self.reader.chunks:
-            for w in set(words(chunk.text)):
-                counts[w] = counts.get(w, 0) + 1
-        limit = max(5, len(self.reader.chunks) // 5)
-        return [w for w, n in counts.items() if n >= limit]
+        self.detector = ProgramDetector(self.pages)
 
     @classmethod
     def open(
