@@ -1,0 +1,7 @@
+"""The HTTP API and the web page (``sitetune serve``)."""
+
+from __future__ import annotations
+
+from sitetune.serve.app import STATIC_DIR, create_app
+
+__all__ = ["STATIC_DIR", "create_app"]

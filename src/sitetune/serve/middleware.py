@@ -1,0 +1,152 @@
+"""Pure-ASGI middleware: a request-body limit that counts streamed bytes, and security headers.
+
+Both are plain ASGI (not ``BaseHTTPMiddleware``) so they see the raw ``receive`` stream, which is where a
+chunked upload without Content-Length has to be counted, and so they add nothing to the hot path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.exceptions import HTTPException
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Content-Security-Policy of the page and the API: scripts and styles only from our own static files.
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+#: FastAPI's /docs and /redoc load Swagger UI / ReDoc from a CDN and start it with an inline script.
+#: Those pages show no corpus text, so only they get the looser policy.
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "img-src 'self' data: https://fastapi.tiangolo.com; "
+    "connect-src 'self'; worker-src blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` once the body passes the limit.
+
+    It is an ``HTTPException`` because FastAPI turns any other exception raised while reading the body into
+    a 400 "error parsing the body"; this way the app's 413 handler answers.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=f"request body too large: the limit is {limit} bytes")
+
+
+def _error_body(status: int, detail: str) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    body = json.dumps({"detail": detail, "errors": []}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    return body, headers
+
+
+class BodyLimitMiddleware:
+    """Answers 413 for request bodies over ``max_bytes``.
+
+    A declared Content-Length over the limit is refused before anything is read. Otherwise the bytes
+    are counted as they stream in (chunked transfer included) and reading stops at the first byte over
+    the limit, so a client cannot make the server buffer more than ``max_bytes`` by leaving the length out.
+
+    Args:
+        app: The wrapped ASGI app.
+        max_bytes: Largest body accepted.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _refuse(self, send: Send, status: int, detail: str) -> None:
+        body, headers = _error_body(status, detail)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await self._refuse(send, 400, "invalid Content-Length header")
+                    return
+                if declared > self.max_bytes:
+                    await self._refuse(
+                        send, 413, f"request body too large: the limit is {self.max_bytes} bytes"
+                    )
+                    return
+
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge as exc:
+            # Reached only where the app let the exception escape (a route without an error handler).
+            if started:
+                raise
+            await self._refuse(send, 413, str(exc.detail))
+
+
+class SecurityHeadersMiddleware:
+    """Adds security headers to every HTTP response (errors and static files included).
+
+    Args:
+        app: The wrapped ASGI app.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        csp = DOCS_CSP if scope.get("path") in DOCS_PATHS else PAGE_CSP
+        extra = [
+            (b"content-security-policy", csp.encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
+            (b"cross-origin-opener-policy", b"same-origin"),
+            (b"cross-origin-resource-policy", b"same-origin"),
+            (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=()"),
+        ]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    (name, value) for name, value in extra if name not in present
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
