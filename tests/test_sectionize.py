@@ -157,3 +157,11 @@ def test_bad_urls_exit_nonzero_with_the_reason(url: str, message: str) -> None:
         result = runner.invoke(app, ["sectionize", url.replace("{base}", base)])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_wrapper_named_after_a_banner_keeps_the_content_but_the_banner_goes() -> None:
+    html = ('<body><div class="page has-cookie-banner"><div class="cookie-consent">Accept cookies</div>'
+            '<div aria-label="Breadcrumb">Home / Study</div><main><h1>Study</h1><p>Real text.</p></main>'
+            "</div></body>")
+    records = sectionize_html(html, "https://x.example/study")
+    assert [(r.page_name, r.text) for r in records] == [("Study", "Real text.")]

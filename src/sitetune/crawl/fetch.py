@@ -138,44 +138,56 @@ def _is_html(content_type: str) -> bool:
 
 async def _get_once(client: httpx.AsyncClient, url: str, headers: dict[str, str], cfg: CrawlConfig,
                     limiter: RateLimiter, *, html_only: bool) -> Response:
-    """One URL with retries on 429/5xx and connection failures; redirects are returned, not followed."""
+    """One URL with retries on 429/5xx and connection failures; redirects are returned, not followed.
+
+    Each attempt runs under ``cfg.page_deadline_s``; waiting for the rate limiter and backing off do not
+    count against it, so a long robots.txt Crawl-delay cannot make healthy pages miss their deadline.
+    """
     import httpx
 
-    wire = 0
     for attempt in range(cfg.retries + 1):
         await limiter.wait()
         last = attempt == cfg.retries
         try:
-            async with client.stream("GET", url, headers=headers) as resp:
-                status = resp.status_code
-                if status in RETRY_STATUSES and not last:
-                    wait = retry_after_s(resp.headers.get("retry-after"))
-                    wait = cfg.backoff_s * 2**attempt if wait is None else wait
-                    await asyncio.sleep(min(wait, cfg.max_backoff_s))
-                    continue
-                headers_in = resp.headers
-                base = Response(url=url, final_url=url, status=status,
-                                content_type=headers_in.get("content-type", ""), etag=headers_in.get("etag"),
-                                last_modified=headers_in.get("last-modified"))
-                if status in REDIRECT_STATUSES or status == 304 or status >= 400:
-                    base.body = resp.headers.get("location", "").encode()
-                    base.wire_bytes = wire
-                    return base
-                if html_only and not _is_html(base.content_type):
-                    raise FetchError("non-html", base.content_type or "no Content-Type")
-                length = resp.headers.get("content-length", "")
-                if length.isdigit() and int(length) > cfg.max_bytes:
-                    raise FetchError("too-large", f"Content-Length {length} > {cfg.max_bytes}")
-                base.body, got = await _read_body(resp, cfg)
-                base.wire_bytes = wire + got
-                return base
+            async with asyncio.timeout(cfg.page_deadline_s):
+                resp, asked = await _attempt(client, url, headers, cfg, html_only=html_only, last=last)
+            retry_wait = cfg.backoff_s * 2**attempt if asked is None else asked
+        except TimeoutError as exc:
+            raise FetchError("deadline", f"response took longer than {cfg.page_deadline_s:g} s") from exc
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
             if last:
                 raise FetchError("unreachable", f"{type(exc).__name__}: {exc}") from exc
-            await asyncio.sleep(min(cfg.backoff_s * 2**attempt, cfg.max_backoff_s))
+            retry_wait = cfg.backoff_s * 2**attempt
+            resp = None
         except httpx.TimeoutException as exc:
             raise FetchError("timeout", f"no data for {cfg.timeout_s:g} s ({type(exc).__name__})") from exc
+        if resp is not None:
+            return resp
+        await asyncio.sleep(min(retry_wait, cfg.max_backoff_s))
     raise AssertionError("unreachable: the last attempt always returns or raises")
+
+
+async def _attempt(client: httpx.AsyncClient, url: str, headers: dict[str, str], cfg: CrawlConfig, *,
+                   html_only: bool, last: bool) -> tuple[Response | None, float | None]:
+    """One request: the response, or None and the Retry-After (None when absent) of a 429/5xx answer."""
+    async with client.stream("GET", url, headers=headers) as resp:
+        status = resp.status_code
+        if status in RETRY_STATUSES and not last:
+            return None, retry_after_s(resp.headers.get("retry-after"))
+        headers_in = resp.headers
+        base = Response(url=url, final_url=url, status=status,
+                        content_type=headers_in.get("content-type", ""), etag=headers_in.get("etag"),
+                        last_modified=headers_in.get("last-modified"))
+        if status in REDIRECT_STATUSES or status == 304 or status >= 400:
+            base.body = headers_in.get("location", "").encode()
+            return base, None
+        if html_only and not _is_html(base.content_type):
+            raise FetchError("non-html", base.content_type or "no Content-Type")
+        length = headers_in.get("content-length", "")
+        if length.isdigit() and int(length) > cfg.max_bytes:
+            raise FetchError("too-large", f"Content-Length {length} > {cfg.max_bytes}")
+        base.body, base.wire_bytes = await _read_body(resp, cfg)
+        return base, None
 
 
 async def fetch(client: httpx.AsyncClient, url: str, cfg: CrawlConfig, limiter: RateLimiter, *,
@@ -203,29 +215,25 @@ async def fetch(client: httpx.AsyncClient, url: str, cfg: CrawlConfig, limiter: 
     chain = [url]
     wire = 0
     try:
-        async with asyncio.timeout(cfg.page_deadline_s):
-            current = url
-            while True:
-                headers = validators(current) if validators else {}
-                resp = await _get_once(client, current, headers, cfg, limiter, html_only=html_only)
-                wire += resp.wire_bytes
-                if resp.status not in REDIRECT_STATUSES:
-                    break
-                location = resp.body.decode("latin-1")
-                target = normalize_url(location, current)
-                if target is None:
-                    raise FetchError("bad-redirect", f"Location {location!r} is not an http(s) URL")
-                if target in chain:
-                    raise FetchError("redirect-loop", " -> ".join([*chain, target]))
-                if len(chain) > cfg.max_redirects:
-                    raise FetchError("too-many-redirects", f"more than {cfg.max_redirects} hops")
-                if check_hop is not None:
-                    check_hop(target)
-                chain.append(target)
-                current = target
-    except TimeoutError as exc:
-        raise FetchError("deadline", f"response took longer than {cfg.page_deadline_s:g} s",
-                         wire_bytes=wire) from exc
+        current = url
+        while True:
+            headers = validators(current) if validators else {}
+            resp = await _get_once(client, current, headers, cfg, limiter, html_only=html_only)
+            wire += resp.wire_bytes
+            if resp.status not in REDIRECT_STATUSES:
+                break
+            location = resp.body.decode("latin-1")
+            target = normalize_url(location, current)
+            if target is None:
+                raise FetchError("bad-redirect", f"Location {location!r} is not an http(s) URL")
+            if target in chain:
+                raise FetchError("redirect-loop", " -> ".join([*chain, target]))
+            if len(chain) > cfg.max_redirects:
+                raise FetchError("too-many-redirects", f"more than {cfg.max_redirects} hops")
+            if check_hop is not None:
+                check_hop(target)
+            chain.append(target)
+            current = target
     except FetchError as exc:
         exc.wire_bytes += wire
         raise

@@ -61,7 +61,10 @@ def _is_noise(node: LexborNode) -> bool:
     if (attrs.get("role") or "").lower() in NOISE_ROLES:
         return True
     marker = " ".join(attrs.get(name) or "" for name in ("class", "id", "aria-label")).lower()
-    return any(word in marker for word in NOISE_WORDS)
+    if not any(word in marker for word in NOISE_WORDS):
+        return False
+    # A page wrapper tagged e.g. "has-cookie-banner" holds the content itself: never drop one of those.
+    return node.css_first("main, article, h1, [role=main]") is None
 
 
 def _skipped(node: LexborNode) -> bool:
