@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from crawl_helpers import HUGE_BYTES, MB, ZURICH, serve_nasty
+from crawl_helpers import HUGE_BYTES, INDEX_LINKS, MB, ZURICH, serve_nasty
 from sitetune.config import CrawlConfig
 from sitetune.crawl import CrawlReport, crawl_site
 from sitetune.errors import SitetuneError
@@ -157,3 +157,15 @@ def test_byte_budget_stops_the_crawl(tmp_path: Path) -> None:
     assert report.stopped == "byte-budget"
     assert 0 < len(report.pages) < 20
     assert report.wire_bytes < config.max_total_bytes + 2 * 1024
+
+
+def test_every_linked_url_is_either_a_page_or_a_reported_skip(
+        nasty_crawl: tuple[CrawlReport, Path, float]) -> None:
+    from sitetune.crawl.urls import normalize_url
+
+    report = nasty_crawl[0]
+    base = report.start_url
+    accounted = {p.url for p in report.pages} | {s.url for s in report.skipped}
+    for link in INDEX_LINKS:
+        url = normalize_url(link, base)
+        assert url in accounted, f"{url} is neither crawled nor reported"
