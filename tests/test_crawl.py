@@ -218,3 +218,14 @@ def test_cli_crawl_bad_input_exits_nonzero(tmp_path: Path, args: list[str], mess
     result = runner.invoke(app, [a.replace("{tmp}", str(tmp_path)) for a in args])
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_cli_crawl_folder_with_broken_site_spec_names_the_file(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<h1>Hi</h1><p>Text.</p>")
+    (site / "_site.json").write_text('{"routes": {"/a.html": {"status": "x", "colour": 1}}}')
+    result = runner.invoke(app, ["crawl", str(site), "--out", str(tmp_path / "c.csv")])
+    assert result.exit_code == 2
+    assert "_site.json" in result.output and "/a.html" in result.output
+    assert not (tmp_path / "c.csv").exists()
