@@ -45,6 +45,9 @@ _STOP = frozenset(
 _PREFIX = re.compile(r"^(?:msc|msocsc|ma|cand\.merc\.?\(pol\.?\)\s*/\s*msc)\s+(?:in\s+)?", re.IGNORECASE)
 #: A variant naming more pages than this is a family name, not a programme.
 MAX_PAGES_PER_VARIANT = 3
+#: Words of degree families ("MSc in Economics and Business Administration - ...", "MSc in Social
+#: Sciences - ..."): never distinctive, however few pages a small site has.
+FAMILY_WORDS = frozenset(("business", "administration", "economic", "social", "science", "management"))
 #: A word in this many page names is shared, not distinctive.
 SHARED_WORD_PAGES = 5
 
@@ -86,7 +89,7 @@ class ProgramDetector:
         for page in set(pages):
             for w in set(words(page)) - _STOP:
                 frequency[w] += 1
-        shared = {w for w, n in frequency.items() if n >= SHARED_WORD_PAGES}
+        shared = {w for w, n in frequency.items() if n >= SHARED_WORD_PAGES} | FAMILY_WORDS
         unique = {w for w, n in frequency.items() if n <= 2 and w not in common}
         self._shared = shared
         by_key: dict[frozenset[str], set[str]] = defaultdict(set)
@@ -99,7 +102,7 @@ class ProgramDetector:
                         (word,) = key
                         if not (word in acronyms or (word in unique and len(word) >= min_single_word)):
                             continue
-                    if key:
+                    if key and not key <= FAMILY_WORDS:  # a degree family alone names no programme
                         by_key[key].add(page)
         self._keys = [(key, tuple(sorted(p))) for key, p in by_key.items() if len(p) <= MAX_PAGES_PER_VARIANT]
         # Longer keys are more specific: "finance and strategic management" before "finance".
