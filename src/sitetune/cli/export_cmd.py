@@ -1,9 +1,75 @@
-"""Commands of this stage (being built)."""
+"""``sitetune export MODEL --backend NAME``: write a fast encoder backend's files beside the model.
+
+Also defines the ``--backend`` and ``--fallback-to-torch`` options every embedding command shares, so
+index, search, evaluate and serve spell them the same way.
+"""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from sitetune.cli.common import handle_errors, print_json
+
+#: ``--backend``: which encoder backend to embed with (see docs/encode.md).
+BackendOption = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="Encoder backend: auto (fastest available whose quality holds), torch, openvino, "
+        "openvino-int8, static, sentence-transformers",
+    ),
+]
+#: ``--fallback-to-torch``: use torch when the backend's export is missing or broken, instead of failing.
+FallbackOption = Annotated[
+    bool,
+    typer.Option(
+        "--fallback-to-torch", help="Encode with torch if the backend's export is missing or broken"
+    ),
+]
+
+
+@handle_errors
+def export(
+    model: Annotated[str, typer.Argument(help="Model folder, or 'base' for the packaged all-MiniLM-L6-v2")],
+    backend: Annotated[str, typer.Option("--backend", help="openvino, openvino-int8 or static")] = "openvino",
+    corpus: Annotated[
+        Path | None,
+        typer.Option("--corpus", help="The site's corpus file: calibrates openvino-int8, weights static"),
+    ] = None,
+    check: Annotated[bool, typer.Option("--check", help="Only verify an existing export")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Export MODEL for a fast encoder backend into MODEL/sitetune-export/BACKEND/ (with a sha256 manifest).
+
+    Example: sitetune export models/cbs --backend openvino-int8 --corpus pages.csv
+    """
+    from sitetune.encode import export_model
+    from sitetune.encode.export import calibration_texts, export_dir, read_manifest
+    from sitetune.models import resolve_model_path
+
+    path = resolve_model_path(model)
+    started = time.perf_counter()
+    if check:
+        manifest = {
+            **read_manifest(export_dir(path, backend), backend, path),
+            "path": str(export_dir(path, backend)),
+        }
+    else:
+        texts = calibration_texts(corpus, path) if corpus is not None else None
+        manifest = export_model(path, backend, texts=texts)
+    manifest["seconds"] = round(time.perf_counter() - started, 2)
+    if as_json:
+        print_json(manifest)
+        return
+    verb = "verified" if check else "exported"
+    typer.echo(f"{verb} {backend} for {path} in {manifest['seconds']:.1f}s: {manifest['path']}")
+    typer.echo(f"files: {', '.join(manifest['files'])}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to ``app``."""
+    """Add ``export`` to ``app``."""
+    app.command("export")(export)

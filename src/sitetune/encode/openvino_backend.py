@@ -52,6 +52,7 @@ def export_openvino(model_path: Path, out: Path, *, int8: bool, texts: Sequence[
     """
     import torch
 
+    from sitetune.encode.torch_backend import embedding_dim
     from sitetune.models import load_sentence_transformer
 
     ov = _import_openvino()
@@ -83,7 +84,7 @@ def export_openvino(model_path: Path, out: Path, *, int8: bool, texts: Sequence[
     ov.save_model(model, str(out / _XML), compress_to_fp16=False)
     tokenizer.save_pretrained(str(out / _TOKENIZER))
     files = [_XML, _BIN] + [f"{_TOKENIZER}/{p.name}" for p in sorted((out / _TOKENIZER).iterdir())]
-    dim = int(st.get_sentence_embedding_dimension() or 384)
+    dim = embedding_dim(st)
     extra = {"dim": dim, "max_length": max_length, "int8": int8, "calibration_texts": len(texts)}
     return write_manifest(out, OPENVINO_INT8 if int8 else OPENVINO, files, model_path, extra)
 

@@ -96,7 +96,7 @@ def _run_model(encoder: Any, token_inputs: list[list[int]]) -> np.ndarray:
 def _sif_weights(tokenizer: Any, texts: Sequence[str], keep: np.ndarray, size: int) -> np.ndarray:
     """SIF weights for the kept token ids from the site's token counts blended with a Zipf prior."""
     counts = np.zeros(size, dtype=np.float64)
-    for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
+    for ids in tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]:
         np.add.at(counts, np.asarray(ids, dtype=np.int64), 1.0)
     rank = np.arange(1, len(keep) + 1, dtype=np.float64)
     zipf = 1.0 / (rank * np.log(len(keep)))

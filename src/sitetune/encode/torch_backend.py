@@ -26,6 +26,13 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 
+def embedding_dim(model: SentenceTransformer) -> int:
+    """The model's output size (sentence-transformers renamed the getter in 6.x; both are tried)."""
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    dim = getter()
+    return int(dim) if dim else 384
+
+
 class TorchEncoder:
     """The model's own modules on torch, with length-sorted batches; bf16 weights where the CPU has them.
 
@@ -53,8 +60,7 @@ class TorchEncoder:
             self.model.to(torch.bfloat16)
         self.precision = "bf16" if self.bf16 else "fp32"
         self.info = load_model_info(self.model_path)
-        dim = self.model.get_sentence_embedding_dimension()
-        self.dim = int(dim) if dim else 384
+        self.dim = embedding_dim(self.model)
         self.max_length = int(self.model.max_seq_length or 512)
         tokenizer = self.model.tokenizer
         self._tokenizer = tokenizer
@@ -101,8 +107,7 @@ class SentenceTransformersEncoder:
         self.model: SentenceTransformer = load_sentence_transformer(self.model_path)
         self.model.eval()
         self.info = load_model_info(self.model_path)
-        dim = self.model.get_sentence_embedding_dimension()
-        self.dim = int(dim) if dim else 384
+        self.dim = embedding_dim(self.model)
 
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
         """Encode texts with sentence-transformers' own ``encode`` (fp32, its own length sorting)."""
