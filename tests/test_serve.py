@@ -94,6 +94,7 @@ def test_search_rejects_bad_input_with_a_clear_422(
         (b'{"question": "deadline", "admin": true}', "body.admin: is not a known field"),
         (b'{"question": "deadline", "page": "Narnia"}', "body.page: unknown page 'Narnia'"),
         (b"{}", "body.question: is required"),
+        (b'{"question": "\xff\xfe"}', "body: is not valid JSON text (UTF-8 expected)"),
     ],
 )
 def test_answer_rejects_bad_input_with_a_clear_422(client: TestClient, body: bytes, message: str) -> None:

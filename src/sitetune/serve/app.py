@@ -30,6 +30,7 @@ from sitetune.serve.middleware import BodyLimitMiddleware, SecurityHeadersMiddle
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_QUERY_CHARS = 1000
 MAX_K = 50
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
 
 
 class FieldError(BaseModel):
@@ -251,6 +252,11 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if exc.status_code == 400 and detail == _FASTAPI_BODY_ERROR:
+            # FastAPI's answer to a body it cannot decode (bytes that are not UTF-8): a malformed
+            # request like any other, so the same 422 shape with the field named.
+            message = "is not valid JSON text (UTF-8 expected)"
+            return _error(422, f"body: {message}", [FieldError(field="body", message=message)])
         response = _error(exc.status_code, detail)
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
