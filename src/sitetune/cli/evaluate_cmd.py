@@ -17,7 +17,8 @@ def evaluate_command(
     model: Annotated[list[str] | None, typer.Option(
         "--model", help="'base' (packaged all-MiniLM-L6-v2) or a model folder; repeat for several")] = None,
     queries: Annotated[list[str] | None, typer.Option(
-        "--queries", help="External query file (JSON); 'cbs' = the packaged CBS question set; repeatable")] = None,
+        "--queries", help="External query file (JSON); 'cbs' = the packaged CBS questions; repeatable",
+    )] = None,
     split_from: Annotated[Path | None, typer.Option(
         "--split-from", help="Pairs folder from training: its heldout.jsonl gives the title queries")] = None,
     hybrid: Annotated[bool, typer.Option(

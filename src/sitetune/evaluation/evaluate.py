@@ -91,8 +91,8 @@ def load_heldout(pairs_dir: str | Path) -> tuple[list[Any], dict[str, Any]]:
     pairs_dir = Path(pairs_dir)
     heldout = pairs_dir / "heldout.jsonl"
     if not heldout.is_file():
-        raise SitetuneError(f"{pairs_dir} has no heldout.jsonl: --split-from needs the pairs folder written by "
-                            "'sitetune train' (heldout.jsonl + pairs_info.json)")
+        raise SitetuneError(f"{pairs_dir} has no heldout.jsonl: --split-from needs the pairs folder "
+                            "written by 'sitetune train' (heldout.jsonl + pairs_info.json)")
     info: dict[str, Any] = {}
     info_path = pairs_dir / "pairs_info.json"
     if info_path.is_file():
@@ -109,7 +109,8 @@ def build_query_sets(corpus: Corpus, queries: Sequence[str | Path], split_from: 
     if split_from is not None:
         heldout, info = load_heldout(split_from)
         titles = title_queries(corpus, heldout)
-        titles.description += f" (from {split_from}: recipe {info.get('recipe', '?')}, split {info.get('split', '?')})"
+        recipe, split = info.get("recipe", "?"), info.get("split", "?")
+        titles.description += f" (from {split_from}: recipe {recipe}, split {split})"
     else:
         titles = title_queries(corpus, seed=seed)
     sets = [titles, same_page_queries(corpus, n=same_page_n, seed=seed)]
@@ -233,6 +234,8 @@ def evaluate(
         resolve_model_path(spec)
     sets = build_query_sets(corp, queries, split_from, same_page_n=same_page_n, seed=seed)
     problems = [line for qs in sets for line in qs.problems()]
+    problems += [f"{qs.name}: no query could be built; set left out" for qs in sets if not qs.queries]
+    sets = [qs for qs in sets if qs.queries]
     for line in problems:
         say(f"warning: {line}")
 

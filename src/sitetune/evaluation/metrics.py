@@ -39,8 +39,13 @@ def to_qrels(judgments: Judgments) -> Any:
     """
     from ranx import Qrels
 
+    return Qrels.from_dict(positive_judgments(judgments))
+
+
+def positive_judgments(judgments: Judgments) -> dict[str, dict[str, int]]:
+    """``judgments`` without grades <= 0 and without queries left with no relevant document."""
     cleaned = {q: {d: int(g) for d, g in rel.items() if g > 0} for q, rel in judgments.items()}
-    return Qrels.from_dict({q: rel for q, rel in cleaned.items() if rel})
+    return {q: rel for q, rel in cleaned.items() if rel}
 
 
 def to_run(rankings: Rankings) -> Any:
@@ -81,9 +86,9 @@ def score_rankings(
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metrics {unknown}; known: {list(METRICS)}")
-    qrels = to_qrels(judgments)
-    if len(qrels) == 0:
+    if not positive_judgments(judgments):
         raise ValueError("no query has a relevant document")
+    qrels = to_qrels(judgments)
     judged = set(qrels.keys())
     run = to_run({q: r for q, r in rankings.items() if q in judged})
     ranx_names = [METRICS[m] for m in metrics]

@@ -67,7 +67,8 @@ class QuerySet:
 
     def problems(self) -> list[str]:
         """Human-readable lines about unknown ids and unjudgeable queries."""
-        lines = [f"{self.name}: query '{q}' judges unknown chunk_ids {ids}" for q, ids in self.unknown_ids.items()]
+        lines = [f"{self.name}: query '{q}' judges unknown chunk_ids {ids}"
+                 for q, ids in self.unknown_ids.items()]
         lines += [f"{self.name}: query '{q}' has no relevant chunk in the corpus; not scored"
                   for q in self.unjudgeable]
         return lines
@@ -126,7 +127,8 @@ def same_page_queries(corpus: Corpus, *, n: int = 300, seed: int = 13) -> QueryS
     sample = rng.sample(candidates, min(n, len(candidates)))
     queries = [
         Query(id=f"page-{c.chunk_id}", text=c.text,
-              relevant={o: 1 for o in by_page[c.page_name] if o != c.chunk_id}, exclude=frozenset({c.chunk_id}))
+              relevant={o: 1 for o in by_page[c.page_name] if o != c.chunk_id},
+              exclude=frozenset({c.chunk_id}))
         for c in sample
     ]
     return QuerySet("same_page", f"chunk text → other chunks of its page; {len(queries)} sampled chunks "
@@ -163,8 +165,8 @@ def _parse_query(item: object, index: int, path: str) -> tuple[str, str, dict[st
     grades: dict[str, int] = {}
     for cid, grade in relevant.items():
         if isinstance(grade, bool) or not isinstance(grade, int) or grade not in VALID_GRADES:
-            raise InputError(f"query '{qid}': chunk '{cid}' has grade {grade!r}; grades are 1 or 2", path=path,
-                             field="relevant")
+            raise InputError(f"query '{qid}': chunk '{cid}' has grade {grade!r}; grades are 1 or 2",
+                             path=path, field="relevant")
         grades[str(cid)] = grade
     return qid, text, grades
 

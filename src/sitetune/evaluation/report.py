@@ -73,19 +73,22 @@ def report_markdown(result: EvaluationResult) -> str:
     """The text of report.md."""
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"# Evaluation of {', '.join(result.labels)}", "",
-             f"Corpus `{result.corpus}`: {result.chunks} unique chunks ranked (a duplicated text is one chunk). "
+             f"Corpus `{result.corpus}`: {result.chunks} unique chunks ranked "
+             "(a duplicated text is one chunk). "
              f"Written {now}. Metrics by ranx; nDCG gain 2^grade − 1.", "",
              "## Text form each system got", ""]
     lines += [f"- **{label}**: {result.text_forms[label]}" for label in result.labels]
     lines += ["", "## Query sets", ""]
     for name, info in result.query_sets.items():
         lines.append(f"- **{name}**: {info['queries']} scored queries. {info['description']}.")
-    for name, info in result.query_sets.items():
-        lines += ["", f"## {name}", "", metrics_table(result, name), "", f"![{name}](metrics_{_slug(name)}.png)"]
+    for name in result.query_sets:
+        lines += ["", f"## {name}", "", metrics_table(result, name), "",
+                  f"![{name}](metrics_{_slug(name)}.png)"]
     lines += ["", "## General-English similarity", "",
               "Spearman between cosine and the packaged 0–5 pair scores (data/sts/general_english.tsv); "
               "a drop after tuning means the model forgot general similarity.", "",
-              "| model | Spearman | same-page cosine (mean) | other-page cosine (mean) |", "|---|---|---|---|"]
+              "| model | Spearman | same-page cosine (mean) | other-page cosine (mean) |",
+              "|---|---|---|---|"]
     for label, rho in result.sts.items():
         sim = result.similarity[label]
         lines.append(f"| {label} | {rho:.3f} | {sim['same_page_mean']:.3f} | {sim['other_page_mean']:.3f} |")
