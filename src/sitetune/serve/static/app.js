@@ -158,8 +158,9 @@
       }
       renderAnswer(data);
       renderHits(data.hits || []);
+      const count = (data.hits || []).length;
       setStatus(
-        (data.hits || []).length + " sections found in " + Math.round(data.took_ms) + " ms" +
+        count + (count === 1 ? " section" : " sections") + " found in " + Math.round(data.took_ms) + " ms" +
           (pageSelect.value ? " on \u201c" + pageSelect.value + "\u201d" : "") + "."
       );
     } catch (_) {
