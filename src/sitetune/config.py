@@ -223,6 +223,9 @@ class TrainConfig:
         logging_steps: Loss logged (and put in the model card) every this many steps.
         page_cap: Retrieval sampler: rows of one page allowed in a batch.
         scale: MNRL similarity scale (inverse temperature).
+        budget_clock: What ``max_minutes`` counts: ``wall`` time, or ``cpu`` time divided by the torch
+            threads (the same compute as wall time on idle cores; fair when other jobs share the CPU).
+        save_max_seq_length: Token limit saved with the model for inference (``None``: the training one).
     """
 
     recipe: Recipe
@@ -243,6 +246,8 @@ class TrainConfig:
     mini_batch_size: int = 32
     page_cap: int = 1
     scale: float = 20.0
+    budget_clock: str = "wall"
+    save_max_seq_length: int | None = None
 
 
 #: The published model's recipe, reproduced exactly (CosineSimilarityLoss, batch 16, 5 epochs, lr 5e-5).
@@ -269,6 +274,7 @@ RETRIEVAL_RECIPE = TrainConfig(
     weight_decay=0.01,
     scheduler="linear",
     max_seq_length=256,
+    save_max_seq_length=256,
     max_minutes=10.0,
     checkpoint_every=20,
     logging_steps=5,

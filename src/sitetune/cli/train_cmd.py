@@ -102,6 +102,13 @@ def train_command(
     checkpoint_every: Annotated[
         int | None, typer.Option("--checkpoint-every", help="Save a resumable checkpoint every N steps")
     ] = None,
+    budget_clock: Annotated[
+        str,
+        typer.Option(
+            "--budget-clock",
+            help="What --max-minutes counts: wall, or cpu (CPU time / threads; fair on a busy CPU)",
+        ),
+    ] = "wall",
     precision: Annotated[
         Precision, typer.Option("--precision", help="bf16 autocast or fp32")
     ] = Precision.AUTO,
@@ -130,7 +137,11 @@ def train_command(
     from sitetune.config import PairsConfig
     from sitetune.train import train
 
-    config = dataclasses.replace(_preset(recipe), precision=precision, seed=seed)
+    if budget_clock not in ("wall", "cpu"):
+        from sitetune.errors import SitetuneError
+
+        raise SitetuneError(f"--budget-clock must be wall or cpu, not {budget_clock!r}")
+    config = dataclasses.replace(_preset(recipe), precision=precision, seed=seed, budget_clock=budget_clock)
     changes: dict[str, object] = {}
     if max_steps is not None:
         changes["max_steps"] = max_steps

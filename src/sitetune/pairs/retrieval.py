@@ -58,6 +58,11 @@ def _cloze_rows(chunk: Chunk, rng: random.Random, config: PairsConfig) -> list[t
     sentences = sentences_of(chunk.text)
     candidates = [s for s in sentences if _MIN_WORDS <= len(s.split()) <= _MAX_WORDS]
     rng.shuffle(candidates)
+    if not candidates:
+        # No usable sentence (a list, a table, one long run-on): its opening words still make a query, and
+        # every chunk then has at least one anchor.
+        candidates = [" ".join(chunk.text.split()[:_MAX_WORDS // 2])]
+        sentences = candidates
     rows = []
     for sentence in candidates[: config.cloze_anchors]:
         text = chunk.text

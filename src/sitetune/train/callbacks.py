@@ -41,11 +41,14 @@ class StepTimerCallback(TrainerCallback):
         self.last_step = 0
         self.step_times: list[float] = []
         self._last = 0.0
+        self._cpu_start = 0.0
+        self.cpu_seconds = 0.0
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         self.start = self._last = time.monotonic()
+        self._cpu_start = time.process_time()
         self.first_step = self.last_step = state.global_step
 
     def on_step_end(
@@ -55,6 +58,9 @@ class StepTimerCallback(TrainerCallback):
         self.step_times.append(now - self._last)
         self._last = now
         self.last_step = state.global_step
+        # CPU seconds of this process (all its threads): unlike wall time, barely moved by other
+        # processes sharing the cores, so it shows how contended a timing was.
+        self.cpu_seconds = time.process_time() - self._cpu_start
 
     @property
     def elapsed(self) -> float:
@@ -75,7 +81,12 @@ class TimeBudgetCallback(TrainerCallback):
     """
 
     def __init__(
-        self, max_minutes: float, timer: StepTimerCallback, warmup_ratio: float, linear: bool
+        self,
+        max_minutes: float,
+        timer: StepTimerCallback,
+        warmup_ratio: float,
+        linear: bool,
+        clock: str = "wall",
     ) -> None:
         self.budget_s = max_minutes * 60.0
         self.timer = timer
@@ -83,6 +94,14 @@ class TimeBudgetCallback(TrainerCallback):
         self.linear = linear
         self.planned: int | None = None
         self.stopped_by_budget = False
+        self.clock = clock
+
+    def _elapsed(self) -> float:
+        if self.clock == "cpu":
+            import torch
+
+            return self.timer.cpu_seconds / max(1, torch.get_num_threads())
+        return self.timer.elapsed
 
     def _reschedule(self, scheduler: Any, planned: int) -> None:
         warm = max(1, math.ceil(self.warmup_ratio * planned)) if self.warmup_ratio > 0 else 0
@@ -97,7 +116,7 @@ class TimeBudgetCallback(TrainerCallback):
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        elapsed = self.timer.elapsed
+        elapsed = self._elapsed()
         done_here = state.global_step - self.timer.first_step
         if elapsed >= self.budget_s:
             self.stopped_by_budget = True
@@ -105,7 +124,7 @@ class TimeBudgetCallback(TrainerCallback):
             return
         scheduler = kwargs.get("lr_scheduler")
         if self.linear and scheduler is not None and hasattr(scheduler, "lr_lambdas") and done_here >= 2:
-            rate = self.timer.seconds_per_step or (elapsed / done_here)
+            rate = elapsed / done_here
             fit = state.global_step + int((self.budget_s - elapsed) / max(rate, 1e-6))
             planned = max(state.global_step + 1, min(state.max_steps, fit))
             # Re-plan only on a real change: a jittery rate must not make the schedule wobble.

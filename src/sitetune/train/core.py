@@ -68,6 +68,7 @@ class Plan:
     batch_sampler_name: str
     model_info: ModelInfo
     card_data: dict[str, Any] = field(default_factory=dict)
+    save_max_seq_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class TrainResult:
     train_loss: float | None
     last_logged_loss: float | None
     seconds_per_step: float
+    cpu_seconds_per_step: float
     train_seconds: float
     precision: str
     stopped_by: str
@@ -218,7 +220,7 @@ def run(
     budget: TimeBudgetCallback | None = None
     if config.max_minutes is not None:
         budget = TimeBudgetCallback(
-            config.max_minutes, timer, config.warmup_ratio, config.scheduler == "linear"
+            config.max_minutes, timer, config.warmup_ratio, config.scheduler == "linear", config.budget_clock
         )
         callbacks.append(budget)
     per_epoch = plan.sampler(plan.dataset, config.batch_size, False, seed=config.seed, recorder=None)
@@ -258,6 +260,7 @@ def run(
         train_loss=float(output.training_loss) if output.training_loss is not None else None,
         last_logged_loss=losses[-1] if losses else None,
         seconds_per_step=round(timer.seconds_per_step, 3),
+        cpu_seconds_per_step=round(timer.cpu_seconds / max(1, timer.last_step - timer.first_step), 3),
         train_seconds=round(wall, 1),
         precision="bf16" if use_bf16(config.precision) else "fp32",
         stopped_by=stopped_by,
@@ -278,6 +281,8 @@ def _write_model(
 
     from sitetune.atomic import atomic_dir
 
+    if plan.save_max_seq_length is not None:
+        plan.model.max_seq_length = plan.save_max_seq_length
     with atomic_dir(out, overwrite=overwrite) as tmp:
         plan.model.save(str(tmp))
         plan.model_info.save(tmp)

@@ -69,6 +69,7 @@ def retrieval_plan(pairs: Pairs, config: TrainConfig, *, base: str | Path = "bas
         dataset=dataset,
         sampler=sampler,
         batch_sampler_name="no_duplicates",
+        save_max_seq_length=config.save_max_seq_length,
         model_info=ModelInfo(
             document_template=DOCUMENT_TEMPLATE, recipe="retrieval", base_model=BASE_MODEL_ID
         ),
