@@ -1,0 +1,180 @@
+"""Kill-and-check: SIGKILL ``sitetune index`` at random moments and check the store after every kill.
+
+After each kill the store must open, and hold exactly the chunks of the old corpus or of the new one:
+no missing, phantom or duplicate chunk_ids, one unit vector per chunk, a manifest that names that corpus.
+Used by ``tests/test_index_crash.py`` (a few kills) and ``benchmarks/crash_index.py`` (50 and more).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sitetune.corpus import Corpus
+from sitetune.index.identity import corpus_hash
+from sitetune.index.reader import open_store
+from sitetune.index.store import StoreError
+
+
+@dataclass
+class KillReport:
+    """What a kill loop saw.
+
+    Attributes:
+        kills: Runs killed by SIGKILL.
+        completed: Runs that finished before their kill moment.
+        old: Checks that found the previous corpus (killed before the switch).
+        new: Checks that found the new corpus.
+        fell_back: Opens that warned and used an older generation.
+        failures: Descriptions of every violated check (empty when the store held up).
+        run_seconds: Duration of one uninterrupted re-index, used to pick kill moments.
+    """
+
+    kills: int = 0
+    completed: int = 0
+    old: int = 0
+    new: int = 0
+    fell_back: int = 0
+    failures: list[str] = field(default_factory=list)
+    run_seconds: float = 0.0
+
+
+def _command(corpus: Path, store: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "sitetune.cli.main",
+        "index",
+        "--corpus",
+        str(corpus),
+        "--store",
+        str(store),
+        "--model",
+        "base",
+        "--no-progress",
+    ]
+
+
+def _run(corpus: Path, store: Path, kill_after: float | None) -> bool:
+    """Run one index; SIGKILL it after ``kill_after`` seconds. True if it was killed."""
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    proc = subprocess.Popen(
+        _command(corpus, store),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        proc.wait(timeout=kill_after)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # our own child's group: the index and anything it started
+        proc.wait()
+        return True
+    finally:
+        if proc.stderr is not None:
+            err = proc.stderr.read().decode(errors="replace")
+            proc.stderr.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"index exited {proc.returncode}: {err[-2000:]}")
+    return False
+
+
+def check_store(store: Path, corpora: dict[str, Corpus]) -> tuple[str | None, bool, list[str]]:
+    """Open ``store`` and check it holds exactly one of ``corpora``.
+
+    Returns:
+        (name of the corpus found or None, whether the open fell back, problems).
+    """
+    problems: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            reader = open_store(store)
+        except StoreError as exc:
+            return None, False, [f"unreadable: {exc}"]
+    fell_back = any(issubclass(w.category, RuntimeWarning) for w in caught)
+    with reader:
+        ids = [c.chunk_id for c in reader.chunks]
+        vectors = reader.generation.vectors
+        if len(ids) != len(set(ids)):
+            problems.append(f"{len(ids) - len(set(ids))} duplicate chunk_ids")
+        found = next(
+            (name for name, c in corpora.items() if {x.chunk_id for x in c.chunks} == set(ids)), None
+        )
+        if found is None:
+            sets = {name: {x.chunk_id for x in c.chunks} for name, c in corpora.items()}
+            detail = ", ".join(
+                f"vs {n}: {len(s - set(ids))} missing, {len(set(ids) - s)} phantom" for n, s in sets.items()
+            )
+            problems.append(f"chunk_ids match no corpus ({detail})")
+        elif reader.manifest.corpus_hash != corpus_hash(corpora[found].chunks):
+            problems.append(f"manifest corpus hash is not {found}'s")
+        if vectors is None or vectors.shape[0] != len(ids):
+            problems.append("vector count differs from chunk count")
+        elif not np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-2):
+            problems.append("vectors that are not unit length (unwritten rows)")
+    return found, fell_back, problems
+
+
+def kill_loop(corpus_a: Path, corpus_b: Path, store: Path, kills: int, *, seed: int = 0) -> KillReport:
+    """Alternate re-indexes A -> B -> A ... into ``store``, SIGKILL each at a random moment, check after each.
+
+    The store is first built from A (also killed once mid-build: a store killed before its first
+    generation is complete must read as "no index", never as half an index). Half the kill moments are
+    uniform over a whole run, half fall in its last quarter, where the generation is written and switched.
+
+    Args:
+        corpus_a: The old corpus.
+        corpus_b: The new corpus (overlapping A, so re-indexes reuse, add and drop chunks).
+        store: An embedded store directory (created).
+        kills: How many runs to kill.
+        seed: For the kill moments.
+
+    Returns:
+        A :class:`KillReport`; ``failures`` lists every violated check.
+    """
+    rng = random.Random(seed)
+    corpora = {"A": Corpus.load(corpus_a), "B": Corpus.load(corpus_b)}
+    paths = {"A": corpus_a, "B": corpus_b}
+    report = KillReport()
+    _run(corpus_a, store, kill_after=1.0)  # killed during start-up: nothing may be visible
+    found, _, problems = check_store(store, corpora)
+    if found is not None or not all("no index" in p for p in problems):
+        report.failures.append(f"after a kill before the first generation: {found} {problems}")
+    started = time.perf_counter()
+    _run(corpus_a, store, kill_after=None)
+    report.run_seconds = time.perf_counter() - started
+    current = "A"
+    for i in range(kills):
+        target = "A" if current == "B" else "B"
+        t = report.run_seconds
+        moment = rng.uniform(0.05, 1.05) * t if i % 2 == 0 else rng.uniform(0.75, 1.05) * t
+        if _run(paths[target], store, kill_after=moment):
+            report.kills += 1
+        else:
+            report.completed += 1
+        found, fell_back, problems = check_store(store, corpora)
+        report.fell_back += int(fell_back)
+        if problems:
+            report.failures.append(f"run {i} ({target}, kill at {moment:.2f} s): " + "; ".join(problems))
+        if found == target:
+            report.new += 1
+        elif found is not None:
+            report.old += 1
+        current = found or current
+    return report
