@@ -193,15 +193,18 @@ def test_evaluate_cli_on_a_slice(slice_corpus: Corpus, slice_csv: Path, tmp_path
         assert png.read_bytes()[:8] == PNG_MAGIC
 
 
-def test_evaluate_without_hybrid_and_with_a_copy_of_base_as_tuned(slice_csv: Path, tmp_path: Path) -> None:
+def test_evaluate_without_hybrid_and_with_a_copy_of_base_as_tuned(cbs_corpus: Corpus, tmp_path: Path) -> None:
     import shutil
 
     from sitetune.evaluation import evaluate
     from sitetune.models import base_model_path
 
+    small = tmp_path / "small.csv"  # four pages: this test encodes the corpus twice
+    pages = set(cbs_corpus.pages[3:7])
+    write_records([r for r in cbs_corpus.records if r.page_name in pages], small)
     tuned = tmp_path / "my-tuned"
     shutil.copytree(base_model_path(), tuned)
-    result = evaluate(slice_csv, ["base", str(tuned)], [], None, tmp_path / "out", hybrid=False,
+    result = evaluate(small, ["base", str(tuned)], [], None, tmp_path / "out", hybrid=False,
                       same_page_n=10, progress=False)
     assert result.labels == ["base", "my-tuned", "bm25"]
     # The same weights rank identically: a tuned row equal to base is what the wiring must show.

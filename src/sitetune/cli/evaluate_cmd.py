@@ -39,6 +39,8 @@ def evaluate_command(
     from sitetune.evaluation.report import terminal_summary
 
     config = EncoderConfig(backend=backend) if backend else None
+    if not queries:
+        typer.echo("note: no --queries file; '--queries cbs' adds the packaged CBS question set", err=True)
     result = evaluate(
         corpus, model or ["base"], queries or [], split_from, out, hybrid, encoder_config=config,
         same_page_n=same_page, seed=seed, progress=True, log=lambda msg: typer.echo(msg, err=True))
