@@ -35,6 +35,15 @@ DOCUMENT_TEMPLATE = TITLED_TEMPLATE
 # capital also end a sentence.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“(])|(?<=[a-z][.!?])(?=[A-Z])")
 _MIN_WORDS, _MAX_WORDS = 5, 60
+# A page with one of these headings describes a programme (its name may appear in questions).
+_PROGRAMME_HEADINGS = re.compile(
+    r"entry requirement|about the programme|admission process|academic requirement|qualifying bachelor", re.I
+)
+
+
+def programme_pages(records: Sequence[SectionRecord]) -> set[str]:
+    """Pages that describe a programme: they have an entry-requirements or about-the-programme section."""
+    return {r.page_name for r in records if _PROGRAMME_HEADINGS.search(r.section_title)}
 
 
 def sentences_of(text: str) -> list[str]:
@@ -108,6 +117,7 @@ def build_retrieval_pairs(records: Sequence[SectionRecord], config: PairsConfig 
         raise InputError("after holding pages out fewer than two chunks are left to train on")
 
     rng = random.Random(config.seed)
+    programmes = programme_pages(corpus.records)
     seen: set[str] = set()
     rows: dict[str, list[str]] = {"anchor": [], "positive": [], "page": [], "chunk_id": [], "kind": []}
 
@@ -133,7 +143,8 @@ def build_retrieval_pairs(records: Sequence[SectionRecord], config: PairsConfig 
             topic = title.strip() or section_type_of(chunk.section_title).strip()
             add(f"{page}: {topic}" if topic else page, document, chunk, "title")
         home = chunk.home
-        for question in questions_for(home.page_name, home.section_type, rng, config.question_anchors):
+        for question in questions_for(home.page_name, home.section_type, rng, config.question_anchors,
+                                      programme=home.page_name in programmes):
             add(question, document, chunk, "question")
         for anchor, positive, kind in _cloze_rows(chunk, rng, config):
             add(anchor, positive, chunk, kind)
