@@ -158,8 +158,14 @@ class Searcher:
         """
         page = self._page_key.get(_norm(name))
         if page is None:
-            close = difflib.get_close_matches(_norm(name), list(self._page_key), n=5, cutoff=0.4)
-            hint = "; closest: " + ", ".join(repr(self._page_key[c]) for c in close) if close else ""
+            # Pages the name mentions as a programme first ("data science"), then look-alike spellings.
+            named = self.detector.detect(name)
+            close = [
+                self._page_key[c]
+                for c in difflib.get_close_matches(_norm(name), list(self._page_key), n=5, cutoff=0.4)
+            ]
+            options = list(dict.fromkeys(named + close))[:6]
+            hint = "; closest: " + ", ".join(repr(p) for p in options) if options else ""
             raise InputError(
                 f"unknown page {name!r} ({len(self.pages)} pages in the index{hint})", field="page"
             )
