@@ -145,7 +145,7 @@ class AnswerConfig:
 
     sections: int = 5
     max_sentences: int = 4
-    min_score: float = 0.35
+    min_score: float = 0.45
     lexical_weight: float = 0.1
     margin: float = 0.15
 
