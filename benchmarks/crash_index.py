@@ -70,6 +70,8 @@ def main() -> None:
         f"| {report.kills + report.completed} | {report.kills} | {report.completed} | {report.old} | "
         f"{report.new} | {report.fell_back} | {verdict} |",
         "",
+        f"{report.old} checks found the old corpus (killed before the switch to the new generation), "
+        f"{report.new} the new one (finished, or killed after the switch). "
         "After every run the store opened and held exactly one of the two corpora: no missing, phantom or "
         "duplicate chunk_ids, one unit-length vector per chunk, and a manifest naming that corpus."
         if not report.failures else "Violations:\n\n" + "\n".join(f"- {f}" for f in report.failures),

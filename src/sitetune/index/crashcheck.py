@@ -142,7 +142,7 @@ def kill_loop(corpus_a: Path, corpus_b: Path, store: Path, kills: int, *, seed: 
         corpus_a: The old corpus.
         corpus_b: The new corpus (overlapping A, so re-indexes reuse, add and drop chunks).
         store: An embedded store directory (created).
-        kills: How many runs to kill.
+        kills: How many SIGKILLs to deliver (runs that finish first are checked but not counted).
         seed: For the kill moments.
 
     Returns:
@@ -156,14 +156,19 @@ def kill_loop(corpus_a: Path, corpus_b: Path, store: Path, kills: int, *, seed: 
     found, _, problems = check_store(store, corpora)
     if found is not None or not all("no index" in p for p in problems):
         report.failures.append(f"after a kill before the first generation: {found} {problems}")
-    started = time.perf_counter()
     _run(corpus_a, store, kill_after=None)
+    # Kill moments are fractions of an uninterrupted *re-index* (shorter than the first build).
+    started = time.perf_counter()
+    _run(corpus_b, store, kill_after=None)
     report.run_seconds = time.perf_counter() - started
-    current = "A"
-    for i in range(kills):
+    current = "B"
+    i = 0
+    # Count SIGKILLs, not runs: a run that finishes before its kill moment is checked too, but a loop
+    # of ``kills`` must deliver that many kills (bounded, in case runs keep finishing first).
+    while report.kills < kills and i < 3 * kills:
         target = "A" if current == "B" else "B"
         t = report.run_seconds
-        moment = rng.uniform(0.05, 1.05) * t if i % 2 == 0 else rng.uniform(0.75, 1.05) * t
+        moment = rng.uniform(0.05, 1.0) * t if i % 2 == 0 else rng.uniform(0.75, 1.0) * t
         if _run(paths[target], store, kill_after=moment):
             report.kills += 1
         else:
@@ -177,4 +182,5 @@ def kill_loop(corpus_a: Path, corpus_b: Path, store: Path, kills: int, *, seed: 
         elif found is not None:
             report.old += 1
         current = found or current
+        i += 1
     return report
