@@ -19,23 +19,39 @@ from pathlib import Path
 
 # (question, page substring, title substrings): written for tuning only, not the official set.
 DEV_QUESTIONS: list[tuple[str, str, tuple[str, ...]]] = [
-    ("What IELTS score do I need for the Data Science master?", "Business Administration and Data Science",
-     ("English", "Language")),
+    (
+        "What IELTS score do I need for the Data Science master?",
+        "Business Administration and Data Science",
+        ("English", "Language"),
+    ),
     ("When is the application deadline for master's programmes?", "Deadlines", ("Deadline",)),
     ("How much is the tuition fee for non-EU students?", "Non-EU", ("FEE", "Fee", "PAYMENT")),
-    ("Can I apply if my bachelor does not fully qualify for Supply Chain Management?", "Supply Chain Management",
-     ("Potentially", "Supplement")),
-    ("What jobs do Finance and Investments graduates get?", "Finance and Investments", ("Career", "career", "job")),
+    (
+        "Can I apply if my bachelor does not fully qualify for Supply Chain Management?",
+        "Supply Chain Management",
+        ("Potentially", "Supplement"),
+    ),
+    (
+        "What jobs do Finance and Investments graduates get?",
+        "Finance and Investments",
+        ("Career", "career", "job"),
+    ),
     ("Is there a double degree with Bocconi?", "Bocconi", ("Bocconi",)),
     ("How do I apply for a Danish residence permit as a Ukrainian?", "Ukrainian", ("residence permit",)),
     ("What documents must I upload with my application?", "Documentation", ("upload",)),
     ("Do I fulfil English level B with a German Abitur?", "English level B", ("Germany",)),
-    ("How are applicants selected for Business Administration and Philosophy?", "Philosophy",
-     ("Selection", "SELECTION")),
+    (
+        "How are applicants selected for Business Administration and Philosophy?",
+        "Philosophy",
+        ("Selection", "SELECTION"),
+    ),
     ("Can I study part-time while working?", "Part-time master", ("part-time", "Part-time")),
     ("When do I get an answer to my application?", "Answer to your application", ("answer", "Answer")),
-    ("What courses are in the Business Administration and Information Systems programme?", "Information Systems",
-     ("Course", "course", "Structure")),
+    (
+        "What courses are in the Business Administration and Information Systems programme?",
+        "Information Systems",
+        ("Course", "course", "Structure"),
+    ),
     ("What is the legal claim to a master's programme?", "Legal claim", ("legal claim", "Legal claim")),
     ("How can students with dyslexia get support?", "special support", ("Support", "support")),
     ("What happens during the introduction week at study start?", "Study start", ("Introductory", "week")),
@@ -76,8 +92,12 @@ def main() -> None:
     title_q = [(f"{r.page_name}: {r.section_title}", {r.chunk_id}) for r in sample]
     dev_q = []
     for question, page, titles in DEV_QUESTIONS:
-        rel = {c.chunk_id for c in chunks for o in c.occurrences
-               if page in o.page_name and any(t in o.section_title for t in titles)}
+        rel = {
+            c.chunk_id
+            for c in chunks
+            for o in c.occurrences
+            if page in o.page_name and any(t in o.section_title for t in titles)
+        }
         if rel:
             dev_q.append((question, rel))
     results = {}
@@ -91,11 +111,21 @@ def main() -> None:
             d = model.encode(docs, batch_size=32, convert_to_tensor=True, normalize_embeddings=True)
             scores = {}
             for label, qs in (("titles", title_q), ("dev_questions", dev_q)):
-                q = model.encode([info.query(x) for x, _ in qs], batch_size=64, convert_to_tensor=True,
-                                 normalize_embeddings=True)
+                q = model.encode(
+                    [info.query(x) for x, _ in qs],
+                    batch_size=64,
+                    convert_to_tensor=True,
+                    normalize_embeddings=True,
+                )
                 sims = (q.float() @ d.float().T).topk(10, dim=1).indices.tolist()
-                scores[label] = round(sum(ndcg10([chunks[i].chunk_id for i in row], rel)
-                                          for row, (_, rel) in zip(sims, qs, strict=True)) / len(qs), 4)
+                scores[label] = round(
+                    sum(
+                        ndcg10([chunks[i].chunk_id for i in row], rel)
+                        for row, (_, rel) in zip(sims, qs, strict=True)
+                    )
+                    / len(qs),
+                    4,
+                )
         results[name] = {**scores, "seconds": round(time.time() - t0, 1)}
         print(name, results[name], flush=True)
     print(f"{len(title_q)} title queries, {len(dev_q)} dev questions")

@@ -35,7 +35,8 @@ def sh(*args: str) -> dict[str, Any]:
     if proc.returncode != 0:
         sys.exit(f"failed ({proc.returncode}): {proc.stderr[-3000:]}")
     out = proc.stdout
-    return json.loads(out[out.index("{"):])  # type: ignore[no-any-return]
+    start = 0 if out.startswith("{\n") else out.rindex("\n{\n") + 1  # the pretty-printed JSON
+    return json.loads(out[start:])  # type: ignore[no-any-return]
 
 
 def machine() -> str:
@@ -55,7 +56,9 @@ def load() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--corpus", required=True)
     parser.add_argument("--workdir", default="runs/bench-train")
     parser.add_argument("--minutes", type=float, default=10.0)
@@ -63,6 +66,7 @@ def main() -> None:
     parser.add_argument("--queries", default="cbs")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "training.md"))
     parser.add_argument("--skip-shipped", action="store_true")
+    parser.add_argument("--reuse", action="store_true", help="score models already in --workdir again")
     args = parser.parse_args()
 
     from sitetune.corpus import Corpus
@@ -83,27 +87,40 @@ def main() -> None:
         save_pairs(build_card_pairs(records), pairs_card)
 
     runs: dict[str, dict[str, Any]] = {}
-    runs["retrieval"] = sh("train", "--pairs", str(pairs_eval), "--out", str(work / "retrieval"), "--max-minutes",
-                           str(args.minutes), "--overwrite")
-    loads.append(load())
-    same = runs["retrieval"]["train_seconds"] / 60
-    runs["card"] = sh("train", "--pairs", str(pairs_card), "--recipe", "card", "--out", str(work / "card"),
-                      "--max-minutes", f"{same:.2f}", "--overwrite")
-    loads.append(load())
-    ev = evaluate(args.corpus, ["base", str(work / "card"), str(work / "retrieval")], [args.queries], pairs_eval,
-                  work / "eval", True, progress=False, log=lambda m: print(m, flush=True))
+
+    def trained(name: str, *train_args: str) -> dict[str, Any]:
+        # --reuse: a model folder from an earlier run of this benchmark is scored again, not retrained.
+        summary = work / name / "training" / "summary.json"
+        if args.reuse and summary.is_file():
+            return json.loads(summary.read_text())  # type: ignore[no-any-return]
+        result = sh("train", *train_args, "--out", str(work / name), "--overwrite")
+        loads.append(load())
+        return result
+
+    minutes = str(args.minutes)
+    runs["retrieval"] = trained("retrieval", "--pairs", str(pairs_eval), "--max-minutes", minutes)
+    same = f"{runs['retrieval']['train_seconds'] / 60:.2f}"
+    runs["card"] = trained("card", "--pairs", str(pairs_card), "--recipe", "card", "--max-minutes", same)
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    models = ["base", str(work / "card"), str(work / "retrieval")]
+    ev = evaluate(args.corpus, models, [args.queries], pairs_eval, work / "eval", True,
+                  progress=False, log=log)
     shipped_ev = None
     if not args.skip_shipped:
-        runs["shipped"] = sh("train", "--corpus", args.corpus, "--out", str(work / "shipped"), "--max-minutes",
-                             str(args.minutes), "--overwrite")
-        loads.append(load())
-        shipped_ev = evaluate(args.corpus, [str(work / "shipped")], [args.queries], None, work / "eval-shipped",
-                              True, progress=False, log=lambda m: print(m, flush=True))
+        runs["shipped"] = trained("shipped", "--corpus", args.corpus, "--max-minutes", minutes)
+        shipped_ev = evaluate(args.corpus, [str(work / "shipped")], [args.queries], None,
+                              work / "eval-shipped", True, progress=False, log=log)
     write_report(args, runs, ev, shipped_ev, loads, time.time() - started)
 
 
-def write_report(args: argparse.Namespace, runs: dict[str, dict[str, Any]], ev: Any, shipped_ev: Any,
-                 loads: list[str], seconds: float) -> None:
+def write_report(
+    args: argparse.Namespace,
+    runs: dict[str, dict[str, Any]],
+    ev: Any,
+    shipped_ev: Any,
+    loads: list[str],
+    seconds: float,
+) -> None:
     sets = [s for s in next(iter(ev.metrics.values()))]
     lines = [
         "# Training recipes: retrieval vs card, same wall time",
@@ -112,8 +129,8 @@ def write_report(args: argparse.Namespace, runs: dict[str, dict[str, Any]], ev: 
         "",
         f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; whole benchmark {seconds / 60:.0f} min",
         f"- Machine: {machine()}; load average (1/5/15 min) at start and after each run: {' | '.join(loads)}",
-        f"- Split: {args.holdout:.0%} of pages held out (`pairs-eval/pairs_info.json`); neither trained model "
-        "saw a held-out page's text. The question set covers every page.",
+        f"- Split: {args.holdout:.0%} of pages held out (`pairs-eval/pairs_info.json`); neither trained "
+        "model saw a held-out page's text. The question set covers every page.",
         "",
         "## Training",
         "",
@@ -121,31 +138,58 @@ def write_report(args: argparse.Namespace, runs: dict[str, dict[str, Any]], ev: 
         "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for name, r in runs.items():
-        lines.append(f"| {name} | {r['recipe']} | {r['pairs']:,} | {r['steps']} | {r['batch_size']} | "
-                     f"{r['train_seconds']:.0f} | {r['seconds_per_step']:.2f} | {r['cpu_seconds_per_step']:.2f} | "
-                     f"{r['precision']} | {r['stopped_by']} |")
-    lines += ["", "CPU s/step counts every thread of the process: on 2 idle cores, wall s/step is about half of it;",
-              "more means other jobs were sharing the CPU (the load averages above).", "",
-              "## Retrieval quality (nDCG@10) and general-English similarity", ""]
+        lines.append(
+            f"| {name} | {r['recipe']} | {r['pairs']:,} | {r['steps']} | {r['batch_size']} | "
+            f"{r['train_seconds']:.0f} | {r['seconds_per_step']:.2f} | {r['cpu_seconds_per_step']:.2f} | "
+            f"{r['precision']} | {r['stopped_by']} |"
+        )
+    lines += [
+        "",
+        "CPU s/step counts every thread of the process: on 2 idle cores, wall s/step is about half of it;",
+        "more means other jobs were sharing the CPU (the load averages above).",
+        "",
+        "## Retrieval quality (nDCG@10) and general-English similarity",
+        "",
+    ]
     header = "| model | " + " | ".join(sets) + " | STS Spearman |"
     lines += [header, "|---|" + "---:|" * (len(sets) + 1)]
     for label in ev.labels:
         row = [f"{ev.metrics[label][s]['ndcg@10']:.3f}" if s in ev.metrics[label] else "" for s in sets]
         sts = ev.sts.get(label)
-        lines.append(f"| {label} | " + " | ".join(row) + f" | {sts:.3f} |" if sts is not None else
-                     f"| {label} | " + " | ".join(row) + " | |")
+        lines.append(
+            f"| {label} | " + " | ".join(row) + f" | {sts:.3f} |"
+            if sts is not None
+            else f"| {label} | " + " | ".join(row) + " | |"
+        )
     if shipped_ev is not None:
         ssets = [s for s in next(iter(shipped_ev.metrics.values())) if s not in ("titles", "same_page")]
-        lines += ["", "## Shipped model (retrieval recipe, every page)", "",
-                  "Trained on all pages (no labels are used, so this is fair for the question set; its title-query",
-                  "scores are not held out and are left out here).", "",
-                  "| model | " + " | ".join(ssets) + " | STS Spearman |", "|---|" + "---:|" * (len(ssets) + 1)]
+        lines += [
+            "",
+            "## Shipped model (retrieval recipe, every page)",
+            "",
+            "Trained on all pages (no labels are used, so this is fair for the question set; its title-query",
+            "scores are not held out and are left out here).",
+            "",
+            "| model | " + " | ".join(ssets) + " | STS Spearman |",
+            "|---|" + "---:|" * (len(ssets) + 1),
+        ]
         for label in shipped_ev.labels:
-            row = [f"{shipped_ev.metrics[label][s]['ndcg@10']:.3f}" for s in ssets if s in shipped_ev.metrics[label]]
+            row = [
+                f"{shipped_ev.metrics[label][s]['ndcg@10']:.3f}"
+                for s in ssets
+                if s in shipped_ev.metrics[label]
+            ]
             sts = shipped_ev.sts.get(label)
-            lines.append(f"| {label} | " + " | ".join(row) + (f" | {sts:.3f} |" if sts is not None else " | |"))
-    lines += ["", f"Full reports: `{args.workdir}/eval/report.md`"
-              + (f", `{args.workdir}/eval-shipped/report.md`" if shipped_ev is not None else "") + ".", ""]
+            lines.append(
+                f"| {label} | " + " | ".join(row) + (f" | {sts:.3f} |" if sts is not None else " | |")
+            )
+    lines += [
+        "",
+        f"Full reports: `{args.workdir}/eval/report.md`"
+        + (f", `{args.workdir}/eval-shipped/report.md`" if shipped_ev is not None else "")
+        + ".",
+        "",
+    ]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))

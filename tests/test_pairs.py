@@ -1,4 +1,4 @@
-"""The pairs stage: the card recipe's published counts, the retrieval recipe's anchors, the folder contract."""
+"""The pairs stage: the card recipe's published counts, the retrieval anchors, the folder contract."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def card_dir(tmp_path_factory: pytest.TempPathFactory, cbs_csv: Path) -> tuple[P
     out = tmp_path_factory.mktemp("pairs") / "card"
     result = runner.invoke(app, ["pairs", str(cbs_csv), "--recipe", "card", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
-    return out, json.loads(result.stdout[result.stdout.index("{"):])
+    return out, json.loads(result.stdout[result.stdout.index("{") :])
 
 
 def test_card_pairs_published_counts(card_dir: tuple[Path, dict[str, object]]) -> None:
@@ -45,7 +45,8 @@ def test_card_folder_contract(card_dir: tuple[Path, dict[str, object]]) -> None:
     assert set(pairs.dataset["label"]) == {0.0, 1.0}
     # The published text form: no space before "text:".
     first = pairs.dataset[0]["sentence_0"]
-    assert first.startswith("page_name: ") and "text: " in first and " text: " not in first.split("text: ")[0][-1:]
+    assert first.startswith("page_name: ") and "text: " in first
+    assert not first.split("text: ")[0].endswith(" ")
     assert len(pairs.heldout) == 1_643 - 1_314
     info = read_info(out)
     assert info["recipe"] == "card" and info["split"] == "rows" and info["pairs"] == 13_697
@@ -76,7 +77,8 @@ def test_retrieval_pairs_anchor_kinds_and_uniqueness(cbs_corpus: Corpus) -> None
     # Every page is trained on; a few near-identical chunks lose their only anchors to a twin (deduplicated).
     assert len(set(data["chunk_id"])) >= 0.98 * len(cbs_corpus.chunks)
     assert {r.page_name for r in cbs_corpus.records} == set(data["page"]) | {
-        p for c in cbs_corpus.chunks if c.chunk_id in set(data["chunk_id"]) for p in c.pages}
+        p for c in cbs_corpus.chunks if c.chunk_id in set(data["chunk_id"]) for p in c.pages
+    }
     assert pairs.info["split"] == "pages" and pairs.heldout == []
     # Positives carry page and section title (the template recorded in the model's sitetune.json).
     row = data[0]
@@ -103,8 +105,10 @@ def _write(path: Path, records: list[SectionRecord]) -> Path:
 def test_bad_corpora_are_clear_errors(tmp_path: Path) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_text("url,page_name,section_title,section_type,text_chunk\n", encoding="utf-8")
-    one_page = _write(tmp_path / "one.csv", [SectionRecord("A", f"S{i}", f"S{i}", f"Text {i}.", "https://a")
-                                             for i in range(10)])
+    one_page = _write(
+        tmp_path / "one.csv",
+        [SectionRecord("A", f"S{i}", f"S{i}", f"Text {i}.", "https://a") for i in range(10)],
+    )
     for corpus in (empty, one_page):
         for recipe in ("card", "retrieval"):
             out = tmp_path / f"out-{corpus.stem}-{recipe}"
@@ -145,3 +149,14 @@ def test_save_and_load_roundtrip(tmp_path: Path, cbs_corpus: Corpus) -> None:
     loaded = load_pairs(tmp_path / "p", recipe=Recipe.RETRIEVAL)
     assert loaded.dataset[:] == pairs.dataset[:]
     assert loaded.info == pairs.info
+
+
+def test_hard_negatives_are_mined_with_the_base_model(cbs_corpus: Corpus) -> None:
+    from dataclasses import replace
+
+    records = [r for r in cbs_corpus.records if r.page_name in set(cbs_corpus.pages[30:34])]
+    pairs = build_retrieval_pairs(records, replace(RETRIEVAL_PAIRS, hard_negatives=True))
+    data = pairs.dataset
+    assert data.column_names[:3] == ["anchor", "positive", "negative"]
+    assert len(data) > 0 and pairs.info["hard_negatives"] is True
+    assert all(row["negative"] != row["positive"] for row in data)

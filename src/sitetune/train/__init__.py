@@ -60,11 +60,18 @@ def train(
     from sitetune.corpus import Corpus
     from sitetune.pairs import build_pairs, default_pairs_config, load_pairs
     from sitetune.train.card import card_plan
+    from sitetune.train.checkpoints import has_progress, work_dir_for
     from sitetune.train.core import run
     from sitetune.train.retrieval import retrieval_plan
 
     out = Path(out)
     check_output(out, overwrite=overwrite)
+    # Refuse before any work (pairs, model loading) rather than after it.
+    if not resume and not overwrite and has_progress(work_dir_for(out)):
+        raise SitetuneError(
+            f"{work_dir_for(out)} holds an unfinished run: "
+            "pass --resume to continue it or --overwrite to start over"
+        )
     sources = [s for s in (pairs, pairs_dir, corpus) if s is not None]
     if len(sources) != 1:
         raise SitetuneError("give exactly one of --pairs DIR or --corpus FILE")

@@ -16,7 +16,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +58,6 @@ class Plan:
         sampler: Builds the batch sampler: ``sampler(dataset, batch_size, drop_last, seed=, recorder=)``.
         batch_sampler_name: What the model card reports as the batch sampler.
         model_info: Written to the model's ``sitetune.json``.
-        card_data: Extra model card fields (model name, dataset name).
     """
 
     model: SentenceTransformer
@@ -67,7 +66,6 @@ class Plan:
     sampler: SamplerFactory
     batch_sampler_name: str
     model_info: ModelInfo
-    card_data: dict[str, Any] = field(default_factory=dict)
     save_max_seq_length: int | None = None
 
 
@@ -231,6 +229,12 @@ def run(
     trainer = trainer_cls(
         model=plan.model, args=args, train_dataset=plan.dataset, loss=plan.loss, callbacks=callbacks
     )
+    if not progress:
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        # Without a progress bar transformers prints each log dict on stdout, which --json must own.
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
     resumed_from = 0
     if start_from is not None:
         resumed_from = int(start_from.name.split("-")[-1])
