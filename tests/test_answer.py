@@ -8,19 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from serve_helpers import SLICE_PAGES, session_store
 from sitetune.answer import NOT_FOUND_TEXT, SentenceScorer, extractive_answer, split_sentences
 from sitetune.config import AnswerConfig
 from sitetune.search.types import SearchHit
-
-# Pages of the CBS corpus the answer tests search; small enough to embed in seconds.
-SLICE_PAGES = (
-    "Deadlines",
-    "Non-EU/EEA citizens",
-    "How to apply",
-    "Part-time master",
-    "Open days - Graduate",
-    "MSc in Economics and Business Administration - Finance and Investments",
-)
 
 OFF_TOPIC = [
     "What is the capital of Peru?",
@@ -137,14 +128,7 @@ def test_threshold_decides(slice_hits, scorer, base_encoder) -> None:  # type: i
 
 @pytest.fixture(scope="module")
 def slice_store(cbs_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from sitetune.index.build import build_index
-    from sitetune.recordio import read_records, write_records
-
-    folder = tmp_path_factory.mktemp("answer-store")
-    records = [r for r in read_records(cbs_csv) if r.page_name in SLICE_PAGES]
-    write_records(records, folder / "slice.csv")
-    build_index(folder / "slice.csv", "base", folder / "store", progress=False)
-    return folder / "store"
+    return session_store(cbs_csv, tmp_path_factory)
 
 
 def test_cli_answer_json_and_text(slice_store: Path) -> None:
