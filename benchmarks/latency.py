@@ -56,7 +56,7 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()} {platform.machine()}"
 
 
-def cbs_latency(store: str | None, rounds: int) -> tuple[list[str], dict[str, float]]:
+def cbs_latency(store: str | None, rounds: int) -> tuple[list[str], dict[str, int]]:
     from sitetune.index import build_index
     from sitetune.search import Searcher
 
@@ -90,7 +90,7 @@ def cbs_latency(store: str | None, rounds: int) -> tuple[list[str], dict[str, fl
         f"{pct(srch, 99):.2f} |",
         f"| **total** | **{pct(total, 50):.1f}** | **{pct(total, 99):.1f}** |",
     ]
-    return rows, {"queries": len(total)}
+    return rows, {"queries": len(total), "questions": len(questions)}
 
 
 def timed(search: Callable[[np.ndarray], np.ndarray], queries: np.ndarray) -> tuple[list[float], np.ndarray]:
@@ -272,42 +272,51 @@ def main() -> None:
     started = time.perf_counter()
     cbs_rows, info = cbs_latency(args.store, args.rounds)
     vrows: list[str] = []
+
+    def write(done: bool) -> str:
+        # Written after every stage, so a run stopped by its time box still leaves what it measured.
+        import faiss
+        import pymilvus
+
+        lines = [
+            "## Search latency",
+            "",
+            f"- Command: `.venv/bin/python benchmarks/latency.py --sizes {args.sizes} "
+            f"--queries {args.queries} --rounds {args.rounds}`"
+            + ("" if done else " (stopped early: sizes not listed below were not run)"),
+            f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; Python {platform.python_version()}, "
+            f"numpy {np.__version__}, faiss {faiss.__version__}, pymilvus {pymilvus.__version__}; "
+            f"{(time.perf_counter() - started) / 60:.0f} min",
+            f"- Machine: {machine()}; {os.environ['OMP_NUM_THREADS']} compute thread(s); load average "
+            f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (the machine is shared "
+            "with other jobs: absolute numbers are noisy, compare rows of the same size)",
+            "",
+            f"### Query latency on CBS ({info['queries']} queries: the {info['questions']} CBS questions "
+            f"× {args.rounds}, one at a time)",
+            "",
+            *cbs_rows,
+            "",
+            "### Vector search, random unit 384-d vectors, top-10, one query at a time "
+            f"({args.queries} queries)",
+            "",
+            "| vectors | index | build | p50 ms | p99 ms | recall@10 vs exact |",
+            "|---:|---|---|---:|---:|---:|",
+            *vrows,
+            "",
+            "Random vectors have no cluster structure, the worst case for IVF (a query's neighbours spread",
+            "over many cells), so the IVF recalls here are lower bounds for real embeddings. For one site",
+            "the embedded store's exact numpy search is the default (CBS table: about a millisecond).",
+            "",
+        ]
+        atomic_write_text(args.out, "\n".join(lines))
+        return "\n".join(lines)
+
+    write(done=False)
     for size in (int(s) for s in args.sizes.split(",")):
         vrows.extend(vector_rows(size, args.queries, args.milvus_budget_s, args.hnsw_max))
+        write(done=False)
         print("\n".join(vrows[-8:]), flush=True)
-    import faiss
-    import pymilvus
-
-    lines = [
-        "## Search latency",
-        "",
-        f"- Command: `.venv/bin/python benchmarks/latency.py --sizes {args.sizes} --queries {args.queries} "
-        f"--rounds {args.rounds}`",
-        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; Python {platform.python_version()}, numpy "
-        f"{np.__version__}, faiss {faiss.__version__}, pymilvus {pymilvus.__version__}; "
-        f"{(time.perf_counter() - started) / 60:.0f} min",
-        f"- Machine: {machine()}; {os.environ['OMP_NUM_THREADS']} compute thread(s); load average "
-        f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (the machine is shared with "
-        "other jobs: absolute numbers are noisy, compare rows of the same size)",
-        "",
-        f"### Query latency on CBS ({info['queries']} queries: the 52 CBS questions × {args.rounds}, "
-        "one at a time)",
-        "",
-        *cbs_rows,
-        "",
-        f"### Vector search, random unit 384-d vectors, top-10, one query at a time ({args.queries} queries)",
-        "",
-        "| vectors | index | build | p50 ms | p99 ms | recall@10 vs exact |",
-        "|---:|---|---|---:|---:|---:|",
-        *vrows,
-        "",
-        "Random vectors have no cluster structure, the worst case for IVF (a query's neighbours spread",
-        "over many cells), so the IVF recalls here are lower bounds for real embeddings. The embedded",
-        "store's exact numpy search is the default for one site (961 chunks: well under a millisecond).",
-        "",
-    ]
-    atomic_write_text(args.out, "\n".join(lines))
-    print("\n".join(lines))
+    print(write(done=True))
 
 
 if __name__ == "__main__":
