@@ -166,3 +166,40 @@ def test_cli_answer_bad_input_fails_clearly(slice_store: Path, args: list[str], 
     result = CliRunner().invoke(app, ["answer", *args, "--store", str(slice_store)])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_reuse_last_query_encodes_a_repeated_text_once(base_encoder) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from sitetune.answer import ReuseLastQuery
+
+    calls: list[int] = []
+
+    class Counting:
+        dim, info, model_path = base_encoder.dim, base_encoder.info, base_encoder.model_path
+
+        def encode(self, texts, *, show_progress=False):  # type: ignore[no-untyped-def]
+            calls.append(len(texts))
+            return base_encoder.encode(texts)
+
+    encoder = ReuseLastQuery(Counting())
+    first = encoder.encode(["when is the deadline"])
+    again = encoder.encode(["when is the deadline"])
+    other = encoder.encode(["tuition fee"])
+    assert calls == [1, 1]
+    assert np.array_equal(first, again) and not np.allclose(first, other)
+
+
+def test_warm_encodes_every_sentence_ahead(slice_store: Path, base_encoder) -> None:  # type: ignore[no-untyped-def]
+    from sitetune.answer import Answerer
+    from sitetune.search import Searcher
+
+    with Searcher.open(slice_store, encoder=base_encoder) as searcher:
+        chunks = searcher.reader.chunks
+        answerer = Answerer(searcher)
+        count = answerer.warm(chunks)
+        assert count == sum(len(split_sentences(c.text)) for c in chunks) > 0
+        cached = len(answerer.scorer._cache)
+        assert cached == len({s for c in chunks for s in split_sentences(c.text)})
+        assert answerer.answer("When is the application deadline?").found
+        assert len(answerer.scorer._cache) == cached  # nothing new had to be encoded

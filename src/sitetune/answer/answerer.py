@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sitetune.answer.extractive import SentenceScorer, extractive_answer
+import numpy as np
+
+from sitetune.answer.extractive import SentenceScorer, SentenceView, extractive_answer
 from sitetune.answer.llm import LLMConfig, LLMError, llm_answer
+from sitetune.answer.sentences import split_sentences
 from sitetune.answer.types import Answer
 from sitetune.config import AnswerConfig
 from sitetune.search.types import SearchHit
@@ -27,6 +32,37 @@ class SearcherLike(Protocol):
     def search(self, query: str, k: int = 5, page: str | None = None) -> list[SearchHit]: ...
 
 
+class ReuseLastQuery:
+    """Wraps an encoder so a thread encoding the same single text twice in a row pays once.
+
+    Answering encodes the question in search and again to score sentences; this makes the second a
+    lookup. Only each thread's last text is kept, so there is no cross-request cache to skew timings.
+
+    Args:
+        encoder: The encoder to wrap (its ``dim``, ``info`` and ``model_path`` are passed through).
+    """
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.inner = encoder
+        self.dim = encoder.dim
+        self.info = encoder.info
+        self.model_path: Path = encoder.model_path
+        self._last = threading.local()
+
+    def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        if len(texts) != 1:
+            return self.inner.encode(texts, show_progress=show_progress)
+        last = getattr(self._last, "item", None)
+        if last is not None and last[0] == texts[0]:
+            return np.asarray(last[1][None, :])
+        vectors = self.inner.encode(texts, show_progress=show_progress)
+        self._last.item = (texts[0], vectors[0].copy())
+        return vectors
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 class Answerer:
     """Answers questions over a searcher's store, extractively or through an LLM.
 
@@ -43,6 +79,24 @@ class Answerer:
         self.config = config or AnswerConfig()
         self.llm = llm
         self.scorer = SentenceScorer(searcher.encoder, self.config)
+
+    def warm(self, sections: Iterable[Any]) -> int:
+        """Encode every sentence of ``sections`` (objects with page_name, section_title, text) ahead of time.
+
+        A server does this once at start so no student's first question pays for encoding sentences.
+
+        Returns:
+            Sentences encoded.
+        """
+        info = self.scorer.encoder.info
+        documents = [
+            info.document(SentenceView(s.page_name, s.section_title, sentence))
+            for s in sections
+            for sentence in split_sentences(s.text)
+        ]
+        for start in range(0, len(documents), 256):
+            self.scorer.sentence_vectors(documents[start : start + 256])
+        return len(documents)
 
     def answer(
         self, question: str, *, k: int | None = None, page: str | None = None, fallback: bool = False

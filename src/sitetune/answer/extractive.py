@@ -33,7 +33,7 @@ _STOPWORDS = frozenset(
 
 
 @dataclass(frozen=True)
-class _SentenceView:
+class SentenceView:
     """A sentence dressed as a section, so the model's document template can format it."""
 
     page_name: str
@@ -96,7 +96,7 @@ class SentenceScorer:
             out.append(vector if vector is not None else self.encoder.encode([d])[0])
         return np.stack(out) if out else np.zeros((0, self.encoder.dim), dtype=np.float32)
 
-    def score(self, question: str, sentences: Sequence[_SentenceView]) -> np.ndarray:
+    def score(self, question: str, sentences: Sequence[SentenceView]) -> np.ndarray:
         """Cosine of each sentence with the question plus ``lexical_weight`` times the word overlap."""
         if not sentences:
             return np.zeros(0, dtype=np.float32)
@@ -139,11 +139,11 @@ def extractive_answer(
     """
     config = scorer.config
     top = list(hits[: config.sections])
-    views: list[_SentenceView] = []
+    views: list[SentenceView] = []
     owner: list[int] = []  # index into top
     for i, hit in enumerate(top):
         for sentence in split_sentences(hit.text):
-            views.append(_SentenceView(hit.page_name, hit.section_title, sentence))
+            views.append(SentenceView(hit.page_name, hit.section_title, sentence))
             owner.append(i)
     if not views:
         return not_found(hits)

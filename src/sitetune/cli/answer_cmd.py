@@ -132,6 +132,9 @@ def register(app: typer.Typer) -> None:
             int, typer.Option("--threads", min=0, help="Torch threads (0: torch's default).")
         ] = 0,
         access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+        warm: Annotated[
+            bool, typer.Option("--warm/--no-warm", help="Encode all answer sentences before serving.")
+        ] = True,
     ) -> None:
         """Serve the search API and the web page for STORE (Ctrl-C stops)."""
         import uvicorn
@@ -151,6 +154,7 @@ def register(app: typer.Typer) -> None:
                 answer_config=_answer_config(min_score),
                 llm=llm,
                 model_name=str(Path(searcher.model_path).name),
+                warm_answers=warm,
             )
             shown = f"[{host}]" if ":" in host else host
             typer.echo(

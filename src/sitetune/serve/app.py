@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sitetune.answer import Answer, Answerer, LLMConfig, SearcherLike
+from sitetune.answer import Answer, Answerer, LLMConfig, ReuseLastQuery, SearcherLike
 from sitetune.config import AnswerConfig, ServeConfig
 from sitetune.search.types import SearchHit
 from sitetune.serve.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
@@ -215,6 +215,7 @@ def create_app(
     answer_config: AnswerConfig | None = None,
     llm: LLMConfig | None = None,
     model_name: str | None = None,
+    warm_answers: bool = False,
 ) -> FastAPI:
     """Build the app around an opened searcher.
 
@@ -224,11 +225,17 @@ def create_app(
         answer_config: Extractive answer settings.
         llm: Generative mode for ``POST /answer``; ``None`` answers extractively.
         model_name: Shown by ``/healthz``.
+        warm_answers: Encode every sentence of the store before serving, so first answers are fast.
     """
     config = config or ServeConfig()
     pages = list(searcher.pages)
     known_pages = frozenset(pages)
+    if not isinstance(searcher.encoder, ReuseLastQuery):
+        # /answer encodes the question in search and again to score sentences: make the second free.
+        searcher.encoder = ReuseLastQuery(searcher.encoder)  # type: ignore[misc]
     answerer = Answerer(searcher, answer_config, llm)
+    if warm_answers:
+        answerer.warm(getattr(getattr(searcher, "reader", None), "chunks", ()))
     # Fast tokenizers are not safe to call from several threads at once ("Already borrowed"), and on a
     # CPU server encodes gain nothing from overlapping; one lock serialises model work, not requests.
     model_lock = threading.Lock()
