@@ -235,3 +235,59 @@ def test_openapi_documents_the_api(client: TestClient, live: str) -> None:
     docs = httpx.get(f"{live}/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     assert "unsafe-inline" in docs.headers["content-security-policy"]
+
+
+def test_serve_command_prints_its_url_and_serves(
+    cbs_csv: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    store = session_store(cbs_csv, tmp_path_factory)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "sitetune.cli.main", "serve", "--store", str(store), "--port", str(port)]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        line = ""
+        while not line.startswith("sitetune serving"):  # model-loading chatter may come first on stderr
+            line = process.stdout.readline()
+            assert line or process.poll() is None, "serve exited without printing its URL"
+        assert line.startswith(f"sitetune serving {store} at http://127.0.0.1:{port}/"), line
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and process.poll() is None, "server did not come up"
+                time.sleep(0.2)
+        assert health.json()["status"] == "ok"
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/answer", json={"question": "When is the deadline?"}, timeout=30
+        )
+        assert answer.status_code == 200 and answer.json()["citations"]
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def test_serve_command_rejects_bad_flags(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sitetune.cli.main import app
+
+    result = CliRunner().invoke(app, ["serve", "--store", str(tmp_path / "none"), "--llm-url", "http://x/v1"])
+    assert result.exit_code == 2 and "both --llm-url and --llm-model" in result.output
+    result = CliRunner().invoke(app, ["serve", "--store", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "error:" in result.output

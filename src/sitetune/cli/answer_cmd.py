@@ -131,6 +131,10 @@ def register(app: typer.Typer) -> None:
         threads: Annotated[
             int, typer.Option("--threads", min=0, help="Torch threads (0: torch's default).")
         ] = 0,
+        backend: Annotated[
+            str,
+            typer.Option("--backend", help="Query encoder backend: torch, openvino, ... (docs/encode.md)."),
+        ] = "torch",
         access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
         warm: Annotated[
             bool, typer.Option("--warm/--no-warm", help="Encode all answer sentences before serving.")
@@ -147,7 +151,7 @@ def register(app: typer.Typer) -> None:
         config = ServeConfig(
             host=host, port=port, max_body_bytes=max_body_bytes, cors_origins=tuple(cors_origin or ())
         )
-        with Searcher.open(store, EncoderConfig(threads=threads), model) as searcher:
+        with Searcher.open(store, EncoderConfig(backend=backend, threads=threads), model) as searcher:
             app = create_app(
                 searcher,
                 config,
