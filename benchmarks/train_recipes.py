@@ -123,7 +123,7 @@ def write_report(
 ) -> None:
     sets = [s for s in next(iter(ev.metrics.values()))]
     lines = [
-        "# Training recipes: retrieval vs card, same wall time",
+        "## Training recipes: retrieval vs card, same wall time",
         "",
         f"Command: `python benchmarks/train_recipes.py --corpus {args.corpus} --minutes {args.minutes:g}`",
         "",
@@ -132,7 +132,7 @@ def write_report(
         f"- Split: {args.holdout:.0%} of pages held out (`pairs-eval/pairs_info.json`); neither trained "
         "model saw a held-out page's text. The question set covers every page.",
         "",
-        "## Training",
+        "### Training",
         "",
         "| run | recipe | pairs | steps | batch | wall s | s/step | CPU s/step | precision | stopped by |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
@@ -148,7 +148,7 @@ def write_report(
         "CPU s/step counts every thread of the process: on 2 idle cores, wall s/step is about half of it;",
         "more means other jobs were sharing the CPU (the load averages above).",
         "",
-        "## Retrieval quality (nDCG@10) and general-English similarity",
+        "### Retrieval quality (nDCG@10) and general-English similarity",
         "",
     ]
     header = "| model | " + " | ".join(sets) + " | STS Spearman |"
@@ -165,7 +165,7 @@ def write_report(
         ssets = [s for s in next(iter(shipped_ev.metrics.values())) if s not in ("titles", "same_page")]
         lines += [
             "",
-            "## Shipped model (retrieval recipe, every page)",
+            "### Shipped model (retrieval recipe, every page)",
             "",
             "Trained on all pages (no labels are used, so this is fair for the question set; its title-query",
             "scores are not held out and are left out here).",
