@@ -107,12 +107,18 @@ def test_static_ranks_like_the_model(exported: Path, cbs_corpus, reference: np.n
     assert ranks > 0.5  # Spearman correlation of pair similarities
 
 
-def test_auto_picks_openvino_and_exports_on_first_use(tmp_path: Path, model_dir: Path) -> None:
+def test_auto_is_the_default_and_exports_openvino_on_first_use(tmp_path: Path, model_dir: Path) -> None:
+    assert EncoderConfig().backend == "auto"
     fresh = _link_copy(model_dir, tmp_path / "fresh")
     shutil.rmtree(fresh / "sitetune-export", ignore_errors=True)
-    encoder = load_encoder(fresh, EncoderConfig(backend="auto"))
-    assert type(encoder).__name__ == "OpenVINOEncoder"
+    encoder = load_encoder(fresh, EncoderConfig())
+    assert getattr(encoder, "backend", None) == "openvino"
     assert (export_dir(fresh, "openvino") / "manifest.json").is_file()
+
+
+def test_auto_prefers_a_calibrated_int8_export(exported: Path) -> None:
+    encoder = load_encoder(exported, EncoderConfig())
+    assert getattr(encoder, "backend", None) == "openvino-int8"
 
 
 def test_missing_export_is_a_clear_error_and_falls_back_only_when_asked(

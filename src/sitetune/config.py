@@ -99,7 +99,7 @@ class EncoderConfig:
             encode with torch instead of failing. Off by default: a silent fallback changes speed.
     """
 
-    backend: str = "torch"  # openvino bf16 where available (auto-exported), else torch; see docs/encode.md
+    backend: str = "auto"  # openvino-int8 if exported, else openvino (auto-exported), else torch
     precision: Precision = Precision.AUTO
     batch_size: int = 32
     threads: int = 0
@@ -158,12 +158,15 @@ class ServeConfig:
         host: Interface to bind (loopback by default: expose it through a reverse proxy).
         port: TCP port.
         max_body_bytes: Largest request body, counted as it streams in (chunked uploads too); larger is 413.
+        max_in_flight: Searches and answers admitted at once (running or queued for the model); more get
+            an immediate 503 with Retry-After instead of queueing until clients time out.
         cors_origins: Origins allowed cross-origin access; empty means no CORS headers at all.
     """
 
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 16_384
+    max_in_flight: int = 32
     cors_origins: tuple[str, ...] = ()
 
 

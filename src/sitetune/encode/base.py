@@ -74,15 +74,18 @@ def _load_exported(backend: str, model: str | Path, config: EncoderConfig) -> En
 
 
 def _load_auto(model: str | Path, config: EncoderConfig) -> Encoder:
-    """The fastest backend whose quality holds (docs/encode.md): OpenVINO bf16 on x86, else torch.
+    """The fastest backend whose quality holds, as measured on CBS (docs/encode.md).
 
-    An ``openvino`` export is made on first use (seconds, no calibration needed). int8 and static are
-    never picked automatically: int8 measured more than 0.005 nDCG@10 below fp32 on CBS, static far more.
+    ``openvino-int8`` where its export exists (it needs the site's texts, so only ``sitetune export
+    --corpus`` makes it: nDCG@10 within 0.001 of fp32, 1.5x ``openvino``); else ``openvino`` (bf16 on CPUs
+    with bf16 units), exported on first use in seconds; else, without the ``openvino`` package, ``torch``.
     """
     if not _openvino_available():
         log.info("openvino is not installed: encoding with torch")
         return TorchEncoder(model, config)
     path = resolve_model_path(model)
+    if (export_dir(path, OPENVINO_INT8) / "manifest.json").is_file():
+        return _load_exported(OPENVINO_INT8, path, config)
     if not (export_dir(path, OPENVINO) / "manifest.json").is_file():
         try:
             export_model(path, OPENVINO)
