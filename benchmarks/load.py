@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -130,6 +131,21 @@ async def wait_healthy(base: str, timeout_s: float, process: subprocess.Popen[by
     raise SystemExit(f"error: {base}/healthz did not answer within {timeout_s:.0f} s")
 
 
+async def drain(base: str, limit_s: float = 180.0) -> None:
+    """Wait until the server has worked off any backlog: a search answers within half a second."""
+    import httpx
+
+    deadline = time.monotonic() + limit_s
+    async with httpx.AsyncClient(timeout=30) as client:
+        while time.monotonic() < deadline:
+            start = time.perf_counter()
+            with contextlib.suppress(httpx.HTTPError):
+                await client.get(f"{base}/search", params={"q": "drain check", "k": 1})
+            if time.perf_counter() - start < 0.5:
+                return
+            await asyncio.sleep(1)
+
+
 async def run_load(
     base: str,
     endpoint: str,
@@ -206,12 +222,14 @@ def report(results: list[RunResult], args: argparse.Namespace, argv: list[str], 
         f"- Server: `sitetune serve --store {args.store} --threads 1`, "
         f"pinned to CPU {args.server_cpu} with taskset; "
         f"generator (httpx, asyncio) pinned to CPU {args.client_cpu}; loopback",
-        f"- Load: {args.rate:g} requests/s for {args.duration:g} s per endpoint after {args.warmup} warm-up "
+        f"- Load: {', '.join(f'{r:g}' for r in args.rate)} requests/s, {args.duration:g} s per run after "
+        f"{args.warmup} warm-up "
         f"requests, the {len(load_questions(Path(args.questions)))} questions of {Path(args.questions).name} "
         "in a fixed shuffled cycle; latency measured from each request's scheduled start",
         "",
-        "| endpoint | sent | ok | errors | throughput (req/s) | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| endpoint | rate (req/s) | sent | ok | errors | throughput (req/s) | p50 (ms) | p95 (ms) "
+        "| p99 (ms) | max (ms) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         errors = str(r.error_count) + (
@@ -221,7 +239,7 @@ def report(results: list[RunResult], args: argparse.Namespace, argv: list[str], 
         p50, p95, p99 = (r.percentile(q) for q in (50, 95, 99))
         worst = max(r.latencies_ms, default=float("nan"))
         lines.append(
-            f"| `{name}` | {r.sent} | {r.ok} | {errors} | {r.throughput:.1f} | "
+            f"| `{name}` | {r.rate:g} | {r.sent} | {r.ok} | {errors} | {r.throughput:.1f} | "
             f"{p50:.1f} | {p95:.1f} | {p99:.1f} | {worst:.1f} |"
         )
     lines += ["", "Goal: 0 errors and p99 under 100 ms at 50 requests/s.", ""]
@@ -234,7 +252,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--store", required=True, help="Index store to serve.")
     parser.add_argument("--model", help="Query model (default: the store's).")
-    parser.add_argument("--rate", type=float, default=50.0, help="Requests per second.")
+    parser.add_argument(
+        "--rate", type=float, action="append", help="Requests per second (repeatable; default 50)."
+    )
     parser.add_argument("--duration", type=float, default=60.0, help="Seconds of load per endpoint.")
     parser.add_argument("--warmup", type=int, default=20, help="Requests sent before measuring.")
     parser.add_argument(
@@ -256,6 +276,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    args.rate = args.rate or [50.0]
     endpoints = args.endpoint or ["search"]
     questions = load_questions(Path(args.questions))
     where = machine()
@@ -272,28 +293,30 @@ def main(argv: list[str] | None = None) -> int:
     try:
         asyncio.run(wait_healthy(base, 180, process))
         for endpoint in endpoints:
-            warm = max(1, args.warmup)
-            asyncio.run(
-                run_load(
-                    base,
-                    endpoint,
-                    questions,
-                    rate=min(args.rate, 20),
-                    duration_s=warm / min(args.rate, 20),
-                    timeout_s=args.timeout,
-                    seed=args.seed + 1,
+            for rate in args.rate:
+                warm = max(1, args.warmup)
+                asyncio.run(
+                    run_load(
+                        base,
+                        endpoint,
+                        questions,
+                        rate=min(rate, 20),
+                        duration_s=warm / min(rate, 20),
+                        timeout_s=args.timeout,
+                        seed=args.seed + 1,
+                    )
                 )
-            )
-            result = asyncio.run(
-                run_load(base, endpoint, questions, args.rate, args.duration, args.timeout, args.seed)
-            )
-            results.append(result)
-            print(
-                f"{endpoint}: sent {result.sent}, ok {result.ok}, "
-                f"errors {result.error_count} {result.errors}, "
-                f"{result.throughput:.1f} req/s, p50 {result.percentile(50):.1f} ms, "
-                f"p95 {result.percentile(95):.1f} ms, p99 {result.percentile(99):.1f} ms"
-            )
+                result = asyncio.run(
+                    run_load(base, endpoint, questions, rate, args.duration, args.timeout, args.seed)
+                )
+                results.append(result)
+                asyncio.run(drain(base))  # an overloaded run leaves queued work behind
+                print(
+                    f"{endpoint} @ {rate:g}/s: sent {result.sent}, ok {result.ok}, "
+                    f"errors {result.error_count} {result.errors}, "
+                    f"{result.throughput:.1f} req/s, p50 {result.percentile(50):.1f} ms, "
+                    f"p95 {result.percentile(95):.1f} ms, p99 {result.percentile(99):.1f} ms"
+                )
     finally:
         if process is not None:
             stop_server(process)

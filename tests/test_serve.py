@@ -291,3 +291,20 @@ def test_serve_command_rejects_bad_flags(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "both --llm-url and --llm-model" in result.output
     result = CliRunner().invoke(app, ["serve", "--store", str(tmp_path / "none")])
     assert result.exit_code == 2 and "error:" in result.output
+
+
+def test_overload_gets_an_immediate_503_not_a_queue(searcher: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with live_server(create_app(searcher, ServeConfig(max_in_flight=1))) as url:
+
+        def ask(i: int) -> httpx.Response:
+            return httpx.post(f"{url}/answer", json={"question": f"When is the deadline? {i}"}, timeout=60)
+
+        with ThreadPoolExecutor(12) as pool:
+            responses = list(pool.map(ask, range(12)))
+    codes = sorted(r.status_code for r in responses)
+    assert set(codes) == {200, 503}, codes
+    busy = next(r for r in responses if r.status_code == 503)
+    assert busy.headers["retry-after"] == "1"
+    assert busy.json()["detail"] == "the server is busy: try again in a moment"

@@ -131,6 +131,9 @@ def register(app: typer.Typer) -> None:
         threads: Annotated[
             int, typer.Option("--threads", min=0, help="Torch threads (0: torch's default).")
         ] = 0,
+        max_in_flight: Annotated[
+            int, typer.Option("--max-in-flight", min=1, help="Requests admitted at once; more get 503.")
+        ] = 32,
         backend: Annotated[
             str,
             typer.Option("--backend", help="Query encoder backend: torch, openvino, ... (docs/encode.md)."),
@@ -149,7 +152,11 @@ def register(app: typer.Typer) -> None:
 
         llm = _llm_config(llm_url, llm_model, llm_key_env, llm_timeout)
         config = ServeConfig(
-            host=host, port=port, max_body_bytes=max_body_bytes, cors_origins=tuple(cors_origin or ())
+            host=host,
+            port=port,
+            max_body_bytes=max_body_bytes,
+            cors_origins=tuple(cors_origin or ()),
+            max_in_flight=max_in_flight,
         )
         with Searcher.open(store, EncoderConfig(backend=backend, threads=threads), model) as searcher:
             app = create_app(

@@ -13,13 +13,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sitetune.answer import Answer, Answerer, LLMConfig, ReuseLastQuery, SearcherLike
@@ -30,6 +31,7 @@ from sitetune.serve.middleware import BodyLimitMiddleware, SecurityHeadersMiddle
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_QUERY_CHARS = 1000
 MAX_K = 50
+T = TypeVar("T")
 _FASTAPI_BODY_ERROR = "There was an error parsing the body"
 
 
@@ -201,6 +203,10 @@ def _answer_out(answer: Answer, question: str, took_ms: float) -> AnswerResponse
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorResponse,
+        "description": "Busy: too many requests in flight; retry after Retry-After",
+    },
     422: {
         "model": ErrorResponse,
         "description": "Invalid input (empty query, k out of range, unknown page...)",
@@ -239,6 +245,22 @@ def create_app(
     # Fast tokenizers are not safe to call from several threads at once ("Already borrowed"), and on a
     # CPU server encodes gain nothing from overlapping; one lock serialises model work, not requests.
     model_lock = threading.Lock()
+    # Admission control, counted on the event loop: past max_in_flight a request gets an immediate 503
+    # rather than joining a queue it would time out in (which also wastes the work done for it later).
+    in_flight = 0
+
+    async def run_model(work: Callable[[], T]) -> T:
+        nonlocal in_flight
+        if in_flight >= config.max_in_flight:
+            raise StarletteHTTPException(
+                503, "the server is busy: try again in a moment", headers={"Retry-After": "1"}
+            )
+        in_flight += 1
+        try:
+            # Model work runs in the threadpool so the event loop keeps accepting and answering.
+            return await run_in_threadpool(work)
+        finally:
+            in_flight -= 1
 
     app = FastAPI(
         title="sitetune",
@@ -285,7 +307,7 @@ def create_app(
         return Pages(pages=pages)
 
     @app.get("/search", response_model=SearchResponse, responses=_ERRORS, tags=["search"])
-    def search(
+    async def search(
         q: str = Query(min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"\S", description="The query."),
         k: int = Query(default=5, ge=1, le=MAX_K, description="Results wanted."),
         page: str | None = Query(
@@ -297,12 +319,16 @@ def create_app(
         """Hybrid search over the pages' sections, best first."""
         check_page(page, "page")
         start = time.perf_counter()
-        with model_lock:
-            hits = searcher.search(q, k=k, page=page)
-        took = (time.perf_counter() - start) * 1000
-        return SearchResponse(
-            query=q, k=k, page=page, results=[Hit.of(h) for h in hits], took_ms=round(took, 2)
-        )
+
+        def work() -> SearchResponse:
+            with model_lock:
+                hits = searcher.search(q, k=k, page=page)
+            took = (time.perf_counter() - start) * 1000
+            return SearchResponse(
+                query=q, k=k, page=page, results=[Hit.of(h) for h in hits], took_ms=round(took, 2)
+            )
+
+        return await run_model(work)
 
     @app.post(
         "/answer",
@@ -310,13 +336,17 @@ def create_app(
         tags=["answer"],
         responses={**_ERRORS, 413: {"model": ErrorResponse, "description": "Request body too large"}},
     )
-    def answer(body: AnswerRequest) -> AnswerResponse:
+    async def answer(body: AnswerRequest) -> AnswerResponse:
         """An answer made of the best-matching sentences, each cited [n]; "not found" when none matches."""
         check_page(body.page, "body.page")
         start = time.perf_counter()
-        with model_lock:
-            result = answerer.answer(body.question, k=body.k, page=body.page, fallback=True)
-        return _answer_out(result, body.question, (time.perf_counter() - start) * 1000)
+
+        def work() -> AnswerResponse:
+            with model_lock:
+                result = answerer.answer(body.question, k=body.k, page=body.page, fallback=True)
+            return _answer_out(result, body.question, (time.perf_counter() - start) * 1000)
+
+        return await run_model(work)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
