@@ -165,14 +165,19 @@ def kill_loop(corpus_a: Path, corpus_b: Path, store: Path, kills: int, *, seed: 
     i = 0
     # Count SIGKILLs, not runs: a run that finishes before its kill moment is checked too, but a loop
     # of ``kills`` must deliver that many kills (bounded, in case runs keep finishing first).
+    durations = [report.run_seconds]
     while report.kills < kills and i < 3 * kills:
         target = "A" if current == "B" else "B"
-        t = report.run_seconds
+        # Kill moments follow how long runs take now (the median of recent uninterrupted runs): on a
+        # shared machine a run's length drifts, and moments past its end would only let it finish.
+        t = float(np.median(durations[-5:]))
         moment = rng.uniform(0.05, 1.0) * t if i % 2 == 0 else rng.uniform(0.75, 1.0) * t
+        begun = time.perf_counter()
         if _run(paths[target], store, kill_after=moment):
             report.kills += 1
         else:
             report.completed += 1
+            durations.append(time.perf_counter() - begun)
         found, fell_back, problems = check_store(store, corpora)
         report.fell_back += int(fell_back)
         if problems:
