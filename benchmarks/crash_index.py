@@ -60,7 +60,9 @@ def main() -> None:
         f"- Corpora: CBS slices A ({len(ids_a)} chunks) and B ({len(ids_b)} chunks; "
         f"{len(ids_a & ids_b)} shared); "
         "runs alternate A→B→A, each an incremental re-index of the other",
-        f"- Kill moments: half uniform over a whole run ({report.run_seconds:.1f} s uninterrupted), "
+        "- Kill moments: half uniform over a whole run (first uninterrupted re-index "
+        f"{report.run_seconds:.1f} s, "
+        "then the median of recent uninterrupted runs), "
         "half in its last quarter where the generation is written and switched; "
         "plus one kill of the first build",
         "",
