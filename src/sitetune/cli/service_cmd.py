@@ -18,7 +18,9 @@ def index(
     corpus: Annotated[Path, typer.Option("--corpus", help="Corpus file: .csv, .jsonl or .parquet")],
     store: Annotated[str, typer.Option("--store", help=_STORE_HELP)],
     model: Annotated[str, typer.Option("--model", help="'base' or a model folder")] = "base",
-    backend: Annotated[str, typer.Option("--backend", help="Encoder backend")] = "torch",
+    backend: Annotated[str, typer.Option("--backend", help="Encoder backend (see sitetune.encode)")] = (
+        EncoderConfig.backend
+    ),
     precision: Annotated[Precision, typer.Option("--precision", help="auto: bf16 where the CPU has it")] = (
         Precision.AUTO
     ),
@@ -61,7 +63,9 @@ def search(
     page: Annotated[str | None, typer.Option("--page", help="Only sections of this page/programme")] = None,
     as_json: Annotated[bool, typer.Option("--json", help='Print {"results": [...]}')] = False,
     model: Annotated[str | None, typer.Option("--model", help="Query model (default: the store's)")] = None,
-    backend: Annotated[str, typer.Option("--backend", help="Encoder backend")] = "torch",
+    backend: Annotated[str, typer.Option("--backend", help="Encoder backend (see sitetune.encode)")] = (
+        EncoderConfig.backend
+    ),
     dense_weight: Annotated[float, typer.Option("--dense-weight", min=0.0)] = SearchConfig.dense_weight,
     bm25_weight: Annotated[float, typer.Option("--bm25-weight", min=0.0)] = SearchConfig.bm25_weight,
     rrf_k: Annotated[int, typer.Option("--rrf-k", min=1, help="RRF constant")] = SearchConfig.rrf_k,
