@@ -62,7 +62,8 @@ def page(browser: Any) -> Iterator[Any]:
 
 def test_question_shows_cited_answer_and_results(page: Any, base_url: str, tmp_path: Path) -> None:
     page.goto(base_url + "/")
-    page.wait_for_function("document.querySelectorAll('#page option').length > 1")
+    # Selectors, not wait_for_function: the page's CSP forbids the eval that polling a JS string needs.
+    page.wait_for_selector("#page option:nth-child(2)", state="attached")
     page.fill("#q", "When is the application deadline?")
     page.click("#go")
     page.wait_for_selector("#hits li.hit")
@@ -89,7 +90,8 @@ def test_question_shows_cited_answer_and_results(page: Any, base_url: str, tmp_p
 
 def test_programme_filter_limits_results(page: Any, base_url: str) -> None:
     page.goto(base_url + "/")
-    page.wait_for_function("document.querySelectorAll('#page option').length > 1")
+    # Selectors, not wait_for_function: the page's CSP forbids the eval that polling a JS string needs.
+    page.wait_for_selector("#page option:nth-child(2)", state="attached")
     page.select_option("#page", "Part-time master")
     page.fill("#q", "Can I switch between part-time and full-time?")
     page.press("#q", "Enter")
@@ -111,7 +113,8 @@ def test_off_topic_question_says_not_found(page: Any, base_url: str) -> None:
 def test_page_text_with_html_and_markdown_stays_inert(page: Any, base_url: str, tmp_path: Path) -> None:
     page.goto(base_url + "/")
     title = page.title()
-    page.wait_for_function("document.querySelectorAll('#page option').length > 1")
+    # Selectors, not wait_for_function: the page's CSP forbids the eval that polling a JS string needs.
+    page.wait_for_selector("#page option:nth-child(2)", state="attached")
     page.select_option("#page", HOSTILE_PAGE)
     page.fill("#q", "When is the sailing club regatta?")
     page.click("#go")
@@ -134,8 +137,5 @@ def test_blank_and_rejected_questions_show_a_message(page: Any, base_url: str) -
     page.evaluate("document.getElementById('q').removeAttribute('maxlength')")
     page.fill("#q", "x" * 1200)
     page.click("#go")
-    page.wait_for_function(
-        "document.getElementById('status').classList.contains('error') && "
-        "document.getElementById('status').textContent.includes('1000')"
-    )
+    page.wait_for_selector("#status.error:has-text('1000')")
     assert "body.question: must be at most 1000 characters" in page.inner_text("#status")
