@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from machine import describe_machine
+
 # One compute thread per library unless told otherwise: on a shared machine, BLAS/OpenMP thread pools
 # that spin against other jobs make single-query latencies meaningless (set before numpy loads).
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -41,19 +43,6 @@ DIM = 384
 
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()} {platform.machine()}"
 
 
 def cbs_latency(store: str | None, rounds: int) -> tuple[list[str], dict[str, int]]:
@@ -287,7 +276,7 @@ def main() -> None:
             f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; Python {platform.python_version()}, "
             f"numpy {np.__version__}, faiss {faiss.__version__}, pymilvus {pymilvus.__version__}; "
             f"{(time.perf_counter() - started) / 60:.0f} min",
-            f"- Machine: {machine()}; {os.environ['OMP_NUM_THREADS']} compute thread(s); load average "
+            f"- Machine: {describe_machine()}; {os.environ['OMP_NUM_THREADS']} compute thread(s); load average "
             f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (the machine is shared "
             "with other jobs: absolute numbers are noisy, compare rows of the same size)",
             "",

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -28,6 +27,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+from machine import describe_machine
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_QUESTIONS = REPO / "src" / "sitetune" / "data" / "questions" / "cbs_questions.json"
@@ -198,20 +199,6 @@ async def run_load(
     return result
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    system = f"Linux {platform.release()}, Python {platform.python_version()}"
-    return f"{cpu}, {os.cpu_count()} logical CPUs, {system}; load average at start {load}"
-
-
 def report(results: list[RunResult], args: argparse.Namespace, argv: list[str], where: str) -> str:
     lines = [
         "# Load: `sitetune serve` under an open-model arrival rate",
@@ -279,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     args.rate = args.rate or [50.0]
     endpoints = args.endpoint or ["search"]
     questions = load_questions(Path(args.questions))
-    where = machine()
+    where = describe_machine()
     process = None
     if args.url:
         base = args.url.rstrip("/")

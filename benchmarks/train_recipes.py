@@ -17,12 +17,13 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from machine import describe_machine
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,18 +38,6 @@ def sh(*args: str) -> dict[str, Any]:
     out = proc.stdout
     start = 0 if out.startswith("{\n") else out.rindex("\n{\n") + 1  # the pretty-printed JSON
     return json.loads(out[start:])  # type: ignore[no-any-return]
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
 def load() -> str:
@@ -128,7 +117,7 @@ def write_report(
         f"Command: `python benchmarks/train_recipes.py --corpus {args.corpus} --minutes {args.minutes:g}`",
         "",
         f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; whole benchmark {seconds / 60:.0f} min",
-        f"- Machine: {machine()}; load average (1/5/15 min) at start and after each run: {' | '.join(loads)}",
+        f"- Machine: {describe_machine()}; load average (1/5/15 min) at start and after each run: {' | '.join(loads)}",
         f"- Split: {args.holdout:.0%} of pages held out (`pairs-eval/pairs_info.json`); neither trained "
         "model saw a held-out page's text. The question set covers every page.",
         "",

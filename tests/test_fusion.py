@@ -10,7 +10,7 @@ def test_rrf_by_hand() -> None:
     assert fused["b"] == pytest.approx(1 / 62 + 1 / 61)
     assert fused["a"] == pytest.approx(1 / 61)
     assert fused["d"] == pytest.approx(1 / 62)
-    assert list(dict(reciprocal_rank_fusion([["a", "b", "c"], ["b", "d"]])).keys())[0] == "b"
+    assert next(iter(dict(reciprocal_rank_fusion([["a", "b", "c"], ["b", "d"]])).keys())) == "b"
 
 
 def test_rrf_weights() -> None:

@@ -7,13 +7,12 @@ and the index re-embeds only changed chunks.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from sitetune.atomic import atomic_write_text
+from sitetune.atomic import atomic_write_text, sha256_file
 from sitetune.config import RETRIEVAL_RECIPE, EncoderConfig, TrainConfig
 
 #: Training preset for the main job: the retrieval recipe, time-boxed so `make run` takes minutes.
@@ -57,14 +56,6 @@ class MainJobResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print) -> MainJobResult:
     """Crawl or read the corpus, train the model if the corpus changed, and (re)index.
 
@@ -104,7 +95,7 @@ def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print
     started = time.perf_counter()
     model_dir = workdir / "model"
     stamp = workdir / _STAMP
-    corpus_hash = _sha256(corpus_path)
+    corpus_hash = sha256_file(corpus_path)
     reuse = (not config.retrain and model_dir.is_dir() and stamp.is_file()
              and stamp.read_text().strip() == corpus_hash)
     steps: int | None = None
@@ -133,28 +124,3 @@ def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print
         {k: (str(v) if isinstance(v, Path) else v) for k, v in result_obj.__dict__.items()}, indent=2) + "\n")
     return result_obj
 
-
-def serve(store: str | Path, *, host: str = "127.0.0.1", port: int = 8000, model: str | Path | None = None,
-          encoder: EncoderConfig | None = None, log: object = print, **app_options: object) -> None:
-    """Serve the search API and web page for ``store`` until interrupted (Ctrl-C).
-
-    Args:
-        store: A store built by :func:`sitetune.index.build_index`.
-        host: Interface to bind.
-        port: TCP port.
-        model: Query model (default: the one that built the store).
-        encoder: Encoder settings (backend, threads).
-        log: A ``print``-like callable; the URL is printed once the model is loaded.
-        **app_options: Passed to :func:`sitetune.serve.create_app` (``config``, ``answer_config``, ``llm``).
-    """
-    import uvicorn
-
-    from sitetune.search import Searcher
-    from sitetune.serve import create_app
-
-    say = log if callable(log) else print
-    with Searcher.open(store, encoder or EncoderConfig(), model) as searcher:
-        app = create_app(searcher, model_name=Path(searcher.model_path).name, **app_options)  # type: ignore[arg-type]
-        shown = f"[{host}]" if ":" in host else host
-        say(f"sitetune serving {store} at http://{shown}:{port}/ (API docs: /docs, OpenAPI: /openapi.json)")
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -136,21 +135,17 @@ def register(app: typer.Typer) -> None:
         ] = 32,
         backend: Annotated[
             str,
-            typer.Option("--backend", help="Query encoder backend: torch, openvino, ... (docs/encode.md)."),
-        ] = "torch",
+            typer.Option("--backend", help="Query encoder backend: auto, torch, openvino, ... (docs/encode.md)."),
+        ] = "auto",
         access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
         warm: Annotated[
             bool, typer.Option("--warm/--no-warm", help="Encode all answer sentences before serving.")
         ] = True,
     ) -> None:
         """Serve the search API and the web page for STORE (Ctrl-C stops)."""
-        import uvicorn
-
         from sitetune.config import EncoderConfig, ServeConfig
-        from sitetune.search import Searcher
-        from sitetune.serve import create_app
+        from sitetune.serve import run_server
 
-        llm = _llm_config(llm_url, llm_model, llm_key_env, llm_timeout)
         config = ServeConfig(
             host=host,
             port=port,
@@ -158,17 +153,14 @@ def register(app: typer.Typer) -> None:
             cors_origins=tuple(cors_origin or ()),
             max_in_flight=max_in_flight,
         )
-        with Searcher.open(store, EncoderConfig(backend=backend, threads=threads), model) as searcher:
-            app = create_app(
-                searcher,
-                config,
-                answer_config=_answer_config(min_score),
-                llm=llm,
-                model_name=str(Path(searcher.model_path).name),
-                warm_answers=warm,
-            )
-            shown = f"[{host}]" if ":" in host else host
-            typer.echo(
-                f"sitetune serving {store} at http://{shown}:{port}/ (API docs /docs, OpenAPI /openapi.json)"
-            )
-            uvicorn.run(app, host=host, port=port, log_level="warning", access_log=access_log)
+        run_server(
+            store,
+            config,
+            encoder=EncoderConfig(backend=backend, threads=threads),
+            model=model,
+            answer_config=_answer_config(min_score),
+            llm=_llm_config(llm_url, llm_model, llm_key_env, llm_timeout),
+            warm_answers=warm,
+            access_log=access_log,
+            log=typer.echo,
+        )

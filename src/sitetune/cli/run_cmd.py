@@ -45,8 +45,11 @@ def run(
     if no_serve:
         typer.echo(f"done: sitetune serve --store {result.store}")
         return
+    from sitetune.config import ServeConfig
+    from sitetune.serve import run_server
+
     typer.echo("[4/4] serving (Ctrl-C stops)")
-    pipeline.serve(result.store, host=host, port=port, log=typer.echo)
+    run_server(result.store, ServeConfig(host=host, port=port), encoder=config.encoder, log=typer.echo)
 
 
 def register(app: typer.Typer) -> None:

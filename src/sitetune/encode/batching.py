@@ -63,11 +63,27 @@ def encode_in_order(
     pad_id: int,
     dim: int,
     forward: Callable[[Batch], np.ndarray],
+    *,
+    show_progress: bool = False,
 ) -> np.ndarray:
-    """Run ``forward`` over length-sorted batches; return (n, dim) float32 rows in the input order."""
+    """Run ``forward`` over length-sorted batches; return (n, dim) float32 rows in the input order.
+
+    With ``show_progress`` a bar on stderr counts texts encoded (indexing a large corpus takes minutes).
+    """
     out = np.empty((len(ids), dim), dtype=np.float32)
-    for batch in sorted_batches(ids, batch_size, pad_id):
-        out[batch.index] = forward(batch)
+    bar = None
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(ids), desc="encode", unit="text", leave=False)
+    try:
+        for batch in sorted_batches(ids, batch_size, pad_id):
+            out[batch.index] = forward(batch)
+            if bar is not None:
+                bar.update(len(batch.index))
+    finally:
+        if bar is not None:
+            bar.close()
     return out
 
 

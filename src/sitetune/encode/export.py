@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from sitetune.atomic import sha256_file
 from sitetune.errors import SitetuneError
 
 EXPORT_DIRNAME = "sitetune-export"
@@ -28,15 +29,6 @@ _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 class ExportError(SitetuneError):
     """An exported backend is missing, corrupted or stale; the message says how to rebuild it."""
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_fingerprint(model_path: Path) -> str:

@@ -168,4 +168,6 @@ class OpenVINOEncoder:
             return normalize_rows(np.asarray(result[0]))
 
         with self._lock:
-            return encode_in_order(ids, self.config.batch_size, self._pad_id, self.dim, forward)
+            return encode_in_order(
+                ids, self.config.batch_size, self._pad_id, self.dim, forward, show_progress=show_progress
+            )

@@ -87,7 +87,9 @@ class TorchEncoder:
 
         with self._lock, torch.inference_mode():
             set_torch_threads(self.threads)
-            return encode_in_order(ids, self.config.batch_size, self._pad_id, self.dim, forward)
+            return encode_in_order(
+                ids, self.config.batch_size, self._pad_id, self.dim, forward, show_progress=show_progress
+            )
 
 
 class SentenceTransformersEncoder:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -33,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from sitetune.atomic import atomic_write_text, fsync_dir
+from sitetune.atomic import atomic_write_text, fsync_dir, sha256_file
 from sitetune.corpus import Chunk, Occurrence
 from sitetune.errors import SitetuneError
 from sitetune.lexical import BM25Index
@@ -108,15 +107,6 @@ class Generation:
     vectors: np.ndarray | None
     bm25: BM25Index
     path: Path
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def chunk_to_json(chunk: Chunk, doc_hash: str) -> str:

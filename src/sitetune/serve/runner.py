@@ -1,0 +1,51 @@
+"""Run the app under uvicorn: the one place ``sitetune serve`` and ``sitetune run`` start a server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sitetune.config import AnswerConfig, EncoderConfig, ServeConfig
+
+if TYPE_CHECKING:
+    from sitetune.answer.llm import LLMConfig
+
+
+def run_server(
+    store: str | Path,
+    config: ServeConfig | None = None,
+    *,
+    encoder: EncoderConfig | None = None,
+    model: str | Path | None = None,
+    answer_config: AnswerConfig | None = None,
+    llm: LLMConfig | None = None,
+    warm_answers: bool = True,
+    access_log: bool = False,
+    log: Callable[[str], object] = print,
+) -> None:
+    """Open ``store`` once and serve the API and web page on ``config.host:config.port`` until interrupted.
+
+    Args:
+        store: A store built by ``sitetune index``.
+        config: Address, body limit, admission limit and CORS origins.
+        encoder: Query encoder settings (backend, threads).
+        model: Query model (default: the model that built the store).
+        answer_config: Extractive answer settings.
+        llm: Generative answers through an OpenAI-compatible endpoint; ``None`` answers extractively.
+        warm_answers: Encode every answer sentence before the first request.
+        access_log: Log every request.
+        log: Receives the line with the URL, printed once the model is loaded.
+    """
+    import uvicorn
+
+    from sitetune.search import Searcher
+    from sitetune.serve.app import create_app
+
+    config = config or ServeConfig()
+    with Searcher.open(store, encoder or EncoderConfig(), model) as searcher:
+        app = create_app(searcher, config, answer_config=answer_config, llm=llm,
+                         model_name=Path(searcher.model_path).name, warm_answers=warm_answers)
+        shown = f"[{config.host}]" if ":" in config.host else config.host
+        log(f"sitetune serving {store} at http://{shown}:{config.port}/ (API docs /docs, OpenAPI /openapi.json)")
+        uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=access_log)
