@@ -222,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     end = os.getloadavg()
     exports = ", ".join(f"{k} {v:.1f}s" for k, v in export_times.items()) or "none (reused)"
     lines = [
-        "# Encoder benchmark",
+        "## Encoder benchmark",
         "",
         f"Command: `{command}`",
         "",

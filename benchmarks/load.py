@@ -201,7 +201,7 @@ async def run_load(
 
 def report(results: list[RunResult], args: argparse.Namespace, argv: list[str], where: str) -> str:
     lines = [
-        "# Load: `sitetune serve` under an open-model arrival rate",
+        "## Load: `sitetune serve` under an open-model arrival rate",
         "",
         f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- Machine: {where}",
