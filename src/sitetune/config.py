@@ -127,7 +127,7 @@ class SearchConfig:
     dense_weight: float = 1.0
     bm25_weight: float = 0.75
     candidates: int = 100
-    program_boost: float = 0.1
+    program_boost: float = 0.05
 
 
 @dataclass(frozen=True)
