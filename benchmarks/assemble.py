@@ -12,7 +12,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-ORDER = ["quality", "training", "fusion", "card_gpu", "encode", "encode-memory-latency", "latency", "load", "crash_index", "crawl"]
+ORDER = [
+    "quality", "training", "fusion", "card_gpu", "encode", "encode-memory-latency", "latency", "load", "crash_index",
+    "crawl",
+]
 
 HEADER = """# Benchmarks
 
