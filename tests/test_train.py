@@ -218,6 +218,14 @@ def _check_resumed(out: Path, reference: Path) -> None:
     assert summary["last_logged_loss"] == pytest.approx(reference_summary["last_logged_loss"], abs=0.05)
 
 
+def _resume(out: Path, small_corpus: Path) -> subprocess.CompletedProcess[str]:
+    """Continue the interrupted run in ``out`` with the same settings as the reference run."""
+    return _cli(
+        "train", "--corpus", str(small_corpus), "--out", str(out), "--max-steps", str(STEPS),
+        "--checkpoint-every", "2", "--resume", "--json", *FAST,
+    )
+
+
 def test_resume_after_sigkill(tmp_path: Path, small_corpus: Path, reference_run: Path) -> None:
     out = tmp_path / "model"
     killed = _kill_after_checkpoint(out, small_corpus, signal.SIGKILL)
@@ -230,20 +238,7 @@ def test_resume_after_sigkill(tmp_path: Path, small_corpus: Path, reference_run:
     (half / COMPLETE_MARKER).unlink(missing_ok=True)
     refused = runner.invoke(app, ["train", "--corpus", str(small_corpus), "--out", str(out), *FAST])
     assert refused.exit_code == 2 and "--resume" in refused.output
-    resumed = _cli(
-        "train",
-        "--corpus",
-        str(small_corpus),
-        "--out",
-        str(out),
-        "--max-steps",
-        str(STEPS),
-        "--checkpoint-every",
-        "2",
-        "--resume",
-        "--json",
-        *FAST,
-    )
+    resumed = _resume(out, small_corpus)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert _json(resumed.stdout)["resumed_from_step"] in (2, 4)  # never the half-written step 3
     _check_resumed(out, reference_run)
@@ -254,20 +249,7 @@ def test_resume_after_sigterm(tmp_path: Path, small_corpus: Path, reference_run:
     stopped = _kill_after_checkpoint(out, small_corpus, signal.SIGTERM)
     assert stopped.returncode == 2 and "--resume" in stopped.stderr
     assert not out.exists()
-    resumed = _cli(
-        "train",
-        "--corpus",
-        str(small_corpus),
-        "--out",
-        str(out),
-        "--max-steps",
-        str(STEPS),
-        "--checkpoint-every",
-        "2",
-        "--resume",
-        "--json",
-        *FAST,
-    )
+    resumed = _resume(out, small_corpus)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     _check_resumed(out, reference_run)
 
