@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 ORDER = [
-    "quality", "training", "fusion", "card_gpu", "encode", "encode-memory-latency", "latency", "load", "crash_index",
+    "quality", "training", "fusion", "card_gpu", "encode-quiet", "encode", "encode-memory-latency", "latency", "load", "crash_index",
     "crawl",
 ]
 
