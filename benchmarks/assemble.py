@@ -13,8 +13,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 ORDER = [
-    "quality", "training", "fusion", "card_gpu", "encode-quiet", "encode", "encode-memory-latency", "latency", "load", "crash_index",
-    "crawl",
+    "quality", "training", "fusion", "card_gpu", "encode-quiet", "encode", "encode-memory-latency", "latency",
+    "load", "crash_index", "crawl",
 ]
 
 HEADER = """# Benchmarks
