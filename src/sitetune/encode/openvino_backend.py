@@ -11,6 +11,7 @@ by NNCF, calibrated on the site's own sections (``sitetune export MODEL --backen
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,10 @@ def export_openvino(model_path: Path, out: Path, *, int8: bool, texts: Sequence[
     tokenizer = st.tokenizer
     max_length = int(st.max_seq_length or 512)
     example = tokenizer(["an example sentence", "two"], padding=True, return_tensors="pt")
-    with torch.no_grad():
+    # Tracing warns that shape checks become constants; the input shapes are declared dynamic below, so the
+    # warnings say nothing a user can act on.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit._trace.TracerWarning)
         model = ov.convert_model(
             Pooled(),
             example_input={"input_ids": example["input_ids"], "attention_mask": example["attention_mask"]},
