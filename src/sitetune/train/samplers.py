@@ -34,7 +34,33 @@ class BatchRecorder:
         return self.batches.get((epoch, position))
 
 
-class SeededBatchSampler(DefaultBatchSampler):
+class _PlannedBatchSampler(DefaultBatchSampler):
+    """A batch sampler whose batches of an epoch are recomputable (``plan``) and reported to a recorder.
+
+    Recomputable batches are what let a resumed run replay the exact batches of an interrupted one.
+    """
+
+    num_rows: int
+    recorder: BatchRecorder | None
+
+    def plan(self, epoch: int) -> list[list[int]]:
+        """The batches of ``epoch``, in order."""
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch = self.epoch
+        for position, rows in enumerate(self.plan(epoch)):
+            if self.recorder is not None:
+                self.recorder.record(epoch, position, rows)
+            yield rows
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.num_rows // self.batch_size
+        return math.ceil(self.num_rows / self.batch_size)
+
+
+class SeededBatchSampler(_PlannedBatchSampler):
     """Shuffled fixed-size batches, recomputable per epoch.
 
     Args:
@@ -67,22 +93,13 @@ class SeededBatchSampler(DefaultBatchSampler):
             torch.randperm(self.num_rows, generator=generator)
         return [int(i) for i in torch.randperm(self.num_rows, generator=generator)]
 
-    def __iter__(self) -> Iterator[list[int]]:
-        epoch = self.epoch
+    def plan(self, epoch: int) -> list[list[int]]:
+        """The batches of ``epoch``: its row order cut into ``batch_size`` slices."""
         order = self.order(epoch)
-        for position in range(len(self)):
-            rows = order[position * self.batch_size : (position + 1) * self.batch_size]
-            if self.recorder is not None:
-                self.recorder.record(epoch, position, rows)
-            yield rows
-
-    def __len__(self) -> int:
-        if self.drop_last:
-            return self.num_rows // self.batch_size
-        return math.ceil(self.num_rows / self.batch_size)
+        return [order[i * self.batch_size : (i + 1) * self.batch_size] for i in range(len(self))]
 
 
-class PageAwareBatchSampler(DefaultBatchSampler):
+class PageAwareBatchSampler(_PlannedBatchSampler):
     """Batches without duplicate texts or chunks and with at most ``page_cap`` rows per page.
 
     Args:
@@ -164,14 +181,3 @@ class PageAwareBatchSampler(DefaultBatchSampler):
             per_page[self.pages[i]] = per_page.get(self.pages[i], 0) + 1
         return batch, rest
 
-    def __iter__(self) -> Iterator[list[int]]:
-        epoch = self.epoch
-        for position, rows in enumerate(self.plan(epoch)):
-            if self.recorder is not None:
-                self.recorder.record(epoch, position, rows)
-            yield rows
-
-    def __len__(self) -> int:
-        if self.drop_last:
-            return self.num_rows // self.batch_size
-        return math.ceil(self.num_rows / self.batch_size)
