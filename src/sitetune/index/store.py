@@ -25,7 +25,7 @@ import os
 import re
 import shutil
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,15 @@ VECTORS_FILE = "vectors.npy"
 CHUNKS_FILE = "chunks.jsonl"
 BM25_DIR = "bm25"
 _GEN_RE = re.compile(r"^gen-(\d{6})$")
+
+#: Fault-injection hook for crash tests: called with the name of each step :meth:`EmbeddedStore.write`
+#: has just finished ("files-written", "synced", "renamed", "switched", "pruning"). ``None`` in use.
+write_step_hook: Callable[[str], None] | None = None
+
+
+def _step(name: str) -> None:
+    if write_step_hook is not None:
+        write_step_hook(name)
 
 
 class StoreError(SitetuneError):
@@ -321,10 +330,14 @@ class EmbeddedStore:
             created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
             done = Manifest(**{**asdict(manifest), "generation": number, "files": files, "created": created})
             (tmp / MANIFEST_FILE).write_text(json.dumps(asdict(done), indent=2) + "\n", encoding="utf-8")
+            _step("files-written")
             _fsync_tree(tmp)
+            _step("synced")
             os.rename(tmp, self.gen_dir(number))
             fsync_dir(self.root)
+            _step("renamed")
             atomic_write_text(self.root / CURRENT_FILE, f"gen-{number:06d}\n")
+            _step("switched")
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             kept = f"generation {previous} is intact" if previous else "nothing was written"
@@ -339,4 +352,5 @@ class EmbeddedStore:
                 trash = self.root / f".trash-{gen:06d}"
                 with contextlib.suppress(OSError):
                     os.rename(self.gen_dir(gen), trash)
+                    _step("pruning")
                     shutil.rmtree(trash, ignore_errors=True)
