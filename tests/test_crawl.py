@@ -229,3 +229,46 @@ def test_cli_crawl_folder_with_broken_site_spec_names_the_file(tmp_path: Path) -
     assert result.exit_code == 2
     assert "_site.json" in result.output and "/a.html" in result.output
     assert not (tmp_path / "c.csv").exists()
+
+
+def _chain_site(folder: Path, pages: int) -> Path:
+    """A folder of ``pages`` linked pages and no ``_site.json``, nothing slow or failing in it."""
+    folder.mkdir()
+    for i in range(pages):
+        name = "index.html" if i == 0 else f"p{i}.html"
+        links = "".join(f'<a href="p{j}.html">page {j}</a> ' for j in range(1, pages))
+        (folder / name).write_text(f"<html><body><main><h1>Page {i}</h1><h2>Topic {i}</h2>"
+                                   f"<p>Fact number {i} about the chain site.</p>{links}</main></body></html>")
+    return folder
+
+
+def test_cli_crawl_folder_has_no_delay_unless_asked(tmp_path: Path) -> None:
+    site = _chain_site(tmp_path / "site", 30)
+    args = ["crawl", str(site), "--no-progress", "--json"]
+    # The explicit delay goes first: it also pays for loading the tokenizer, which would blur the other run.
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "a.jsonl"), "--delay", "0.05"])
+    assert result.exit_code == 0, result.output
+    spaced = json.loads(result.stdout)
+    requests = len(spaced["pages"]) + 1  # + robots.txt
+    assert len(spaced["pages"]) == 30
+    assert spaced["duration_s"] >= 0.05 * (requests - 1)
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "b.jsonl")])
+    assert result.exit_code == 0, result.output
+    # The URL default (0.5 s between request starts) could not finish this many requests this fast.
+    assert json.loads(result.stdout)["duration_s"] < CrawlConfig().delay_s * (requests - 1)
+
+
+def test_cli_crawl_folder_public_base_gives_stable_urls(tmp_path: Path) -> None:
+    site = _chain_site(tmp_path / "site", 3)
+    args = ["crawl", str(site), "--no-progress", "--public-base", "https://www.example.edu/"]
+    for name in ("a", "b"):  # two servers on two ephemeral ports, one fresh cache each
+        result = runner.invoke(app, [*args, "--out", str(tmp_path / f"{name}.jsonl")])
+        assert result.exit_code == 0, result.output
+    urls = {r.url for r in read_records(tmp_path / "a.jsonl")}
+    assert urls == {"https://www.example.edu/", "https://www.example.edu/p1.html", "https://www.example.edu/p2.html"}
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    report = json.loads((tmp_path / "a.crawl.json").read_text())
+    assert report["start_url"] == "https://www.example.edu/"
+    assert "127.0.0.1" not in (tmp_path / "a.crawl.json").read_text()
+    bad = runner.invoke(app, [*args[:-1], "ftp://x", "--out", str(tmp_path / "c.jsonl")])
+    assert bad.exit_code == 2 and "public base is not a valid http(s) URL" in bad.output

@@ -23,8 +23,12 @@ def crawl(
     prefix: Annotated[str | None, typer.Option(help="Only crawl URLs under this prefix (default: the start "
                                                     "URL's folder)")] = None,
     max_pages: Annotated[int, typer.Option(min=1, help="Stop after this many pages")] = _CRAWL.max_pages,
-    delay: Annotated[float, typer.Option(min=0.0, help="Seconds between requests (robots.txt Crawl-delay "
-                                                       "wins if larger)")] = _CRAWL.delay_s,
+    delay: Annotated[float | None, typer.Option(min=0.0, help="Seconds between requests (default: "
+                                                              f"{_CRAWL.delay_s:g} for a URL, 0 for a served folder; "
+                                                              "robots.txt Crawl-delay wins if larger)")] = None,
+    public_base: Annotated[str | None, typer.Option(
+        "--public-base", help="Base URL the records carry instead of the crawled origin (default: a folder's "
+                              "_site.json public_base, else the 127.0.0.1 address it is served on)")] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=32,
                                              help="Requests in flight at once")] = _CRAWL.concurrency,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds without data before a request "
@@ -46,15 +50,21 @@ def crawl(
 
     Example: sitetune crawl https://www.example.edu/graduate/ --out runs/site.csv --max-pages 200
     Example: sitetune crawl sample --out runs/sample.csv
+    Example: sitetune crawl ./mirror --out runs/mirror.jsonl --public-base https://www.example.edu/
     """
-    from sitetune.crawl import crawl_folder, crawl_site, sample_site_dir
+    from sitetune.crawl import FOLDER_CRAWL, crawl_folder, crawl_site, sample_site_dir
 
+    folder = sample_site_dir() if start == "sample" else Path(start)
+    served = start == "sample" or ("://" not in start and folder.is_dir())
+    if delay is None:
+        # Politeness is for other people's servers; a folder is served by our own server on 127.0.0.1.
+        delay = FOLDER_CRAWL.delay_s if served else _CRAWL.delay_s
     config = dataclasses.replace(_CRAWL, max_pages=max_pages, delay_s=delay, concurrency=concurrency,
                                  timeout_s=timeout, retries=retries, max_bytes=max_bytes,
                                  total_time_s=max_time)
-    common = {"config": config, "cache_dir": cache, "progress": progress, "report_path": report}
-    folder = sample_site_dir() if start == "sample" else Path(start)
-    if start == "sample" or ("://" not in start and folder.is_dir()):
+    common = {"config": config, "cache_dir": cache, "progress": progress, "report_path": report,
+              "public_base": public_base}
+    if served:
         if prefix is not None:
             raise typer.BadParameter("--prefix applies to URLs, not to a served folder",
                                      param_hint="--prefix")

@@ -7,6 +7,7 @@ on 127.0.0.1 for the crawl, such as the bundled sample site from :func:`sample_s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 from sitetune.config import ChunkingConfig, CrawlConfig
@@ -14,6 +15,7 @@ from sitetune.crawl.report import CrawlReport, PageResult, SkippedUrl
 from sitetune.errors import InputError, SitetuneError
 
 __all__ = [
+    "FOLDER_CRAWL",
     "CrawlReport",
     "PageResult",
     "SkippedUrl",
@@ -26,6 +28,9 @@ __all__ = [
 
 _DEFAULT_CRAWL = CrawlConfig()
 _DEFAULT_CHUNKING = ChunkingConfig()
+FOLDER_CRAWL = dataclasses.replace(_DEFAULT_CRAWL, delay_s=0.0)
+""":func:`crawl_folder`'s default config: no delay, since the only server it loads is its own on 127.0.0.1
+(a mirror with a thousand dead links would otherwise spend minutes waiting on itself)."""
 
 
 def default_report_path(out: Path) -> Path:
@@ -109,21 +114,27 @@ def crawl_site(start_url: str, out: Path, *, prefix: str | None = None, config: 
 def crawl_folder(folder: Path, out: Path, *, start_path: str = "/", **kwargs: object) -> CrawlReport:
     """Serve ``folder`` on 127.0.0.1 (see :mod:`sitetune.crawl.localsite`) and crawl it.
 
-    Records carry the folder's public base URL from its ``_site.json`` (``public_base``), so the corpus
-    does not depend on the ephemeral port and a warm cache is reused across runs.
+    Records carry a public base URL instead of the ephemeral ``http://127.0.0.1:PORT``: ``public_base``
+    when given, else the folder's ``_site.json`` ``public_base``. With one, the corpus is the same on every
+    run, its citations link to the real site, and a warm cache is reused across runs. Without either,
+    records carry the served address.
 
     Args:
         folder: A site folder (``index.html`` at its root).
         out: Corpus file.
         start_path: Path of the first page on the served site.
-        **kwargs: Passed on to :func:`crawl_site` (``config``, ``cache_dir``, ``progress``, ...).
+        **kwargs: Passed on to :func:`crawl_site` (``config``, ``cache_dir``, ``progress``,
+            ``public_base``, ...). ``config`` defaults to :data:`FOLDER_CRAWL` (no delay between requests).
 
     Raises:
-        InputError: ``folder`` is not a directory or its ``_site.json`` is malformed.
+        InputError: ``folder`` is not a directory, its ``_site.json`` is malformed, or ``public_base`` is
+            not an http(s) URL.
     """
     from sitetune.crawl.localsite import load_site_spec, serve_site
 
     spec = load_site_spec(Path(folder))
-    kwargs.setdefault("public_base", spec.public_base)
+    if kwargs.get("public_base") is None:
+        kwargs["public_base"] = spec.public_base
+    kwargs.setdefault("config", FOLDER_CRAWL)
     with serve_site(Path(folder)) as base:
         return crawl_site(base + start_path, out, **kwargs)  # type: ignore[arg-type]
