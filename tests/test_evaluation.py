@@ -170,12 +170,18 @@ def test_evaluate_cli_on_a_slice(slice_corpus: Corpus, slice_csv: Path, tmp_path
 
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert set(summary) == {"base", "bm25", "base+bm25"}
-    for sets in summary.values():
+    assert set(summary) == {"base", "bm25", "base+search"}
+    answer_keys = {"answered_correctly", "wrongly_not_found", "unanswerable_not_found", "answerable",
+                   "unanswerable"}
+    for label, sets in summary.items():
         assert set(sets) == {"titles", "same_page", "student"}
-        for values in sets.values():
-            assert set(values) == {"ndcg@10", "mrr@10", "recall@10"}
-            assert all(0.0 <= v <= 1.0 for v in values.values())
+        for name, values in sets.items():
+            # The served row of an external file also carries the answer metrics.
+            extra = answer_keys if (label, name) == ("base+search", "student") else set()
+            assert set(values) == {"ndcg@10", "answers@1", "mrr@10", "recall@10"} | extra
+            ranking = {k: v for k, v in values.items() if k not in answer_keys}
+            assert all(0.0 <= v <= 1.0 for v in ranking.values())
+    assert summary["base+search"]["student"]["answerable"] == 2
     assert "abcdefabcdefabcd" in result.stderr and "s2" in result.stderr
 
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
@@ -186,6 +192,7 @@ def test_evaluate_cli_on_a_slice(slice_corpus: Corpus, slice_csv: Path, tmp_path
     assert -1.0 <= metrics["sts_spearman"]["base"] <= 1.0
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "documents '{text}'" in report and "abcdefabcdefabcd" in report and "## student" in report
+    assert "rrf_k=" in report and "min_score=" in report  # the served settings are printed
     pngs = sorted(out.glob("*.png"))
     assert {p.name for p in pngs} >= {"metrics_titles.png", "metrics_same_page.png", "metrics_student.png",
                                       "similarity_base.png"}
@@ -228,3 +235,98 @@ def test_bad_input_is_a_clear_error(slice_csv: Path, tmp_path: Path, extra: list
     assert result.exit_code == 2
     assert message in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------- answer strings and the served path
+
+
+def test_answer_strings_judge_every_chunk_that_contains_them(slice_corpus: Corpus, tmp_path: Path) -> None:
+    chunk = slice_corpus.chunks[4]
+    words = chunk.text.split()
+    answer = "  ".join(words[2:8]).upper()  # spacing and case do not matter
+    holders = {c.chunk_id for c in slice_corpus.chunks if " ".join(words[2:8]).lower() in " ".join(c.text.split()).lower()}
+    path = _write_queries(tmp_path / "answers.json", [
+        {"id": "a1", "text": "a question", "answers": [answer, "a string that is nowhere in the corpus"],
+         "kind": "paraphrase"},
+        {"id": "u1", "text": "something the site does not say", "answerable": False, "kind": "unanswerable"},
+    ])
+    qs = load_query_file(path, slice_corpus)
+    assert [q.id for q in qs.queries] == ["a1"]
+    assert qs.queries[0].relevant == dict.fromkeys(holders, 2) and chunk.chunk_id in holders
+    assert qs.queries[0].kind == "paraphrase" and qs.queries[0].answers[0] == answer
+    assert [q.id for q in qs.unanswerable] == ["u1"] and not qs.unanswerable[0].answerable
+    assert qs.unmatched_answers == {"a1": ["a string that is nowhere in the corpus"]}
+    assert any("a1" in line and "nowhere" in line for line in qs.problems())
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"id": "x", "text": "t", "answerable": False, "answers": ["y"]}, "x.*answerable: false"),
+        ({"id": "x", "text": "t", "answerable": "no"}, "field 'answerable'"),
+        ({"id": "x", "text": "t", "answers": "one string"}, "field 'answers'"),
+        ({"id": "x", "text": "t", "answers": [""]}, "field 'answers'"),
+        ({"id": "x", "text": "t"}, "field 'relevant'"),
+    ],
+)
+def test_malformed_answer_fields_name_the_query_and_field(
+    slice_corpus: Corpus, tmp_path: Path, query: object, message: str
+) -> None:
+    with pytest.raises(InputError, match=message):
+        load_query_file(_write_queries(tmp_path / "bad.json", [query]), slice_corpus)
+
+
+@pytest.fixture(scope="module")
+def served_report(slice_corpus: Corpus, slice_csv: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """``evaluate`` on the slice with a query file whose answers the test knows, and the report folder."""
+    from sitetune.evaluation import evaluate
+
+    d = tmp_path_factory.mktemp("served")
+    chunks = slice_corpus.chunks
+    answerable = [
+        {"id": f"q{i}", "text": text, "answers": [" ".join(chunks[n].text.split()[:6])]}
+        for i, (text, n) in enumerate([("When is the application deadline?", 5),
+                                       ("what are the english requirements", 9),
+                                       ("career opportunities", 14),
+                                       ("tuition fee", 20)])
+    ]
+    queries = _write_queries(d / "served.json", [
+        *answerable, {"id": "off", "text": "what is the recipe for a sourdough loaf", "answerable": False}])
+    result = evaluate(slice_csv, ["base"], [str(queries)], None, d / "report", same_page_n=10, progress=False)
+    return result, queries, d / "report"
+
+
+def test_evaluate_served_row_is_what_sitetune_search_returns(served_report) -> None:  # type: ignore[no-untyped-def]
+    from sitetune.cli.main import app
+    from sitetune.evaluation.querysets import load_query_file
+    from sitetune.evaluation.served import DEPTH
+
+    result, queries, report = served_report
+    store = report / "stores" / "base"
+    assert result.labels == ["base", "bm25", "base+search"]
+    metrics = json.loads((report / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["settings"]["search"]["rrf_k"] == result.settings["search"]["rrf_k"]
+    from sitetune.search import Searcher
+
+    with Searcher.open(store) as searcher:
+        qs = load_query_file(queries, Corpus.from_records(c.record() for c in searcher.reader.chunks))
+        from sitetune.evaluation.served import system_rankings
+
+        ranked = system_rankings(searcher, qs.queries)
+    for q in qs.queries:
+        cli = CliRunner().invoke(app, ["search", q.text, "--store", str(store), "-k", "10", "--json"])
+        assert cli.exit_code == 0, cli.output
+        ids = [hit["chunk_id"] for hit in json.loads(cli.stdout)["results"]]
+        assert ids == ranked.served[q.id][:10], q.text
+        assert len(ranked.served[q.id]) <= DEPTH
+    # The served and dense rows differ somewhere: the served row is not the dense ranking relabelled.
+    assert any(ranked.served[q.id][:10] != ranked.dense[q.id][:10] for q in qs.queries)
+
+
+def test_answer_metrics_count_unanswerable_and_not_found(served_report) -> None:  # type: ignore[no-untyped-def]
+    result, _queries, _report = served_report
+    m = result.answers["base+search"]["served"]
+    assert m["answerable"] == 4 and m["unanswerable"] == 1
+    assert m["unanswerable_not_found"] in (0.0, 1.0)  # one unanswerable question: all or nothing
+    for key in ("answered_correctly", "wrongly_not_found"):
+        assert m[key] in (0.0, 0.25, 0.5, 0.75, 1.0)

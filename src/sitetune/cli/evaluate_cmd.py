@@ -1,4 +1,4 @@
-"""``sitetune evaluate``: models, BM25 and their hybrids side by side on every query set."""
+"""``sitetune evaluate``: each model alone, BM25 alone and the served search side by side on every query set."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from sitetune.cli.common import handle_errors, print_json
+from sitetune.evaluation.querysets import PACKAGED_QUERY_FILES
 
 
 @handle_errors
@@ -17,19 +18,24 @@ def evaluate_command(
     model: Annotated[list[str] | None, typer.Option(
         "--model", help="'base' (packaged all-MiniLM-L6-v2) or a model folder; repeat for several")] = None,
     queries: Annotated[list[str] | None, typer.Option(
-        "--queries", help="External query file (JSON); 'cbs' = the packaged CBS questions; repeatable",
-    )] = None,
+        "--queries", help="External query file (JSON), or a packaged set: "
+                          f"{', '.join(PACKAGED_QUERY_FILES)}; repeatable")] = None,
     split_from: Annotated[Path | None, typer.Option(
         "--split-from", help="Pairs folder from training: its heldout.jsonl gives the title queries")] = None,
     hybrid: Annotated[bool, typer.Option(
-        "--hybrid/--no-hybrid", help="Also score each model fused with BM25 (what search serves)")] = True,
-    backend: Annotated[str | None, typer.Option("--backend", help="Encoder backend (default torch)")] = None,
+        "--hybrid/--no-hybrid", help="Also score <model>+search, the served search pipeline")] = True,
+    answers: Annotated[bool, typer.Option(
+        "--answers/--no-answers", help="Answer-level metrics for the query files (served answerer)")] = True,
+    backend: Annotated[str | None, typer.Option("--backend", help="Encoder backend (default: search's, auto)")] = None,
     same_page: Annotated[int, typer.Option("--same-page", help="Chunks sampled for the same-page set")] = 300,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the page split and samples")] = 13,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print {label: {query_set: {ndcg@10, mrr@10, recall@10}}} on stdout")] = False,
 ) -> None:
-    """Rank the deduplicated corpus with each model and BM25; report nDCG@10, MRR@10, Recall@k, MAP@100.
+    """Index the corpus with each model and score dense, BM25 and the served search; answers too.
+
+    Reports nDCG@10, answers@1, MRR@10, Recall@k and MAP@100 per query set, and for query files the
+    served answerer's answer metrics. Stores are kept in OUT/stores (a re-run re-embeds only changes).
 
     Example: sitetune evaluate --corpus ../shared/data/cbs_graduate_programs.csv --model base
     --model models/card --queries cbs --out reports/eval
@@ -40,9 +46,9 @@ def evaluate_command(
 
     config = EncoderConfig(backend=backend) if backend else None
     if not queries:
-        typer.echo("note: no --queries file; '--queries cbs' adds the packaged CBS question set", err=True)
+        typer.echo("note: no --queries file; packaged sets: " + ", ".join(PACKAGED_QUERY_FILES), err=True)
     result = evaluate(
-        corpus, model or ["base"], queries or [], split_from, out, hybrid, encoder_config=config,
+        corpus, model or ["base"], queries or [], split_from, out, hybrid, encoder_config=config, answers=answers,
         same_page_n=same_page, seed=seed, progress=True, log=lambda msg: typer.echo(msg, err=True))
     if as_json:
         print_json(result.summary())

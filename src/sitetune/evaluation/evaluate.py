@@ -1,8 +1,16 @@
-"""The ``evaluate`` verb: rank the deduplicated corpus for every query set with every model and score it.
+"""The ``evaluate`` verb: index the corpus with every model and score what search serves on every query set.
 
-Rows of the result: each model alone (``base``, tuned folders), ``bm25`` (bm25s, the lexical baseline)
-and, with ``hybrid``, ``<model>+bm25`` fused by reciprocal rank fusion the way the search service
-fuses them. Columns: the metrics of :mod:`sitetune.evaluation.metrics`, computed by ranx.
+For each model an embedded store is built in ``<out>/stores/<label>`` (re-runs re-embed only what
+changed) and opened with a :class:`~sitetune.search.Searcher`, the object ``sitetune search`` and the
+HTTP API use. Rows of the result, all ranked through that searcher (:mod:`.served`):
+
+- ``<model>``: its dense ranking alone;
+- ``bm25``: the store's BM25 ranking alone (the fields search indexes);
+- ``<model>+search``: the served pipeline (fusion, programme boost, and whatever else search does), with
+  the settings printed in the report.
+
+Columns: the metrics of :mod:`sitetune.evaluation.metrics`, computed by ranx; query files with answer
+strings or unanswerable questions also get answer-level metrics from the served answerer.
 """
 
 from __future__ import annotations
@@ -10,26 +18,22 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from sitetune.config import EncoderConfig
+from sitetune.config import AnswerConfig, EncoderConfig, SearchConfig
 from sitetune.corpus import Corpus
 from sitetune.errors import InputError, SitetuneError
 from sitetune.evaluation.metrics import HEADLINE_METRICS, METRICS, score_rankings
 from sitetune.evaluation.querysets import QuerySet, load_query_file, same_page_queries, title_queries
 
-if TYPE_CHECKING:
-    from sitetune.encode import Encoder
-
-#: How deep every system ranks (the deepest metric is @100).
-DEPTH = 100
 BM25_LABEL = "bm25"
 BASE_LABEL = "base"
-BM25_TEXT_FORM = "plain chunk text (bm25s, English stopwords, Snowball stemmer)"
+#: Suffix of the served pipeline's row: ``base+search``.
+SERVED_SUFFIX = "+search"
 
 
 @dataclass
@@ -44,6 +48,9 @@ class EvaluationResult:
         query_sets: ``{name: {"description", "queries", "unknown_ids", "unjudgeable"}}``.
         metrics: ``{label: {query_set: {metric: mean}}}``.
         per_query: ``{label: {query_set: {query_id: nDCG@10}}}``.
+        answers: ``{served label: {query_set: answer metrics}}`` (:class:`.served.AnswerMetrics` as dicts),
+            for the external query sets.
+        settings: The served pipeline's settings (search and answer configuration), as printed.
         sts: ``{model label: Spearman on the general-English pairs}``.
         similarity: ``{model label: {"same_page_mean", "other_page_mean"}}`` of chunk-pair cosines.
         problems: Unknown ids and unjudgeable queries, one line each.
@@ -58,6 +65,8 @@ class EvaluationResult:
     query_sets: dict[str, dict[str, Any]]
     metrics: dict[str, dict[str, dict[str, float]]]
     per_query: dict[str, dict[str, dict[str, float]]]
+    answers: dict[str, dict[str, dict[str, float]]]
+    settings: dict[str, Any]
     sts: dict[str, float]
     similarity: dict[str, dict[str, float]]
     problems: list[str]
@@ -65,16 +74,20 @@ class EvaluationResult:
     plots: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, dict[str, dict[str, float]]]:
-        """What ``--json`` prints: ``{label: {query_set: {ndcg@10, mrr@10, recall@10}}}``."""
-        return {label: {qs: {m: vals[m] for m in HEADLINE_METRICS} for qs, vals in sets.items()}
-                for label, sets in self.metrics.items()}
+        """What ``--json`` prints: ``{label: {query_set: {headline metrics, and answer metrics if any}}}``."""
+        out = {label: {qs: {m: vals[m] for m in HEADLINE_METRICS} for qs, vals in sets.items()}
+               for label, sets in self.metrics.items()}
+        for label, sets in self.answers.items():
+            for qs, vals in sets.items():
+                out[label][qs].update(vals)
+        return out
 
 
 def model_label(model: str | Path, taken: set[str]) -> str:
     """``base`` for the packaged model, else the folder's name; repeated names get ``-2``, ``-3``."""
     label = BASE_LABEL if str(model) == BASE_LABEL else (Path(model).resolve().name or str(model))
     unique, n = label, 2
-    while unique in taken or unique == BM25_LABEL:
+    while unique in taken or unique == BM25_LABEL or unique.endswith(SERVED_SUFFIX):
         unique, n = f"{label}-{n}", n + 1
     taken.add(unique)
     return unique
@@ -122,39 +135,6 @@ def build_query_sets(corpus: Corpus, queries: Sequence[str | Path], split_from: 
     return sets
 
 
-def top_k(scores: np.ndarray, ids: Sequence[str], exclude: frozenset[str], k: int = DEPTH) -> list[str]:
-    """The ``k`` best ids by score (descending, stable on ties), ``exclude`` left out."""
-    order = np.argsort(-scores, kind="stable")
-    out: list[str] = []
-    for i in order:
-        if ids[i] not in exclude:
-            out.append(ids[i])
-            if len(out) == k:
-                break
-    return out
-
-
-def _dense_rankings(encoder: Encoder, doc_vectors: np.ndarray, ids: Sequence[str], qs: QuerySet,
-                    progress: bool) -> dict[str, list[str]]:
-    qv = encoder.encode([encoder.info.query(q.text) for q in qs.queries], show_progress=progress)
-    scores = qv @ doc_vectors.T
-    return {q.id: top_k(scores[i], ids, q.exclude) for i, q in enumerate(qs.queries)}
-
-
-def _bm25_rankings(bm25: Any, qs: QuerySet) -> dict[str, list[str]]:
-    out = {}
-    for q in qs.queries:
-        hits = bm25.search(q.text, k=DEPTH + len(q.exclude))
-        out[q.id] = [d for d, _ in hits if d not in q.exclude][:DEPTH]
-    return out
-
-
-def _fuse(a: dict[str, list[str]], b: dict[str, list[str]]) -> dict[str, list[str]]:
-    from sitetune.search.fusion import reciprocal_rank_fusion
-
-    return {q: [d for d, _ in reciprocal_rank_fusion([a[q], b[q]])][:DEPTH] for q in a}
-
-
 def page_pair_similarities(corpus: Corpus, vectors: np.ndarray, *, n: int = 2000,
                            seed: int = 13) -> tuple[list[float], list[float]]:
     """Cosines of ``n`` random same-page and ``n`` random other-page chunk pairs (pages by home page)."""
@@ -189,22 +169,28 @@ def evaluate(
     hybrid: bool = True,
     *,
     encoder_config: EncoderConfig | None = None,
+    search_config: SearchConfig | None = None,
+    answer_config: AnswerConfig | None = None,
+    answers: bool = True,
     same_page_n: int = 300,
     seed: int = 13,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> EvaluationResult:
-    """Evaluate models, BM25 and their hybrids on every query set and write the report.
+    """Evaluate models, BM25 and the served pipeline on every query set and write the report.
 
     Args:
         corpus: Section-record file (CSV, JSONL, Parquet).
         models: ``"base"`` and/or model folders; ``base`` is added first when missing so every tuned
             model has its baseline beside it.
-        queries: External query files (``"cbs"`` = the packaged CBS question set).
+        queries: External query files (or names of packaged sets, e.g. ``"cbs"``).
         split_from: A pairs folder; its ``heldout.jsonl`` gives the title queries.
-        out: Report folder (created; files in it are replaced).
-        hybrid: Also score ``<model>+bm25`` fused with reciprocal rank fusion.
-        encoder_config: Backend and precision for every model.
+        out: Report folder (created; files in it are replaced; stores go to ``out/stores``).
+        hybrid: Also score ``<model>+search``, the served pipeline.
+        encoder_config: Backend and precision for every model (search's default when ``None``).
+        search_config: The served pipeline's settings (search's default when ``None``).
+        answer_config: The answerer's settings for the answer metrics (the service's default when ``None``).
+        answers: Compute answer-level metrics for the external query sets (needs ``hybrid``).
         same_page_n: Chunks sampled for the same-page set.
         seed: Seed for the page split and samples.
         progress: Show encoding progress bars (stderr).
@@ -216,11 +202,13 @@ def evaluate(
     Raises:
         SitetuneError: Unreadable corpus, model folder, query file or pairs folder.
     """
-    from sitetune.encode import load_encoder
+    from sitetune.answer import Answerer
     from sitetune.evaluation.report import write_report
+    from sitetune.evaluation.served import answer_metrics, query_vectors, system_rankings
     from sitetune.evaluation.sts import load_pairs, sts_spearman
-    from sitetune.lexical import BM25Index
+    from sitetune.index import build_index
     from sitetune.models import resolve_model_path
+    from sitetune.search import Searcher
 
     say = log or (lambda _msg: None)
     corpus_path = Path(corpus)
@@ -238,42 +226,59 @@ def evaluate(
     sets = [qs for qs in sets if qs.queries]
     for line in problems:
         say(f"warning: {line}")
+    external = {qs.name for qs in sets[2:]}  # titles and same_page come first
 
-    ids = [c.chunk_id for c in corp.chunks]
-    say(f"corpus: {len(ids)} unique chunks; query sets: "
+    search_cfg = search_config or SearchConfig()
+    answer_cfg = answer_config or AnswerConfig()
+    say(f"corpus: {len(corp.chunks)} unique chunks; query sets: "
         + ", ".join(f"{qs.name} ({len(qs.queries)})" for qs in sets))
-    bm25 = BM25Index(ids, [c.text for c in corp.chunks])
-    rankings: dict[str, dict[str, dict[str, list[str]]]] = {
-        BM25_LABEL: {qs.name: _bm25_rankings(bm25, qs) for qs in sets}}
-    text_forms = {BM25_LABEL: BM25_TEXT_FORM}
+    rankings: dict[str, dict[str, dict[str, list[str]]]] = {BM25_LABEL: {}}
+    text_forms: dict[str, str] = {}
+    answer_results: dict[str, dict[str, dict[str, float]]] = {}
     sts: dict[str, float] = {}
     similarity: dict[str, dict[str, float]] = {}
     pair_cosines: dict[str, tuple[list[float], list[float]]] = {}
     pairs = load_pairs()
     taken: set[str] = set()
     model_labels: list[str] = []
+    served_labels: list[str] = []
     for spec in specs:
         label = model_label(spec, taken)
         model_labels.append(label)
-        say(f"encoding with {label} ({spec})")
-        encoder = load_encoder(spec, encoder_config)
-        info = encoder.info
-        text_forms[label] = f"documents {info.document_template!r}, queries {info.query_template!r}"
-        doc_vectors = encoder.encode([info.document(c) for c in corp.chunks], show_progress=progress)
-        rankings[label] = {qs.name: _dense_rankings(encoder, doc_vectors, ids, qs, progress) for qs in sets}
-        sts[label] = sts_spearman(encoder, pairs)
-        same, other = page_pair_similarities(corp, doc_vectors, seed=seed)
-        pair_cosines[label] = (same, other)
-        similarity[label] = {"same_page_mean": float(np.mean(same)) if same else float("nan"),
-                             "other_page_mean": float(np.mean(other)) if other else float("nan")}
-    labels = [*model_labels, BM25_LABEL]
-    if hybrid:
-        for label in model_labels:
-            fused = f"{label}+{BM25_LABEL}"
-            rankings[fused] = {qs.name: _fuse(rankings[label][qs.name], rankings[BM25_LABEL][qs.name])
-                               for qs in sets}
-            text_forms[fused] = f"reciprocal rank fusion (k=60) of {label} and {BM25_LABEL}, top {DEPTH} each"
-            labels.append(fused)
+        store = Path(out) / "stores" / label
+        say(f"indexing with {label} ({spec}) into {store}")
+        build_index(corpus_path, spec, store, encoder_config, progress)
+        with Searcher.open(store, encoder_config, model=spec, config=search_cfg) as searcher:
+            info = searcher.encoder.info
+            text_forms[label] = (f"dense only; documents {info.document_template!r}, "
+                                 f"queries {info.query_template!r}")
+            served = f"{label}{SERVED_SUFFIX}"
+            rankings[label], rankings[served] = {}, {}
+            for qs in sets:
+                say(f"ranking {qs.name} with {label}")
+                ranked = system_rankings(searcher, qs.queries, vectors=query_vectors(searcher, qs.queries))
+                rankings[label][qs.name] = ranked.dense
+                rankings[served][qs.name] = ranked.served
+                rankings[BM25_LABEL].setdefault(qs.name, ranked.bm25)  # the same for every store
+            text_forms.setdefault(BM25_LABEL, f"BM25 over the store's fields ({searcher.reader.manifest.bm25_fields}),"
+                                              " as search ranks it")
+            if hybrid:
+                served_labels.append(served)
+                text_forms[served] = f"the served search pipeline of {label}: {searcher.describe()}"
+                if answers:
+                    answerer = Answerer(searcher, answer_cfg)
+                    for qs in sets:
+                        if qs.name in external:
+                            say(f"answering {qs.name} with {served}")
+                            answer_results.setdefault(served, {})[qs.name] = answer_metrics(answerer, qs).as_dict()
+            sts[label] = sts_spearman(searcher.encoder, pairs)
+            vectors = searcher.reader.generation.vectors
+            assert vectors is not None  # an embedded store always holds its vectors
+            same, other = page_pair_similarities(corp, vectors, seed=seed)
+            pair_cosines[label] = (same, other)
+            similarity[label] = {"same_page_mean": float(np.mean(same)) if same else float("nan"),
+                                 "other_page_mean": float(np.mean(other)) if other else float("nan")}
+    labels = [*model_labels, BM25_LABEL, *served_labels]
 
     metrics: dict[str, dict[str, dict[str, float]]] = {}
     per_query: dict[str, dict[str, dict[str, float]]] = {}
@@ -283,11 +288,13 @@ def evaluate(
             means, per = score_rankings(qs.judgments(), rankings[label][qs.name], tuple(METRICS))
             metrics[label][qs.name] = means
             per_query[label][qs.name] = per["ndcg@10"]
+    settings: dict[str, Any] = {"search": asdict(search_cfg), "answer": asdict(answer_cfg)}
     result = EvaluationResult(
-        corpus=str(corpus_path), chunks=len(ids), labels=labels, text_forms=text_forms,
+        corpus=str(corpus_path), chunks=len(corp.chunks), labels=labels, text_forms=text_forms,
         query_sets={qs.name: {"description": qs.description, "queries": len(qs.queries),
+                              "unanswerable": len(qs.unanswerable),
                               "unknown_ids": qs.unknown_ids, "unjudgeable": qs.unjudgeable} for qs in sets},
-        metrics=metrics, per_query=per_query, sts=sts, similarity=similarity, problems=problems,
-        out=Path(out))
+        metrics=metrics, per_query=per_query, answers=answer_results, settings=settings, sts=sts,
+        similarity=similarity, problems=problems, out=Path(out))
     write_report(result, pair_cosines)
     return result

@@ -14,6 +14,8 @@ from typing import Any
 METRICS: dict[str, str] = {
     "ndcg@10": "ndcg_burges@10",
     "mrr@10": "mrr@10",
+    # Share of queries whose first result is graded 2 ("answers it"): what a student reads first.
+    "answers@1": "precision@1-l2",
     "recall@1": "recall@1",
     "recall@5": "recall@5",
     "recall@10": "recall@10",
@@ -22,7 +24,7 @@ METRICS: dict[str, str] = {
 }
 
 #: The metrics ``--json`` prints.
-HEADLINE_METRICS: tuple[str, ...] = ("ndcg@10", "mrr@10", "recall@10")
+HEADLINE_METRICS: tuple[str, ...] = ("ndcg@10", "answers@1", "mrr@10", "recall@10")
 
 Judgments = Mapping[str, Mapping[str, int]]
 Rankings = Mapping[str, Sequence[str]]

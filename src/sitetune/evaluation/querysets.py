@@ -6,7 +6,10 @@ Three kinds:
   chunk(s) relevant (grade 1).
 - **same_page**: a chunk's text as the query, the other chunks of its page relevant (grade 1); the query
   chunk itself is excluded from the ranking. This is the property the card recipe's loss optimises.
-- **external**: a JSON file ``{"queries": [{"id", "text", "relevant": {chunk_id: 1|2}}]}``.
+- **external**: a JSON file ``{"queries": [{"id", "text", "relevant": {chunk_id: 1|2}, "answers": [...],
+  "answerable": true|false, "kind": "..."}]}``. ``answers`` are verbatim strings: a chunk containing one is
+  relevant with grade 2, so a file stays valid when chunking changes; ``answerable: false`` marks a question
+  the site does not answer (scored only by the answer metrics: it should get "not found").
 """
 
 from __future__ import annotations
@@ -21,9 +24,20 @@ from sitetune.corpus import Corpus
 from sitetune.errors import InputError, SitetuneError
 from sitetune.records import SectionRecord, section_type_of
 
-#: The question set shipped with sitetune (CBS graduate admission); ``--queries cbs`` selects it.
-PACKAGED_QUERY_FILES = {"cbs": "cbs_questions.json"}
+#: Question sets shipped with sitetune, by the name ``--queries`` accepts (docs/question-sets.md).
+PACKAGED_QUERY_FILES = {
+    "cbs": "cbs_questions.json",
+    "cbs-v2": "cbs_questions_v2.json",
+    "stirling": "stirling_questions.json",
+}
 VALID_GRADES = (1, 2)
+#: Grade of a chunk that contains one of a query's answer strings ("answers it").
+ANSWER_GRADE = 2
+
+
+def normalise(text: str) -> str:
+    """Whitespace collapsed and lower-cased: how answer strings are matched against texts."""
+    return " ".join(text.split()).lower()
 
 
 @dataclass(frozen=True)
@@ -35,12 +49,18 @@ class Query:
         text: What the user types.
         relevant: ``{chunk_id: grade}``, only chunk_ids present in the corpus.
         exclude: chunk_ids removed from the ranking before scoring (the query's own chunk).
+        answers: Verbatim answer strings (normalised with :func:`normalise`); empty when judged by id only.
+        answerable: False for a question the site does not answer.
+        kind: The file's free-form tag ("natural", "keyword", ...); empty when not given.
     """
 
     id: str
     text: str
     relevant: dict[str, int]
     exclude: frozenset[str] = frozenset()
+    answers: tuple[str, ...] = ()
+    answerable: bool = True
+    kind: str = ""
 
 
 @dataclass
@@ -53,6 +73,8 @@ class QuerySet:
         queries: Queries with at least one relevant chunk in the corpus (the scored ones).
         unknown_ids: ``{query_id: [chunk_id, ...]}`` judged ids not in the corpus.
         unjudgeable: Query ids whose relevant chunks are all absent from the corpus (not scored).
+        unanswerable: Queries marked ``answerable: false`` (only the answer metrics use them).
+        unmatched_answers: ``{query_id: [answer, ...]}`` answer strings no chunk contains.
     """
 
     name: str
@@ -60,6 +82,13 @@ class QuerySet:
     queries: list[Query]
     unknown_ids: dict[str, list[str]] = field(default_factory=dict)
     unjudgeable: list[str] = field(default_factory=list)
+    unanswerable: list[Query] = field(default_factory=list)
+    unmatched_answers: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def has_answer_judgments(self) -> bool:
+        """Whether the answer metrics apply: some query has answer strings or is marked unanswerable."""
+        return bool(self.unanswerable) or any(q.answers for q in self.queries)
 
     def judgments(self) -> dict[str, dict[str, int]]:
         """``{query_id: {chunk_id: grade}}`` for the scored queries."""
@@ -69,6 +98,8 @@ class QuerySet:
         """Human-readable lines about unknown ids and unjudgeable queries."""
         lines = [f"{self.name}: query '{q}' judges unknown chunk_ids {ids}"
                  for q, ids in self.unknown_ids.items()]
+        lines += [f"{self.name}: query '{q}' answer string {a!r} is in no chunk of the corpus"
+                  for q, answers in self.unmatched_answers.items() for a in answers]
         lines += [f"{self.name}: query '{q}' has no relevant chunk in the corpus; not scored"
                   for q in self.unjudgeable]
         return lines
@@ -136,20 +167,30 @@ def same_page_queries(corpus: Corpus, *, n: int = 300, seed: int = 13) -> QueryS
 
 
 def packaged_query_file(name: str) -> Path:
-    """The path of a query file shipped with sitetune (``"cbs"``)."""
+    """The path of a query file shipped with sitetune (a key of :data:`PACKAGED_QUERY_FILES`)."""
     from importlib.resources import files
 
     return Path(str(files("sitetune.data") / "questions" / PACKAGED_QUERY_FILES[name]))
 
 
 def resolve_query_file(spec: str | Path) -> Path:
-    """``"cbs"`` means the packaged CBS question set; anything else is a path."""
+    """A name of :data:`PACKAGED_QUERY_FILES` means that packaged set; anything else is a path."""
     if str(spec) in PACKAGED_QUERY_FILES:
         return packaged_query_file(str(spec))
     return Path(spec)
 
 
-def _parse_query(item: object, index: int, path: str) -> tuple[str, str, dict[str, int]]:
+@dataclass(frozen=True)
+class _ParsedQuery:
+    id: str
+    text: str
+    grades: dict[str, int]
+    answers: tuple[str, ...]
+    answerable: bool
+    kind: str
+
+
+def _parse_query(item: object, index: int, path: str) -> _ParsedQuery:
     if not isinstance(item, dict):
         raise InputError(f"queries[{index}] is not an object", path=path)
     qid = item.get("id")
@@ -158,17 +199,39 @@ def _parse_query(item: object, index: int, path: str) -> tuple[str, str, dict[st
     text = item.get("text")
     if not isinstance(text, str) or not text.strip():
         raise InputError(f"query '{qid}' needs a non-empty string text", path=path, field="text")
-    relevant = item.get("relevant")
-    if not isinstance(relevant, dict) or not relevant:
-        raise InputError(f"query '{qid}' needs a non-empty object of chunk_id: grade", path=path,
+    answerable = item.get("answerable", True)
+    if not isinstance(answerable, bool):
+        raise InputError(f"query '{qid}': answerable must be true or false", path=path, field="answerable")
+    kind = item.get("kind", "")
+    if not isinstance(kind, str):
+        raise InputError(f"query '{qid}': kind must be a string", path=path, field="kind")
+    answers = item.get("answers", [])
+    if not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
+        raise InputError(f"query '{qid}': answers must be a list of non-empty strings", path=path,
+                         field="answers")
+    relevant = item.get("relevant", {})
+    if not isinstance(relevant, dict):
+        raise InputError(f"query '{qid}': relevant must be an object of chunk_id: grade", path=path,
                          field="relevant")
+    if not answerable and (answers or relevant):
+        raise InputError(f"query '{qid}' is marked answerable: false but has answers or relevant chunks",
+                         path=path, field="answerable")
+    if answerable and not answers and not relevant:
+        raise InputError(f"query '{qid}' needs a non-empty object of chunk_id: grade, answer strings, or "
+                         '"answerable": false', path=path, field="relevant")
     grades: dict[str, int] = {}
     for cid, grade in relevant.items():
         if isinstance(grade, bool) or not isinstance(grade, int) or grade not in VALID_GRADES:
             raise InputError(f"query '{qid}': chunk '{cid}' has grade {grade!r}; grades are 1 or 2",
                              path=path, field="relevant")
         grades[str(cid)] = grade
-    return qid, text, grades
+    return _ParsedQuery(qid, text, grades, tuple(answers), answerable, kind)
+
+
+def chunks_containing(texts: dict[str, str], answer: str) -> list[str]:
+    """The chunk_ids whose normalised text (``{chunk_id: normalise(text)}``) contains ``answer``."""
+    needle = normalise(answer)
+    return [cid for cid, text in texts.items() if needle in text]
 
 
 def load_query_file(path: str | Path, corpus: Corpus) -> QuerySet:
@@ -195,18 +258,32 @@ def load_query_file(path: str | Path, corpus: Corpus) -> QuerySet:
         raise InputError('expected an object {"queries": [...]}', path=where, field="queries")
     ids = {c.chunk_id for c in corpus.chunks}
     qs = QuerySet(path.stem, f"external query file {path.name}", [])
+    texts = {c.chunk_id: normalise(c.text) for c in corpus.chunks}
     seen: set[str] = set()
     for i, item in enumerate(data["queries"]):
-        qid, text, grades = _parse_query(item, i, where)
+        parsed = _parse_query(item, i, where)
+        qid = parsed.id
         if qid in seen:
             raise InputError(f"query id '{qid}' appears twice", path=where, field="id")
         seen.add(qid)
-        unknown = [cid for cid in grades if cid not in ids]
+        if not parsed.answerable:
+            qs.unanswerable.append(Query(qid, parsed.text, {}, answerable=False, kind=parsed.kind))
+            continue
+        unknown = [cid for cid in parsed.grades if cid not in ids]
         if unknown:
             qs.unknown_ids[qid] = unknown
-        known = {cid: g for cid, g in grades.items() if cid in ids}
+        known = {cid: g for cid, g in parsed.grades.items() if cid in ids}
+        unmatched = []
+        for answer in parsed.answers:
+            matched = chunks_containing(texts, answer)
+            if not matched:
+                unmatched.append(answer)
+            for cid in matched:
+                known[cid] = max(known.get(cid, 0), ANSWER_GRADE)
+        if unmatched:
+            qs.unmatched_answers[qid] = unmatched
         if known:
-            qs.queries.append(Query(qid, text, known))
+            qs.queries.append(Query(qid, parsed.text, known, answers=parsed.answers, kind=parsed.kind))
         else:
             qs.unjudgeable.append(qid)
     if not qs.queries:

@@ -33,11 +33,37 @@ def metrics_table(result: EvaluationResult, query_set: str, metrics: tuple[str, 
     return "\n".join(lines)
 
 
+def answers_table(result: EvaluationResult, query_set: str) -> str | None:
+    """A markdown table of the answer metrics of one query set, a row per served pipeline; None without any."""
+    rows = [(label, sets[query_set]) for label, sets in result.answers.items() if query_set in sets]
+    if not rows:
+        return None
+    lines = ["| served pipeline | answered correctly | answerable → not found | unanswerable → not found |",
+             "|---|---:|---:|---:|"]
+    for label, m in rows:
+        unanswerable = ("–" if m["unanswerable"] == 0
+                        else f"{m['unanswerable_not_found']:.1%} of {int(m['unanswerable'])}")
+        lines.append(f"| {label} | {m['answered_correctly']:.1%} of {int(m['answerable'])} | "
+                     f"{m['wrongly_not_found']:.1%} | {unanswerable} |")
+    return "\n".join(lines)
+
+
+def settings_lines(result: EvaluationResult) -> list[str]:
+    """The served pipeline's settings, one bullet per configuration object."""
+    return [f"- {name}: " + ", ".join(f"{k}={v}" for k, v in values.items())
+            for name, values in result.settings.items()]
+
+
 def terminal_summary(result: EvaluationResult) -> str:
     """The tables printed after ``sitetune evaluate``: one per query set, then the STS check."""
     parts = []
+    if result.settings:
+        parts.append("## served pipeline settings\n\n" + "\n".join(settings_lines(result)))
     for name, info in result.query_sets.items():
         parts.append(f"## {name} ({info['queries']} queries)\n\n{metrics_table(result, name)}")
+        answers = answers_table(result, name)
+        if answers:
+            parts.append(f"### {name}: answers\n\n{answers}")
     parts.append("## general-English similarity (Spearman)\n\n"
                  + "\n".join(f"- {label}: {v:.3f}" for label, v in result.sts.items()))
     parts.append(f"report: {result.out / 'report.md'}")
@@ -78,12 +104,18 @@ def report_markdown(result: EvaluationResult) -> str:
              f"Written {now}. Metrics by ranx; nDCG gain 2^grade − 1.", "",
              "## Text form each system got", ""]
     lines += [f"- **{label}**: {result.text_forms[label]}" for label in result.labels]
+    if result.settings:
+        lines += ["", "## Served pipeline settings", "", *settings_lines(result)]
     lines += ["", "## Query sets", ""]
     for name, info in result.query_sets.items():
         lines.append(f"- **{name}**: {info['queries']} scored queries. {info['description']}.")
     for name in result.query_sets:
         lines += ["", f"## {name}", "", metrics_table(result, name), "",
                   f"![{name}](metrics_{_slug(name)}.png)"]
+        answers = answers_table(result, name)
+        if answers:
+            lines += ["", "Answers (the served answerer; \"answered correctly\" = the answer text holds an answer "
+                          "string, or its first citation answers the question):", "", answers]
     lines += ["", "## General-English similarity", "",
               "Spearman between cosine and the packaged 0–5 pair scores (data/sts/general_english.tsv); "
               "a drop after tuning means the model forgot general similarity.", "",
@@ -109,7 +141,8 @@ def write_report(result: EvaluationResult,
     data = {
         "corpus": result.corpus, "chunks": result.chunks, "labels": result.labels,
         "text_forms": result.text_forms, "query_sets": result.query_sets, "metrics": result.metrics,
-        "per_query_ndcg@10": result.per_query, "sts_spearman": result.sts, "similarity": result.similarity,
+        "per_query_ndcg@10": result.per_query, "answers": result.answers, "settings": result.settings,
+        "sts_spearman": result.sts, "similarity": result.similarity,
         "problems": result.problems, "plots": result.plots,
     }
     atomic_write_text(out / "metrics.json", json.dumps(data, indent=2, ensure_ascii=False) + "\n")

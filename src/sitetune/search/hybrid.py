@@ -138,6 +138,13 @@ class Searcher:
     def model_path(self) -> Path:
         return Path(self.encoder.model_path)
 
+    def describe(self) -> str:
+        """The ranking settings in one line, for reports ("weighted RRF k=5: dense 1.0, BM25 0.75, ...")."""
+        cfg = self.config
+        return (f"weighted RRF (k={cfg.rrf_k}) of dense (weight {cfg.dense_weight}) and BM25 over "
+                f"{self.reader.manifest.bm25_fields} (weight {cfg.bm25_weight}), top {cfg.candidates} of each; "
+                f"programme boost {cfg.program_boost}")
+
     def close(self) -> None:
         """Release the store (stops Milvus Lite's server process)."""
         self.reader.close()
@@ -176,29 +183,40 @@ class Searcher:
         vectors = self.encoder.encode([self.encoder.info.query(query)])
         return np.asarray(vectors[0], dtype=np.float32)
 
-    def rank(
-        self, query: str, query_vector: np.ndarray | None = None, page: str | None = None
-    ) -> tuple[list[tuple[int, float]], list[str]]:
-        """Fused (row, score) pairs best first, ``config.candidates`` deep, and the pages the query names.
+    def dense_rows(self, query_vector: np.ndarray, rows: np.ndarray | None = None) -> list[int]:
+        """Rows by dense similarity, best first, ``config.candidates`` deep (within ``rows`` if given)."""
+        return [r for r, _ in self.reader.dense(query_vector, self.config.candidates, rows)]
 
-        Args:
-            query: The question.
-            query_vector: Its vector if already encoded (the evaluation encodes in batches).
-            page: Restrict to chunks on this page (already resolved).
-        """
-        cfg = self.config
-        qv = self.encode_query(query) if query_vector is None else query_vector
-        rows = None if page is None else self._rows_of_page[page]
-        dense_rows = [r for r, _ in self.reader.dense(qv, cfg.candidates, rows)]
+    def bm25_rows(self, query: str, rows: np.ndarray | None = None) -> list[int]:
+        """Rows by BM25 score, best first, ``config.candidates`` deep, only rows with a positive score."""
         scores = self._bm25_scores(query)
         if rows is not None:
             masked = np.zeros_like(scores)
             masked[rows] = scores[rows]
             scores = masked
-        depth = min(cfg.candidates, scores.size)
+        depth = min(self.config.candidates, scores.size)
         top = np.argpartition(-scores, depth - 1)[:depth] if depth else np.zeros(0, dtype=np.int64)
         top = top[np.argsort(-scores[top], kind="stable")]
-        bm25_rows = [int(r) for r in top if scores[r] > 0]
+        return [int(r) for r in top if scores[r] > 0]
+
+    def rank(
+        self, query: str, query_vector: np.ndarray | None = None, page: str | None = None
+    ) -> tuple[list[tuple[int, float]], list[str]]:
+        """Fused (row, score) pairs best first, ``config.candidates`` deep, and the pages the query names.
+
+        This is the one ranking function: :meth:`search`, the answerer, the HTTP API and ``sitetune
+        evaluate``'s served row all call it.
+
+        Args:
+            query: The question.
+            query_vector: Its vector if already encoded (:meth:`encode_query` of the same text).
+            page: Restrict to chunks on this page (already resolved).
+        """
+        cfg = self.config
+        qv = self.encode_query(query) if query_vector is None else query_vector
+        rows = None if page is None else self._rows_of_page[page]
+        dense_rows = self.dense_rows(qv, rows)
+        bm25_rows = self.bm25_rows(query, rows)
         named = [p for p in self.detector.detect(query) if page is None or p == page]
         boosted: set[str] = set()
         if named and cfg.program_boost:

@@ -1,0 +1,161 @@
+"""Rankings and answers of the served pipeline, for scoring: the evaluation and the tuning benchmarks call this.
+
+Every function takes an opened :class:`~sitetune.search.Searcher` (or an :class:`~sitetune.answer.Answerer`
+over one) and asks it exactly what ``sitetune search``, ``sitetune answer`` and the HTTP API ask it: the
+query is encoded alone with :meth:`Searcher.encode_query` and ranked with :meth:`Searcher.rank`. The only
+differences are ones scoring needs: rankings are ``depth`` deep instead of ``k``, and a query's
+``exclude`` ids (the same-page set's own chunk) are dropped before scoring.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sitetune.evaluation.querysets import Query, QuerySet, normalise
+
+if TYPE_CHECKING:
+    from sitetune.answer import Answerer
+    from sitetune.search import Searcher
+
+#: How deep every system ranks (the deepest metric is @100).
+DEPTH = 100
+#: The [n] citation markers of an answer, removed before answer strings are looked for in its text.
+_MARKER = re.compile(r"\s*\[\d+\]")
+
+
+@dataclass(frozen=True)
+class SystemRankings:
+    """The three rankings of one store for one query set: ``{query_id: [chunk_id, ...]}`` each."""
+
+    dense: dict[str, list[str]]
+    bm25: dict[str, list[str]]
+    served: dict[str, list[str]]
+
+
+def query_vectors(searcher: Searcher, queries: Sequence[Query]) -> list[np.ndarray]:
+    """Each query encoded alone, as search encodes it (batching could change bf16 vectors slightly)."""
+    return [searcher.encode_query(q.text) for q in queries]
+
+
+def _ids(searcher: Searcher, rows: Sequence[int], exclude: frozenset[str], depth: int) -> list[str]:
+    chunks = searcher.reader.chunks
+    return [cid for cid in (chunks[r].chunk_id for r in rows) if cid not in exclude][:depth]
+
+
+def served_ranking(searcher: Searcher, query: Query, vector: np.ndarray | None = None,
+                   depth: int = DEPTH) -> list[str]:
+    """The chunk_ids search returns for ``query``, best first (search's first ``k`` are these)."""
+    fused, _ = searcher.rank(query.text, query_vector=vector)
+    return _ids(searcher, [row for row, _ in fused], query.exclude, depth)
+
+
+def system_rankings(searcher: Searcher, queries: Sequence[Query], depth: int = DEPTH,
+                    vectors: Sequence[np.ndarray] | None = None) -> SystemRankings:
+    """Dense alone, BM25 alone and the served fusion, from the same searcher and query vectors.
+
+    Args:
+        searcher: An opened searcher; its ``config`` is what the served ranking uses.
+        queries: The queries to rank.
+        depth: How many ids each ranking keeps.
+        vectors: The queries' vectors from :func:`query_vectors` (encoded here when not given).
+    """
+    vecs = list(vectors) if vectors is not None else query_vectors(searcher, queries)
+    dense, bm25, served = {}, {}, {}
+    for q, v in zip(queries, vecs, strict=True):
+        dense[q.id] = _ids(searcher, searcher.dense_rows(v), q.exclude, depth)
+        bm25[q.id] = _ids(searcher, searcher.bm25_rows(q.text), q.exclude, depth)
+        served[q.id] = served_ranking(searcher, q, v, depth)
+    return SystemRankings(dense, bm25, served)
+
+
+def first_answers(judgments: dict[str, dict[str, int]], rankings: dict[str, list[str]]) -> float:
+    """Share of queries whose first result is graded 2 ("answers it")."""
+    if not rankings:
+        return 0.0
+    hits = [1.0 if r and judgments[q].get(r[0], 0) >= 2 else 0.0 for q, r in rankings.items()]
+    return sum(hits) / len(hits)
+
+
+@dataclass(frozen=True)
+class AnswerOutcome:
+    """What the answer step did for one query.
+
+    Attributes:
+        query_id: The query.
+        answerable: Whether the query file says the site answers it.
+        found: Whether the answerer answered (False: "not found").
+        correct: For an answerable query, whether the answer holds a judged answer: one of its answer
+            strings is in the answer text, or (for id-judged queries) the first citation is graded 2.
+        score: The answer's best sentence score (what the threshold is compared with).
+    """
+
+    query_id: str
+    answerable: bool
+    found: bool
+    correct: bool
+    score: float
+
+
+def answer_outcome(answerer: Answerer, query: Query) -> AnswerOutcome:
+    """Ask the answerer ``query`` as the service would and judge the answer."""
+    answer = answerer.answer(query.text)
+    correct = False
+    if query.answerable and answer.found:
+        if query.answers:
+            text = normalise(_MARKER.sub("", answer.text))
+            correct = any(normalise(a) in text for a in query.answers)
+        else:
+            first = answer.citations[0].chunk_id if answer.citations else None
+            correct = first is not None and query.relevant.get(first, 0) >= 2
+    return AnswerOutcome(query.id, query.answerable, answer.found, correct, answer.score)
+
+
+@dataclass(frozen=True)
+class AnswerMetrics:
+    """Answer-level metrics of one query set.
+
+    Attributes:
+        answered_correctly: Share of answerable queries whose answer holds a judged answer.
+        wrongly_not_found: Share of answerable queries answered "not found".
+        unanswerable_not_found: Share of unanswerable queries answered "not found" (NaN without any).
+        answerable: Answerable queries scored.
+        unanswerable: Unanswerable queries scored.
+        outcomes: One :class:`AnswerOutcome` per query.
+    """
+
+    answered_correctly: float
+    wrongly_not_found: float
+    unanswerable_not_found: float
+    answerable: int
+    unanswerable: int
+    outcomes: tuple[AnswerOutcome, ...]
+
+    def as_dict(self) -> dict[str, float]:
+        """The three shares and the two counts, for metrics.json and ``--json``."""
+        return {"answered_correctly": self.answered_correctly, "wrongly_not_found": self.wrongly_not_found,
+                "unanswerable_not_found": self.unanswerable_not_found,
+                "answerable": float(self.answerable), "unanswerable": float(self.unanswerable)}
+
+
+def _share(flags: Sequence[bool]) -> float:
+    return sum(flags) / len(flags) if flags else float("nan")
+
+
+def answer_metrics(answerer: Answerer, query_set: QuerySet) -> AnswerMetrics:
+    """Answer every query of ``query_set`` (the unanswerable ones too) and compute :class:`AnswerMetrics`."""
+    outcomes = tuple(answer_outcome(answerer, q) for q in [*query_set.queries, *query_set.unanswerable])
+    answerable = [o for o in outcomes if o.answerable]
+    unanswerable = [o for o in outcomes if not o.answerable]
+    return AnswerMetrics(
+        answered_correctly=_share([o.correct for o in answerable]),
+        wrongly_not_found=_share([not o.found for o in answerable]),
+        unanswerable_not_found=_share([not o.found for o in unanswerable]),
+        answerable=len(answerable),
+        unanswerable=len(unanswerable),
+        outcomes=outcomes,
+    )
