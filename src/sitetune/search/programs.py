@@ -1,9 +1,14 @@
 """Programme detection: which pages a query names ("Supply Chain Management", "finance and investments").
 
-Each page name yields a few name variants (the whole name, the part after " - ", the name without its
-degree prefix); a variant's *key words* are its words minus degree words and stop words. A query names a
-page when it contains every key word of one of its variants. Variants shared by many pages ("MSc in
-Economics and Business Administration") name none, and single common words ("Graduate") are ignored.
+Each page name yields a few name variants (the whole name, the parts around " - ", "/" or ":", the name
+without its degree prefix); a variant's *key words* are its words minus degree words and stop words. A
+query names a page when it contains every key word of one of its variants. Variants shared by many pages
+name none, and single common words ("Graduate") are ignored.
+
+Everything site-specific is read from the page names themselves (:mod:`sitetune.sitevocab`): degree
+prefixes are the degree-shaped words that start several names ("MSc in ..."), and *family* words come
+from a name's leading part that several names share before different specialisations ("MSc in Economics
+and Business Administration - Supply Chain Management", "... - Finance and Investments").
 """
 
 from __future__ import annotations
@@ -12,44 +17,18 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
+from sitetune.sitevocab import degree_prefixes, prefix_pattern
+
+# Function words, and the nouns any university site uses for a programme: none of them names one.
 _STOP = frozenset(
-    (
-        "a",
-        "an",
-        "and",
-        "the",
-        "of",
-        "in",
-        "on",
-        "for",
-        "to",
-        "with",
-        "at",
-        "by",
-        "or",
-        "msc",
-        "msocsc",
-        "ma",
-        "mba",
-        "cand",
-        "merc",
-        "pol",
-        "oecon",
-        "master",
-        "masters",
-        "programme",
-        "program",
-        "degree",
-    )
+    """a an and the of in on for to with at by or master masters programme programmes program programs
+    degree""".split()  # noqa: SIM905 (a word list reads better as prose)
 )
-_PREFIX = re.compile(r"^(?:msc|msocsc|ma|cand\.merc\.?\(pol\.?\)\s*/\s*msc)\s+(?:in\s+)?", re.IGNORECASE)
 #: A variant naming more pages than this is a family name, not a programme.
 MAX_PAGES_PER_VARIANT = 3
-#: Words of degree families ("MSc in Economics and Business Administration - ...", "MSc in Social
-#: Sciences - ..."): never distinctive, however few pages a small site has.
-FAMILY_WORDS = frozenset(("business", "administration", "economic", "social", "science", "management"))
 #: A word in this many page names is shared, not distinctive.
 SHARED_WORD_PAGES = 5
+_PARTS = re.compile(r"\s+-\s+|\s*/\s*|:\s+")
 
 
 def words(text: str) -> list[str]:
@@ -58,13 +37,30 @@ def words(text: str) -> list[str]:
     return [t[:-1] if len(t) > 4 and t.endswith("s") and not t.endswith("ss") else t for t in tokens]
 
 
-def _variants(page: str) -> set[str]:
+def family_labels(pages: Iterable[str]) -> set[str]:
+    """Leading name parts that several names share before different endings.
+
+    "MSc in Economics and Business Administration - Supply Chain Management" and "... - Finance and
+    Investments" share the family "MSc in Economics and Business Administration", which names neither.
+    """
+    endings: dict[str, set[str]] = defaultdict(set)
+    for page in pages:
+        parts = [p.strip() for p in re.split(r"\s+-\s+", " ".join(page.split())) if p.strip()]
+        if len(parts) > 1:
+            endings[parts[0].lower()].add(parts[-1].lower())
+    return {lead for lead, ends in endings.items() if len(ends) >= 2}
+
+
+def _variants(page: str, prefix: re.Pattern[str] | None) -> set[str]:
+    def strip(name: str) -> str:
+        return prefix.sub("", name.strip()) if prefix is not None else name.strip()
+
     name = re.sub(r"\([^)]*\)", " ", page)
-    out = {name, _PREFIX.sub("", name.strip())}
-    parts = [p for p in re.split(r"\s+-\s+|\s*/\s*|:\s+", name) if p.strip()]
+    out = {name, strip(name)}
+    parts = [p for p in _PARTS.split(name) if p.strip()]
     if len(parts) > 1:
         out.add(parts[-1])
-        out.update(_PREFIX.sub("", p.strip()) for p in parts)
+        out.update(strip(p) for p in parts)
     return {v.strip() for v in out if v.strip()}
 
 
@@ -83,26 +79,33 @@ class ProgramDetector:
         self, pages: Sequence[str], *, min_single_word: int = 4, common_words: Iterable[str] = ()
     ) -> None:
         common = {w for c in common_words for w in words(c)}
+        prefixes = degree_prefixes(pages)
+        prefix = prefix_pattern(prefixes)
+        stop = _STOP | {w for p in prefixes for w in words(p)}
+        # Words of a degree family ("economics", "business", "administration") never tell its members
+        # apart, however few pages a small site has.
+        family = {w for label in family_labels(pages) for w in words(label)} - stop
         # Words in many page names ("business", "administration") do not tell programmes apart; a word
         # in at most two names (a programme's page and its overview page) can name it alone.
         frequency: dict[str, int] = defaultdict(int)
         for page in set(pages):
-            for w in set(words(page)) - _STOP:
+            for w in set(words(page)) - stop:
                 frequency[w] += 1
-        shared = {w for w, n in frequency.items() if n >= SHARED_WORD_PAGES} | FAMILY_WORDS
+        shared = {w for w, n in frequency.items() if n >= SHARED_WORD_PAGES} | family
         unique = {w for w, n in frequency.items() if n <= 2 and w not in common}
         self._shared = shared
+        self.degree_prefixes = prefixes
         by_key: dict[frozenset[str], set[str]] = defaultdict(set)
         for page in pages:
             acronyms = {w.lower() for w in re.findall(r"\b[A-Z]{3,}\b", page)}
-            for variant in _variants(page):
-                full = frozenset(w for w in words(variant) if w not in _STOP)
+            for variant in _variants(page, prefix):
+                full = frozenset(w for w in words(variant) if w not in stop)
                 for key in {full, full - shared}:
                     if len(key) == 1:
                         (word,) = key
                         if not (word in acronyms or (word in unique and len(word) >= min_single_word)):
                             continue
-                    if key and not key <= FAMILY_WORDS:  # a degree family alone names no programme
+                    if key and not key <= family:  # a degree family alone names no programme
                         by_key[key].add(page)
         self._keys = [(key, tuple(sorted(p))) for key, p in by_key.items() if len(p) <= MAX_PAGES_PER_VARIANT]
         # Longer keys are more specific: "finance and strategic management" before "finance".
