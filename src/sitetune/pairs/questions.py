@@ -1,59 +1,71 @@
-"""Pseudo-questions: what a prospective student would type, built from a section's heading and page.
+"""Pseudo-questions: what a visitor of a university or organisation site would type, built from a
+section's heading, its page and the site's own name.
 
 Real questions name a topic ("deadline", "IELTS", "tuition fee"), often a programme, and are as often
 short lower-case phrases as full sentences ("tuition fee Public Management", "do I need GMAT").
 Headings on university sites name the same topics. Each rule maps heading keywords to two template
-lists: questions about a programme (over ``{prog}``) and general ones; a programme page gets both, any
-other page only the general ones. A heading no rule matches still yields a question about its topic.
+lists: questions about a programme (over ``{prog}``) and general ones (some over ``{site}``, the name the
+site calls itself, see :mod:`sitetune.sitevocab`); a programme page gets both, any other page only the
+general ones. A heading no rule matches still yields a question about its topic.
+
+The templates know no particular site, country or procedure: they use the admission vocabulary every
+university shares (deadlines, entry requirements, English tests, fees, visas).
 """
 
 from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 
 from sitetune.records import section_type_of
+from sitetune.sitevocab import entity_names
 
 _Rule = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 
 # (keywords in the lower-cased heading, programme templates over {prog}, general templates)
 _RULES: tuple[_Rule, ...] = (
-    (("english", "language requirement", "ielts", "toefl"), (
+    (("english", "language requirement", "ielts", "toefl", "language test", "language proficiency"), (
         "What are the English language requirements for {prog}?",
         "what IELTS score do I need for {prog}",
         "english requirement for {prog}",
     ), (
         "Do I need an English test like IELTS or TOEFL?",
-        "does my previous degree taught in English count as proof of English",
+        "does a previous degree taught in English count as proof of English",
         "what TOEFL score is required",
+        "what English level does {site} require",
     )),
-    (("academic requirement", "academic entry", "entry requirement", "admission requirement",
-      "qualifying bachelor", "qualifying bachelors", "non-qualifying", "are you qualified"), (
+    (("academic requirement", "academic entry", "entry requirement", "admission requirement", "qualifying",
+      "are you qualified", "eligib", "who can apply"), (
         "Which bachelor degrees qualify for {prog}?",
         "what bachelor do I need for {prog}",
         "{prog} entry requirements",
+        "can I apply for {prog} with a degree in another subject",
     ), (
         "Can I apply with my bachelor degree?",
         "what are the academic entry requirements for a master",
+        "what are the entry requirements at {site}",
     )),
-    (("potentially qualifying", "supplement", "becoming qualified"), (
-        "Can I supplement my bachelor to qualify for {prog}?",
+    (("supplement", "becoming qualified", "bridging", "pre-master", "premaster"), (
+        "Can I take extra courses to qualify for {prog}?",
     ), (
         "I don't meet the academic requirements, can I take extra courses to qualify?",
-        "where can I take qualifying supplementary courses",
+        "where can I take courses to meet the entry requirements",
     )),
-    (("deadline", "admission process", "how to apply", "application round", "when and how"), (
+    (("deadline", "admission process", "application process", "how to apply", "application round", "when and how",
+      "applying"), (
         "When is the application deadline for {prog}?",
         "how do I apply to {prog}",
     ), (
         "When is the application deadline?",
-        "how do I apply for a master at CBS",
+        "how do I apply for a master at {site}",
+        "how do I apply",
     )),
     (("selection", "criteria"), (
         "How are applicants selected for {prog}?",
         "selection criteria {prog}",
     ), (
-        "How are students selected for the master programmes?",
+        "How are students selected for the programmes?",
     )),
     (("statistics", "admitted"), (
         "What GPA do I need to get into {prog}?",
@@ -61,69 +73,71 @@ _RULES: tuple[_Rule, ...] = (
         "how many applicants and places are there",
         "what grade average did admitted students have",
     )),
-    (("self-assessment", "course match", "fulfil the academic"), (
+    (("self-assessment", "advance assessment", "pre-assessment", "eligibility check", "fulfil the"), (
         "How do I check if my courses meet the requirements for {prog}?",
     ), (
         "how do I find out if I fulfil the academic requirements",
+        "Can {site} check if I am qualified before I apply?",
     )),
-    (("advance assessment",), (
-        "Can I get an advance assessment of my bachelor for {prog}?",
-    ), (
-        "Can CBS check if I am qualified before I apply?",
-    )),
-    (("about the programme", "about the program", "programme profile"), (
+    (("about the programme", "about the program", "about the course", "programme profile", "programme overview",
+      "why study"), (
         "What is {prog} about?",
         "what will I learn in {prog}",
     ), ()),
-    (("course overview", "curriculum", "structure", "elective", "semester"), (
+    (("course overview", "curriculum", "structure", "elective", "semester", "module", "course content"), (
         "Which courses are taught in {prog}?",
         "{prog} courses",
     ), ()),
-    (("career", "job", "graduate profile"), (
+    (("career", "job", "graduate profile", "employab"), (
         "What jobs can I get after {prog}?",
     ), (
-        "what are the career opportunities after a CBS master",
+        "what are the career opportunities after graduating from {site}",
+        "what jobs do graduates get",
     )),
-    (("contact", "guidance", "questions?"), (
+    (("contact", "guidance", "questions?", "get in touch"), (
         "Who can I contact with questions about {prog}?",
     ), (
-        "how can I contact CBS admissions with questions",
+        "how can I contact {site} admissions with questions",
+        "who do I contact with questions about admission",
     )),
-    (("tuition", "fee", "payment", "salary and su", "scholarship"), (
+    (("tuition", "fee", "payment", "scholarship", "funding"), (
         "tuition fee {prog}",
+        "how much does {prog} cost",
     ), (
-        "How much are the tuition fees for students from outside the EU?",
+        "How much are the tuition fees for international students?",
         "do I have to pay an application fee",
         "are there scholarships for international students",
     )),
-    (("open day", "info meeting", "information meeting"), (
+    (("open day", "info meeting", "information meeting", "visit us", "virtual tour"), (
         "When are the open days for {prog}?",
     ), (
-        "when are the open days and info meetings for master programmes",
+        "when are the open days and info meetings",
+        "can I visit {site} before applying",
     )),
-    (("meet the students", "meet a student"), (
+    (("meet the students", "meet a student", "student stories", "testimonial", "what our students"), (
         "What do students say about {prog}?",
     ), (
-        "what is it like to study at CBS, student experiences",
+        "what is it like to study at {site}, student experiences",
     )),
-    (("double degree",), (
+    (("double degree", "joint degree", "dual degree"), (
         "is there a double degree in {prog}",
     ), (
         "how do I apply for a double degree",
     )),
-    (("part-time",), (
+    (("part-time", "part time"), (
         "Can I take {prog} part-time?",
     ), (
         "is it possible to study a master part-time while working",
     )),
-    (("special", "disabilit", "dyslexia"), (), (
+    (("special support", "special educational", "disabilit", "dyslexia"), (), (
         "I have dyslexia, can I get special support?",
+        "what support is there for students with disabilities",
     )),
-    (("residence permit", "visa", "non-eu", "arrive in denmark"), (), (
-        "how do I get a student residence permit for Denmark",
-        "what do non-EU applicants need to do",
+    (("residence permit", "visa", "immigration", "citizens"), (), (
+        "how do I get a student visa or residence permit",
+        "what do international applicants need to do before they arrive",
     )),
-    (("study start", "introduct", "get ready"), (), (
+    (("study start", "introduct", "get ready", "orientation", "welcome week", "semester dates", "term dates"), (), (
         "when does the semester start and is there an introduction week",
     )),
     (("answer to your application", "accepted", "offer", "conditional"), (
@@ -132,39 +146,44 @@ _RULES: tuple[_Rule, ...] = (
         "When will I hear back about my application?",
         "what does conditional admission mean",
     )),
-    (("documentation", "upload", "diploma", "transcript"), (), (
+    (("documentation", "documents", "upload", "diploma", "transcript"), (), (
         "which documents do I need to upload when applying",
     )),
-    (("ects", "credits"), (), (
-        "my university doesn't use ECTS credits, how do I convert them",
+    (("ects", "credits", "credit transfer"), (), (
+        "my university uses a different credit system, how are my credits converted",
+        "how many credits do I need",
     )),
-    (("legal claim", "legal right"), (), (
-        "do CBS bachelor graduates get guaranteed admission to a master",
+    (("accommodation", "housing", "where to live"), (), (
+        "how do I find student accommodation",
+        "can {site} help me find housing",
+    )),
+    (("exchange", "study abroad"), (
+        "can I go on exchange during {prog}",
+    ), (
+        "can I study abroad for a semester",
     )),
 )
 
 _GENERIC_PROGRAMME = ("{topic} {prog}", "What about {topic} for {prog}?")
-_GENERIC = ("{topic} at CBS", "What about {topic}?")
+_GENERIC = ("{topic} at {site}", "What about {topic}?")
 
-_SPACES = re.compile(r"\s+")
 _NUMBERING = re.compile(r"^\s*\d+[.)]\s*")
+_PARENTHETICAL = re.compile(r"\s*\([^)]*\)")
 
 
-def programme_names(page_name: str) -> list[str]:
-    """Ways a student names the programme of ``page_name``: the full name and the part after " - "."""
-    full = _SPACES.sub(" ", page_name).strip()
-    names = [full]
-    if " - " in full:
-        short = full.split(" - ")[-1].strip()
-        if short and short not in names:
-            names.append(short)
-    return names
+def programme_names(page_name: str, degree_prefixes: Sequence[str] = ()) -> list[str]:
+    """Ways a student names the programme of ``page_name``: the full name, the part after " - " and the
+    name without its degree prefix (see :func:`sitetune.sitevocab.entity_names`)."""
+    return entity_names(page_name, degree_prefixes)
 
 
 def topic_of(section_type: str) -> str:
-    """A heading as a lower-case topic phrase ("2. ACADEMIC REQUIREMENTS" -> "academic requirements")."""
+    """A heading as a lower-case topic phrase ("2. ACADEMIC REQUIREMENTS" -> "academic requirements").
+
+    A parenthetical aside ("Bachelor Degrees (Can Supplement to Qualify)") is left out.
+    """
     topic = _NUMBERING.sub("", section_type_of(section_type))
-    return topic.replace("(Can Supplement to Qualify)", "").strip().lower()
+    return " ".join(_PARENTHETICAL.sub(" ", topic).split()).lower()
 
 
 def _casual(question: str, rng: random.Random) -> str:
@@ -176,7 +195,7 @@ def _casual(question: str, rng: random.Random) -> str:
 
 
 def questions_for(page_name: str, section_type: str, rng: random.Random, k: int, *,
-                  programme: bool = True) -> list[str]:
+                  programme: bool = True, site: str = "", names: Sequence[str] | None = None) -> list[str]:
     """Up to ``k`` distinct pseudo-questions for one section.
 
     Args:
@@ -185,6 +204,8 @@ def questions_for(page_name: str, section_type: str, rng: random.Random, k: int,
         rng: The seeded generator that picks templates and name forms.
         k: How many questions at most.
         programme: Whether the page is a programme's page (its name may appear in questions).
+        site: What the site calls itself; templates that name the site are skipped when empty.
+        names: Ways to name the page's programme (default :func:`programme_names` of ``page_name``).
 
     Returns:
         Questions in random order; none when the heading is empty and no rule matches.
@@ -208,13 +229,16 @@ def questions_for(page_name: str, section_type: str, rng: random.Random, k: int,
     # A heading that repeats the page name ("Anna" on "Anna") says nothing a question could ask.
     if topic and topic not in page_name.lower() and page_name.lower() not in topic:
         templates.extend(_GENERIC_PROGRAMME if programme else _GENERIC)
+    site = " ".join(site.split())
+    if not site:
+        templates = [t for t in templates if "{site}" not in t]
     if not templates:
         return []
     rng.shuffle(templates)
-    names = programme_names(page_name)
+    choices = list(names) if names else programme_names(page_name)
     out: list[str] = []
     for template in templates:
-        question = _casual(template.format(prog=rng.choice(names), topic=topic), rng)
+        question = _casual(template.format(prog=rng.choice(choices), topic=topic, site=site), rng)
         if question not in out:
             out.append(question)
         if len(out) == k:

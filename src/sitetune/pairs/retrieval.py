@@ -4,7 +4,8 @@ Per unique chunk (the corpus is deduplicated first, so boilerplate repeated on m
 family, not dozens of conflicting ones):
 
 - ``title``: "<page>: <section heading>" for the pages the text appears on (up to ``title_anchors``);
-- ``question``: templated student questions from the heading and programme (:mod:`.questions`);
+- ``question``: templated student questions from the heading, the programme and the site's own name
+  (:mod:`.questions`; the name and the programmes' degree prefixes come from :mod:`sitetune.sitevocab`);
 - ``cloze``: inverse cloze, a sentence of the chunk as the query; with probability
   ``cloze_remove_prob`` the sentence is cut out of the positive so the model cannot just match words.
 
@@ -27,6 +28,7 @@ from sitetune.modelinfo import TITLED_TEMPLATE, document_text
 from sitetune.pairs.questions import questions_for
 from sitetune.pairs.storage import Pairs
 from sitetune.records import SectionRecord, section_type_of
+from sitetune.sitevocab import SiteVocabulary, degree_prefixes, entity_names, starts_with_degree
 
 #: How the retrieval model wants documents written (recorded in its sitetune.json).
 DOCUMENT_TEMPLATE = TITLED_TEMPLATE
@@ -35,15 +37,29 @@ DOCUMENT_TEMPLATE = TITLED_TEMPLATE
 # capital also end a sentence.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“(])|(?<=[a-z][.!?])(?=[A-Z])")
 _MIN_WORDS, _MAX_WORDS = 5, 60
-# A page with one of these headings describes a programme (its name may appear in questions).
+# A page with one of these headings describes a programme (its name may appear in questions); the words
+# are the ones any university site uses.
 _PROGRAMME_HEADINGS = re.compile(
-    r"entry requirement|about the programme|admission process|academic requirement|qualifying bachelor", re.I
+    r"entry requirement|admission requirement|academic requirement|admission process"
+    r"|about the (?:programme|program|course|degree)|(?:programme|program|course) (?:structure|content|overview)",
+    re.I,
 )
 
 
-def programme_pages(records: Sequence[SectionRecord]) -> set[str]:
-    """Pages that describe a programme: they have an entry-requirements or about-the-programme section."""
-    return {r.page_name for r in records if _PROGRAMME_HEADINGS.search(r.section_title)}
+def programme_pages(records: Sequence[SectionRecord], prefixes: Sequence[str] | None = None) -> set[str]:
+    """Pages that describe a programme: their name starts with one of the site's degree prefixes ("MSc
+    in ...", see :func:`sitetune.sitevocab.degree_prefixes`), or they have an entry-requirements,
+    admission-process, about-the-programme or programme-structure section.
+
+    Args:
+        records: Every corpus row.
+        prefixes: The site's degree prefixes; derived from the records' page names when ``None``.
+    """
+    pages = list(dict.fromkeys(r.page_name for r in records))
+    if prefixes is None:
+        prefixes = degree_prefixes(pages)
+    by_heading = {r.page_name for r in records if _PROGRAMME_HEADINGS.search(r.section_title)}
+    return by_heading | {p for p in pages if starts_with_degree(p, prefixes)}
 
 
 def sentences_of(text: str) -> list[str]:
@@ -117,7 +133,8 @@ def build_retrieval_pairs(records: Sequence[SectionRecord], config: PairsConfig 
         raise InputError("after holding pages out fewer than two chunks are left to train on")
 
     rng = random.Random(config.seed)
-    programmes = programme_pages(corpus.records)
+    vocabulary = SiteVocabulary.of(corpus.records)
+    programmes = programme_pages(corpus.records, vocabulary.degree_prefixes)
     seen: set[str] = set()
     rows: dict[str, list[str]] = {"anchor": [], "positive": [], "page": [], "chunk_id": [], "kind": []}
 
@@ -143,8 +160,9 @@ def build_retrieval_pairs(records: Sequence[SectionRecord], config: PairsConfig 
             topic = title.strip() or section_type_of(chunk.section_title).strip()
             add(f"{page}: {topic}" if topic else page, document, chunk, "title")
         home = chunk.home
+        names = entity_names(home.page_name, vocabulary.degree_prefixes)
         for question in questions_for(home.page_name, home.section_type, rng, config.question_anchors,
-                                      programme=home.page_name in programmes):
+                                      programme=home.page_name in programmes, site=vocabulary.name, names=names):
             add(question, document, chunk, "question")
         for anchor, positive, kind in _cloze_rows(chunk, rng, config):
             add(anchor, positive, chunk, kind)
@@ -168,6 +186,8 @@ def build_retrieval_pairs(records: Sequence[SectionRecord], config: PairsConfig 
         "heldout_rows": len(heldout),
         "holdout_pages": config.holdout_pages,
         "document_template": DOCUMENT_TEMPLATE,
+        "site_name": vocabulary.name,
+        "degree_prefixes": list(vocabulary.degree_prefixes),
         "hard_negatives": config.hard_negatives,
         "relative_margin": config.relative_margin if config.hard_negatives else None,
         "split_seed": config.split_seed,
