@@ -15,6 +15,7 @@ from sitetune.answer.sentences import split_sentences
 from sitetune.answer.types import Answer
 from sitetune.config import AnswerConfig
 from sitetune.search.types import SearchHit
+from sitetune.sitevocab import SiteVocabulary
 
 if TYPE_CHECKING:
     from sitetune.encode import Encoder
@@ -78,7 +79,10 @@ class Answerer:
         self.searcher = searcher
         self.config = config or AnswerConfig()
         self.llm = llm
-        self.scorer = SentenceScorer(searcher.encoder, self.config)
+        # The site's name and near-universal words are no evidence that a sentence answers (sitevocab).
+        reader = getattr(searcher, "reader", None)
+        common = SiteVocabulary.of_chunks(reader.chunks).common_words if reader is not None else frozenset()
+        self.scorer = SentenceScorer(searcher.encoder, self.config, common_words=common)
 
     def warm(self, sections: Iterable[Any]) -> int:
         """Encode every sentence of ``sections`` (objects with page_name, section_title, text) ahead of time.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,12 +23,14 @@ if TYPE_CHECKING:
     from sitetune.encode import Encoder
 
 _WORD = re.compile(r"[a-z0-9]+")
-# Question words and fillers that say nothing about the topic; matching them is no evidence.
+# Question words and fillers that say nothing about the topic; matching them is no evidence. The site's own
+# name and words on nearly all of its pages are no evidence either: SentenceScorer adds them per site
+# (``common_words``, from :class:`sitetune.sitevocab.SiteVocabulary`).
 _STOPWORDS = frozenset(
     """a an the and or of to in on at for from by with about as is are was were be been being do does did
     can could should would will shall may might must i me my we our you your it its this that these those
     there here what which who whom whose when where why how if then than so not no yes any all some
-    into out up down over under more most much many such only also just have has had get got cbs""".split()  # noqa: SIM905 (a word list reads better as prose)
+    into out up down over under more most much many such only also just have has had get got""".split()  # noqa: SIM905 (a word list reads better as prose)
 )
 
 
@@ -57,10 +59,16 @@ class SentenceScorer:
         encoder: The encoder queries are embedded with (the search model).
         config: Weights and threshold.
         max_cache: Sentences kept; the cache is cleared when it fills (simple, and enough for one site).
+        common_words: Words of this site that are no evidence either (its name, words on nearly every page).
     """
 
     def __init__(
-        self, encoder: Encoder, config: AnswerConfig | None = None, *, max_cache: int = 100_000
+        self,
+        encoder: Encoder,
+        config: AnswerConfig | None = None,
+        *,
+        max_cache: int = 100_000,
+        common_words: Iterable[str] = (),
     ) -> None:
         self.encoder = encoder
         self.config = config or AnswerConfig()
@@ -68,9 +76,10 @@ class SentenceScorer:
         self._cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
         self._stemmer = _stem()
+        self._stopwords = _STOPWORDS | {w.lower() for w in common_words}
 
     def _terms(self, text: str) -> set[str]:
-        words = [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
+        words = [w for w in _WORD.findall(text.lower()) if w not in self._stopwords]
         return set(self._stemmer.stemWords(words))
 
     def lexical_overlap(self, question: str, sentences: Sequence[str]) -> np.ndarray:
