@@ -13,24 +13,24 @@ from types import ModuleType
 
 import pytest
 
-SITES_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "sites.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def sites_module() -> ModuleType:
-    """``benchmarks/sites.py`` as the module ``sites`` (benchmarks/ is a folder of scripts, not a package)."""
-    if "sites" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("sites", SITES_SCRIPT)
+def benchmark_module(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` as the module ``name`` (benchmarks/ is a folder of scripts, not a package)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
-        sys.modules["sites"] = module
+        sys.modules[name] = module
         spec.loader.exec_module(module)
-    return sys.modules["sites"]
+    return sys.modules[name]
 
 
 @pytest.fixture(scope="session")
 def stirling_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Stirling corpus (JSONL). CI lays ../shared beside the clone; its absence is a failure, not a skip."""
-    sites = sites_module()
+    sites = benchmark_module("sites")
     tarball: Path = sites.STIRLING_TARBALL
     assert tarball.is_file(), f"the Stirling mirror is missing at {tarball}: tests expect ../shared beside the repo"
     corpus: Path = sites.stirling_corpus(tmp_path_factory.mktemp("sites"))

@@ -1,0 +1,60 @@
+"""Packaged question sets hold up against their real corpus, and the checker catches a broken file."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+
+from site_fixtures import benchmark_module, stirling_corpus  # noqa: F401
+from sitetune.corpus import Corpus
+
+STIRLING_QUESTIONS = Path(str(files("sitetune.data") / "questions" / "stirling_questions.json"))
+check = benchmark_module("check_questions")
+
+
+@pytest.fixture(scope="module")
+def stirling(stirling_corpus: Path) -> Corpus:  # noqa: F811
+    return Corpus.load(stirling_corpus)
+
+
+def test_stirling_questions_every_answer_is_found_and_specific(stirling: Corpus) -> None:
+    result = check.check_questions(STIRLING_QUESTIONS, stirling)
+    assert result.problems == []
+    assert len(result.queries) >= 40
+    assert result.kinds.get("unanswerable", 0) >= 5
+    assert result.kinds.get("keyword", 0) >= 10
+    assert all(q.answers for q in result.queries if q.answerable)
+    assert all(1 <= len(m.chunks) <= check.MAX_MATCHES for q in result.queries for m in q.answers)
+    assert {q.kind for q in result.queries} <= {"natural", "keyword", "paraphrase", "misspelled", "loose-name",
+                                                 "unanswerable"}
+
+
+def test_checker_rejects_a_bad_file_naming_each_query(stirling: Corpus, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"queries": [
+        {"id": "x-01", "text": "when does teaching start", "answers": ["Autumn semester Teaching starts: Monday"]},
+        {"id": "x-02", "text": "tuition at the moon campus", "answers": ["our campus on the Moon charges 3 cheeses"]},
+        {"id": "x-03", "text": "anything", "answers": ["the University"]},
+        {"id": "x-04", "text": "can I bring a dog", "answerable": False, "answers": ["dog"]},
+        {"id": "x-01", "text": "again", "answers": ["Clearing is closed for 2022"]},
+    ]}))
+    result = check.check_questions(bad, stirling)
+    assert not result.ok
+    problems = "\n".join(result.problems)
+    assert "x-02: answer string 'our campus on the Moon charges 3 cheeses' matches no chunk" in problems
+    assert "x-03: answer string 'the University' matches" in problems and "too generic" in problems
+    assert "x-04: marked unanswerable but has answers" in problems
+    assert "x-01: id appears more than once" in problems
+    assert not any(line.startswith("x-01: answer") for line in result.problems)  # its answer is found
+    corpus_file = tmp_path / "corpus.jsonl"
+    corpus_file.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in stirling.records))
+    assert check.main([str(bad), "--corpus", str(corpus_file)]) == 1
+    out = capsys.readouterr().out
+    assert "x-02: answer string" in out and "problem(s)" in out
+    bad.write_text('{"queries": [')
+    assert check.main([str(bad), "--corpus", str(corpus_file)]) == 2
+    assert "bad.json: line 1: not valid JSON" in capsys.readouterr().err
