@@ -258,6 +258,14 @@ def test_cli_crawl_folder_has_no_delay_unless_asked(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["duration_s"] < CrawlConfig().delay_s * (requests - 1)
 
 
+def test_crawl_folder_defaults_to_no_delay(tmp_path: Path) -> None:
+    site = _chain_site(tmp_path / "site", 30)
+    crawl_folder(site, tmp_path / "warm.jsonl", config=FAST, progress=False)  # loads the tokenizer first
+    report = crawl_folder(site, tmp_path / "c.jsonl", progress=False)  # no config: the folder default
+    assert len(report.pages) == 30
+    assert report.duration_s < CrawlConfig().delay_s * len(report.pages)  # what the URL default would need
+
+
 def test_cli_crawl_folder_public_base_gives_stable_urls(tmp_path: Path) -> None:
     site = _chain_site(tmp_path / "site", 3)
     args = ["crawl", str(site), "--no-progress", "--public-base", "https://www.example.edu/"]
