@@ -109,7 +109,7 @@ def capitalised_phrases(text: str) -> list[str]:
     """Runs of capitalised words, small connectors allowed inside ("University of the Arts").
 
     Opening function words ("The", "Our") are dropped; a possessive "'s" is dropped from the last word.
-    Single words are returned only when they are acronyms ("CBS").
+    Single words are returned only when they are acronyms ("MIT").
     """
     out: list[str] = []
     for segment in _SEGMENT.split(text):
