@@ -1,6 +1,6 @@
 """The corpus: section records deduplicated by text, every occurrence kept.
 
-The CBS corpus has 1,643 rows but 961 unique texts: boilerplate sections repeat across programme pages.
+The reference corpus has 1,643 rows but 961 unique texts: boilerplate sections repeat across programme pages.
 A :class:`Corpus` holds one :class:`Chunk` per unique text, with every (page, title, url) it appears
 under, so results, batches and metrics count a text once and can still say "appears on 47 pages".
 """

@@ -1,6 +1,6 @@
 """Read and write section records as CSV, JSONL or Parquet, chosen by file extension.
 
-CSV uses the columns of the CBS corpus (``url,page_name,section_title,section_type,text_chunk``);
+CSV uses the columns of the reference corpus (``url,page_name,section_title,section_type,text_chunk``);
 JSONL and Parquet use the record's field names (``text``; ``text_chunk`` is accepted on read).
 Every malformed input raises :class:`~sitetune.errors.InputError` naming the file, line and field;
 every write goes through a temporary file and a rename.

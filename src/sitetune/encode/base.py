@@ -74,7 +74,7 @@ def _load_exported(backend: str, model: str | Path, config: EncoderConfig) -> En
 
 
 def _load_auto(model: str | Path, config: EncoderConfig) -> Encoder:
-    """The fastest backend whose quality holds, as measured on CBS (docs/encode.md).
+    """The fastest backend whose quality holds, as measured on benchmarks (docs/encode.md).
 
     ``openvino-int8`` where its export exists (it needs the site's texts, so only ``sitetune export
     --corpus`` makes it: nDCG@10 within 0.001 of fp32, 1.5x ``openvino``); else ``openvino`` (bf16 on CPUs
