@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from site_fixtures import stirling_corpus  # noqa: F401  (the Stirling mirror, crawled once per session)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

@@ -13,7 +13,7 @@ from sitetune.answer.llm import (
     llm_answer,
     sanitize_answer,
 )
-from sitetune.answer.sentences import split_sentences
+from sitetune.sentences import split_sentences
 from sitetune.answer.types import NOT_FOUND_TEXT, Answer, Citation
 
 __all__ = [

@@ -11,7 +11,7 @@ import numpy as np
 
 from sitetune.answer.extractive import SentenceScorer, SentenceView, extractive_answer
 from sitetune.answer.llm import LLMConfig, LLMError, llm_answer
-from sitetune.answer.sentences import split_sentences
+from sitetune.sentences import split_sentences
 from sitetune.answer.types import Answer
 from sitetune.config import AnswerConfig
 from sitetune.search.types import SearchHit

@@ -105,6 +105,22 @@ class QuerySet:
         return lines
 
 
+def split_queries(queries: Sequence[Query], *, dev_share: float = 0.5,
+                  salt: str = "sitetune-dev") -> tuple[list[Query], list[Query]]:
+    """A stable (development, test) split of ``queries`` by a hash of each id.
+
+    Settings are chosen on the development half and reported on the test half, so nothing is tuned on
+    the set it is judged on. The hash keeps a query on its side when others are added or removed.
+    """
+    import hashlib
+
+    dev, test = [], []
+    for q in queries:
+        bucket = int(hashlib.sha1(f"{salt}:{q.id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        (dev if bucket < dev_share else test).append(q)
+    return dev, test
+
+
 def _title_queries_from(records: Sequence[SectionRecord], corpus_ids: set[str]) -> list[Query]:
     """One query per (page, section type): split parts "(Part N)" of a section are one section."""
     sections: dict[tuple[str, str], dict[str, int]] = {}

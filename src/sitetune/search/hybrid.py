@@ -21,6 +21,7 @@ from sitetune.index import StoreError, StoreReader, open_store
 from sitetune.index.identity import model_fingerprint
 from sitetune.models import resolve_model_path
 from sitetune.search.programs import ProgramDetector
+from sitetune.search.sentence_stage import SentenceVectors, max_sim_order
 from sitetune.search.types import PagePlace, SearchHit
 
 
@@ -29,25 +30,27 @@ def hybrid_rank(
     bm25: Sequence[str],
     config: SearchConfig,
     boosted: Collection[str] = (),
+    sentence: Sequence[str] = (),
 ) -> list[tuple[str, float]]:
-    """Fuse a dense and a BM25 ranking and add the programme boost.
+    """Fuse the dense, BM25 (and second-stage sentence) rankings and add the programme boost.
 
     Args:
         dense: Ids by dense similarity, best first (``config.candidates`` deep).
         bm25: Ids by BM25 score, best first (only ids with a positive score).
         config: Weights, the RRF constant and the boost.
         boosted: Ids on a page the query names; each gets ``config.program_boost`` added.
+        sentence: Ids of the top first-stage candidates by their best sentence (empty: no second stage).
 
     Returns:
         (id, score) pairs, best first.
     """
     from sitetune.search.fusion import reciprocal_rank_fusion
 
-    fused = dict(
-        reciprocal_rank_fusion(
-            [dense, bm25], weights=[config.dense_weight, config.bm25_weight], k=config.rrf_k
-        )
-    )
+    rankings, weights = [dense, bm25], [config.dense_weight, config.bm25_weight]
+    if sentence and config.sentence_weight:
+        rankings.append(sentence)
+        weights.append(config.sentence_weight)
+    fused = dict(reciprocal_rank_fusion(rankings, weights=weights, k=config.rrf_k))
     if config.program_boost and boosted:
         for doc_id in boosted:
             fused[doc_id] = fused.get(doc_id, 0.0) + config.program_boost
@@ -97,6 +100,8 @@ class Searcher:
                 rows.setdefault(page, []).append(i)
         self._rows_of_page = {p: np.asarray(r, dtype=np.int64) for p, r in rows.items()}
         self.detector = ProgramDetector(self.pages)
+        #: Sentence vectors of the second stage, shared with the answerer (one encoding per sentence).
+        self.sentences = SentenceVectors(encoder)
 
     @classmethod
     def open(
@@ -143,7 +148,9 @@ class Searcher:
         cfg = self.config
         return (f"weighted RRF (k={cfg.rrf_k}) of dense (weight {cfg.dense_weight}) and BM25 over "
                 f"{self.reader.manifest.bm25_fields} (weight {cfg.bm25_weight}), top {cfg.candidates} of each; "
-                f"programme boost {cfg.program_boost}")
+                f"programme boost {cfg.program_boost}; second stage: "
+                + (f"best-sentence ranking of the top {cfg.sentence_depth} (weight {cfg.sentence_weight})"
+                   if cfg.sentence_weight else "off"))
 
     def close(self) -> None:
         """Release the store (stops Milvus Lite's server process)."""
@@ -223,8 +230,19 @@ class Searcher:
             boosted = {str(r) for p in named for r in self._rows_of_page.get(p, ())}
             if rows is not None:
                 boosted &= {str(r) for r in rows}
-        fused = hybrid_rank([str(r) for r in dense_rows], [str(r) for r in bm25_rows], cfg, boosted)
+        dense_ids, bm25_ids = [str(r) for r in dense_rows], [str(r) for r in bm25_rows]
+        fused = hybrid_rank(dense_ids, bm25_ids, cfg, boosted)
+        if cfg.sentence_weight and cfg.sentence_depth:
+            top = [int(r) for r, _ in fused[: cfg.sentence_depth]]
+            sentence_ids = [str(top[i]) for i in self.sentence_order(qv, top)]
+            fused = hybrid_rank(dense_ids, bm25_ids, cfg, boosted, sentence_ids)
         return [(int(r), s) for r, s in fused[: max(cfg.candidates, 1)]], named
+
+    def sentence_order(self, query_vector: np.ndarray, rows: Sequence[int]) -> list[int]:
+        """Indexes into ``rows`` by each chunk's best sentence (the second stage), best first."""
+        chunks = self.reader.chunks
+        sections = [(chunks[r].page_name, chunks[r].section_title, chunks[r].text) for r in rows]
+        return max_sim_order(query_vector, sections, self.sentences)
 
     def _bm25_scores(self, query: str) -> np.ndarray:
         try:
