@@ -118,16 +118,21 @@ class SearchConfig:
         candidates: Depth of each ranking fed to the fusion.
         program_boost: Extra fused score for sections of a programme the query names (a rank-1 dense
             vote is ``dense_weight / (rrf_k + 1)``).
+        sentence_weight: Weight of the second stage's ranking (the top ``sentence_depth`` candidates by
+            their best sentence, :mod:`sitetune.search.sentence_stage`) in the fusion; 0 turns it off.
+        sentence_depth: First-stage candidates the second stage reads.
     """
 
     k: int = 5
-    # Tuned on the 52-question CBS set with the base model (docs/search.md): a small RRF constant lets
-    # rank 1 count far more than rank 10, and BM25 a little below dense; +0.066 nDCG@10 over k=60, 1:1.
+    # A small RRF constant lets rank 1 count far more than rank 10, and BM25 a little below dense
+    # (benchmarks/fusion.py measures the choice on the development half of each site's questions).
     rrf_k: int = 5
     dense_weight: float = 1.0
     bm25_weight: float = 0.75
     candidates: int = 100
     program_boost: float = 0.05
+    sentence_weight: float = 0.0
+    sentence_depth: int = 30
 
 
 @dataclass(frozen=True)
