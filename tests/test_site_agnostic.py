@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from site_fixtures import stirling_corpus  # noqa: F401 (a fixture)
 from sitetune.config import CrawlConfig
 from sitetune.corpus import Corpus
 from sitetune.crawl import crawl_folder, sample_site_dir
@@ -44,7 +43,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
 
 
 @pytest.fixture(scope="module")
-def stirling(stirling_corpus: Path) -> Corpus:  # noqa: F811 (the imported fixture)
+def stirling(stirling_corpus: Path) -> Corpus:
     return Corpus.load(stirling_corpus)
 
 
