@@ -3,6 +3,11 @@
 After each kill the store must open, and hold exactly the chunks of the old corpus or of the new one:
 no missing, phantom or duplicate chunk_ids, one unit vector per chunk, a manifest that names that corpus.
 Used by ``tests/test_index_crash.py`` (a few kills) and ``benchmarks/crash_index.py`` (50 and more).
+
+Random moments need not land in the short window where a generation is written and switched, so
+:func:`kill_at_steps` also kills the writer at each named step of :meth:`EmbeddedStore.write` (through
+:data:`sitetune.index.store.write_step_hook`): before the switch the old corpus must be found, after it
+the new one.
 """
 
 from __future__ import annotations
@@ -23,6 +28,23 @@ from sitetune.corpus import Corpus
 from sitetune.index.identity import corpus_hash
 from sitetune.index.reader import open_store
 from sitetune.index.store import StoreError
+
+#: The steps of a generation write, in order, and the ones after which ``CURRENT`` names the new one.
+WRITE_STEPS = ("files-written", "synced", "renamed", "switched", "pruning")
+SWITCHED_STEPS = frozenset({"switched", "pruning"})
+
+# Runs the CLI with the store's write hook set to SIGKILL the process at the step named in argv[1].
+_KILL_AT_STEP = """
+import os, signal, sys
+import sitetune.index.store as store
+step = sys.argv.pop(1)
+def kill(name):
+    if name == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+store.write_step_hook = kill
+from sitetune.cli.main import app
+app(prog_name="sitetune")
+"""
 
 
 @dataclass
@@ -48,11 +70,11 @@ class KillReport:
     run_seconds: float = 0.0
 
 
-def _command(corpus: Path, store: Path) -> list[str]:
+def _command(corpus: Path, store: Path, kill_at_step: str | None = None) -> list[str]:
+    launch = ["-m", "sitetune.cli.main"] if kill_at_step is None else ["-c", _KILL_AT_STEP, kill_at_step]
     return [
         sys.executable,
-        "-m",
-        "sitetune.cli.main",
+        *launch,
         "index",
         "--corpus",
         str(corpus),
@@ -64,8 +86,8 @@ def _command(corpus: Path, store: Path) -> list[str]:
     ]
 
 
-def _run(corpus: Path, store: Path, kill_after: float | None) -> bool:
-    """Run one index; SIGKILL it after ``kill_after`` seconds. True if it was killed."""
+def _run(corpus: Path, store: Path, kill_after: float | None, kill_at_step: str | None = None) -> bool:
+    """Run one index; SIGKILL it after ``kill_after`` seconds or at a write step. True if it was killed."""
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
@@ -73,7 +95,7 @@ def _run(corpus: Path, store: Path, kill_after: float | None) -> bool:
         "TOKENIZERS_PARALLELISM": "false",
     }
     proc = subprocess.Popen(
-        _command(corpus, store),
+        _command(corpus, store, kill_at_step),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=env,
@@ -89,6 +111,8 @@ def _run(corpus: Path, store: Path, kill_after: float | None) -> bool:
         if proc.stderr is not None:
             err = proc.stderr.read().decode(errors="replace")
             proc.stderr.close()
+    if proc.returncode == -signal.SIGKILL and kill_at_step is not None:
+        return True
     if proc.returncode != 0:
         raise RuntimeError(f"index exited {proc.returncode}: {err[-2000:]}")
     return False
@@ -173,7 +197,8 @@ def kill_loop(corpus_a: Path, corpus_b: Path, store: Path, kills: int, *, seed: 
         t = float(np.median(durations[-5:]))
         moment = rng.uniform(0.05, 1.0) * t if i % 2 == 0 else rng.uniform(0.75, 1.0) * t
         begun = time.perf_counter()
-        if _run(paths[target], store, kill_after=moment):
+        killed = _run(paths[target], store, kill_after=moment)
+        if killed:
             report.kills += 1
         else:
             report.completed += 1
@@ -186,6 +211,75 @@ def kill_loop(corpus_a: Path, corpus_b: Path, store: Path, kills: int, *, seed: 
             report.new += 1
         elif found is not None:
             report.old += 1
+            if not killed:
+                report.failures.append(f"run {i} ({target}) finished but the store holds {found}")
         current = found or current
         i += 1
+    return report
+
+
+def kill_at_steps(corpus_a: Path, corpus_b: Path, store: Path) -> KillReport:
+    """SIGKILL a re-index at each step of :data:`WRITE_STEPS` in turn, alternating A and B, and check.
+
+    The store is built from A; by the kill at "pruning" the killed runs have left enough generations
+    for that write to have an old one to prune. Each kill must land (the step is reached), leave the
+    old corpus before the switch and the new one after it, and leave the evidence of where it landed:
+    the ``.gen-*.tmp`` folder before the rename, the unswitched ``gen-*`` after it, the ``.trash-*``
+    folder while pruning. A last uninterrupted run must clear every leftover and hold its corpus.
+
+    Args:
+        corpus_a: One corpus.
+        corpus_b: Another (overlapping) corpus.
+        store: An embedded store directory (created).
+
+    Returns:
+        A :class:`KillReport` with ``kills == len(WRITE_STEPS)`` and ``failures`` naming every violated check.
+    """
+    from sitetune.index.store import EmbeddedStore
+
+    corpora = {"A": Corpus.load(corpus_a), "B": Corpus.load(corpus_b)}
+    paths = {"A": corpus_a, "B": corpus_b}
+    report = KillReport()
+    embedded = EmbeddedStore(store)
+
+    def check(label: str, target: str, expected: str) -> None:
+        found, fell_back, problems = check_store(store, corpora)
+        report.fell_back += int(fell_back)
+        report.failures.extend(f"{label}: {p}" for p in problems)
+        if found != expected:
+            report.failures.append(f"{label}: expected corpus {expected}, found {found}")
+        elif found == target:
+            report.new += 1
+        else:
+            report.old += 1
+
+    _run(corpus_a, store, kill_after=None)
+    report.completed += 1
+    check("build of A", "A", "A")
+    current = "A"
+    for step in WRITE_STEPS:
+        target = "A" if current == "B" else "B"
+        before = embedded.current()
+        if not _run(paths[target], store, kill_after=None, kill_at_step=step):
+            report.failures.append(f"kill at {step!r}: the run finished, the step was never reached")
+            continue
+        report.kills += 1
+        leftovers = sorted(p.name for p in store.iterdir() if p.name.startswith((".gen-", ".trash-")))
+        after = embedded.current()
+        if step in ("files-written", "synced") and not any(n.endswith(".tmp") for n in leftovers):
+            report.failures.append(f"kill at {step!r}: no .gen-*.tmp folder left, the kill missed the write")
+        if step == "renamed" and (after != before or max(embedded.generations()) == before):
+            report.failures.append(f"kill at {step!r}: expected a renamed generation that CURRENT does not name")
+        if step == "pruning" and not any(n.startswith(".trash-") for n in leftovers):
+            report.failures.append(f"kill at {step!r}: no .trash-* folder left, the kill missed the prune")
+        expected = target if step in SWITCHED_STEPS else current
+        check(f"kill at {step!r} writing {target}", target, expected)
+        current = expected
+    target = "A" if current == "B" else "B"
+    _run(paths[target], store, kill_after=None)
+    report.completed += 1
+    check(f"final run writing {target}", target, target)
+    leftovers = sorted(p.name for p in store.iterdir() if p.name.startswith((".gen-", ".trash-")))
+    if leftovers:
+        report.failures.append(f"a finished run left {leftovers}")
     return report
