@@ -37,8 +37,8 @@ def evaluate_command(
     Reports nDCG@10, answers@1, MRR@10, Recall@k and MAP@100 per query set, and for query files the
     served answerer's answer metrics. Stores are kept in OUT/stores (a re-run re-embeds only changes).
 
-    Example: sitetune evaluate --corpus ../shared/data/cbs_graduate_programs.csv --model base
-    --model models/card --queries cbs --out reports/eval
+    Example: sitetune evaluate --corpus pages.csv --model base --model models/tuned
+    --queries my_questions.json --out reports/eval
     """
     from sitetune.config import EncoderConfig
     from sitetune.evaluation import evaluate

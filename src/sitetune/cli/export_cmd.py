@@ -45,7 +45,7 @@ def export(
 ) -> None:
     """Export MODEL for a fast encoder backend into MODEL/sitetune-export/BACKEND/ (with a sha256 manifest).
 
-    Example: sitetune export models/cbs --backend openvino-int8 --corpus pages.csv
+    Example: sitetune export models/tuned --backend openvino-int8 --corpus pages.csv
     """
     from sitetune.encode import export_model
     from sitetune.encode.export import calibration_texts, export_dir, read_manifest

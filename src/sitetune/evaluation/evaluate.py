@@ -183,7 +183,7 @@ def evaluate(
         corpus: Section-record file (CSV, JSONL, Parquet).
         models: ``"base"`` and/or model folders; ``base`` is added first when missing so every tuned
             model has its baseline beside it.
-        queries: External query files (or names of packaged sets, e.g. ``"cbs"``).
+        queries: External query files, or names of packaged sets (``PACKAGED_QUERY_FILES``).
         split_from: A pairs folder; its ``heldout.jsonl`` gives the title queries.
         out: Report folder (created; files in it are replaced; stores go to ``out/stores``).
         hybrid: Also score ``<model>+search``, the served pipeline.

@@ -24,12 +24,18 @@ from sitetune.corpus import Corpus
 from sitetune.errors import InputError, SitetuneError
 from sitetune.records import SectionRecord, section_type_of
 
-#: Question sets shipped with sitetune, by the name ``--queries`` accepts (docs/question-sets.md).
-PACKAGED_QUERY_FILES = {
-    "cbs": "cbs_questions.json",
-    "cbs-v2": "cbs_questions_v2.json",
-    "stirling": "stirling_questions.json",
-}
+
+def _packaged_sets() -> dict[str, str]:
+    from importlib.resources import files
+
+    index = files("sitetune.data") / "questions" / "sets.json"
+    data: dict[str, str] = json.loads(index.read_text(encoding="utf-8"))
+    return data
+
+
+#: Question sets shipped with sitetune, by the name ``--queries`` accepts (data/questions/sets.json lists
+#: them; docs/question-sets.md describes them).
+PACKAGED_QUERY_FILES: dict[str, str] = _packaged_sets()
 VALID_GRADES = (1, 2)
 #: Grade of a chunk that contains one of a query's answer strings ("answers it").
 ANSWER_GRADE = 2
@@ -260,6 +266,7 @@ def load_query_file(path: str | Path, corpus: Corpus) -> QuerySet:
     Raises:
         InputError: The file cannot be read or does not follow the format.
     """
+    name = str(path) if str(path) in PACKAGED_QUERY_FILES else Path(path).stem
     path = resolve_query_file(path)
     where = str(path)
     try:
@@ -273,7 +280,7 @@ def load_query_file(path: str | Path, corpus: Corpus) -> QuerySet:
     if not isinstance(data, dict) or not isinstance(data.get("queries"), list):
         raise InputError('expected an object {"queries": [...]}', path=where, field="queries")
     ids = {c.chunk_id for c in corpus.chunks}
-    qs = QuerySet(path.stem, f"external query file {path.name}", [])
+    qs = QuerySet(name, f"external query file {path.name}", [])
     texts = {c.chunk_id: normalise(c.text) for c in corpus.chunks}
     seen: set[str] = set()
     for i, item in enumerate(data["queries"]):

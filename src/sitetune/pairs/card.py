@@ -2,7 +2,7 @@
 
 80/20 split of the corpus rows with scikit-learn (``random_state=42``); every within-page pair of train
 rows is a positive (1.0); per page, ``min(3, n)`` seeded random pairs of (a row of the page, a row of
-another page) are negatives (0.0). On the CBS corpus: 1,314 train rows, 13,697 pairs, 13,360 positive,
+another page) are negatives (0.0). On the reference corpus: 1,314 train rows, 13,697 pairs, 13,360 positive,
 337 negative. Texts are ``SectionRecord.card_text()`` ("page_name: <page>text: <chunk>").
 """
 
