@@ -13,8 +13,8 @@ from sitetune.answer.llm import (
     llm_answer,
     sanitize_answer,
 )
-from sitetune.sentences import split_sentences
 from sitetune.answer.types import NOT_FOUND_TEXT, Answer, Citation
+from sitetune.sentences import split_sentences
 
 __all__ = [
     "NOT_FOUND_TEXT",

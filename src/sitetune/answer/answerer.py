@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from sitetune.answer.extractive import SentenceScorer, SentenceView, extractive_answer
+from sitetune.answer.extractive import SentenceScorer, extractive_answer
 from sitetune.answer.llm import LLMConfig, LLMError, llm_answer
-from sitetune.sentences import split_sentences
 from sitetune.answer.types import Answer
 from sitetune.config import AnswerConfig
 from sitetune.search.types import SearchHit
@@ -82,7 +81,9 @@ class Answerer:
         # The site's name and near-universal words are no evidence that a sentence answers (sitevocab).
         reader = getattr(searcher, "reader", None)
         common = SiteVocabulary.of_chunks(reader.chunks).common_words if reader is not None else frozenset()
-        self.scorer = SentenceScorer(searcher.encoder, self.config, common_words=common)
+        # Search's second stage and the answer read one sentence-vector cache when the searcher has one.
+        self.scorer = SentenceScorer(searcher.encoder, self.config, common_words=common,
+                                     cache=getattr(searcher, "sentences", None))
 
     def warm(self, sections: Iterable[Any]) -> int:
         """Encode every sentence of ``sections`` (objects with page_name, section_title, text) ahead of time.
@@ -92,15 +93,7 @@ class Answerer:
         Returns:
             Sentences encoded.
         """
-        info = self.scorer.encoder.info
-        documents = [
-            info.document(SentenceView(s.page_name, s.section_title, sentence))
-            for s in sections
-            for sentence in split_sentences(s.text)
-        ]
-        for start in range(0, len(documents), 256):
-            self.scorer.sentence_vectors(documents[start : start + 256])
-        return len(documents)
+        return self.scorer.cache.warm((s.page_name, s.section_title, s.text) for s in sections)
 
     def answer(
         self, question: str, *, k: int | None = None, page: str | None = None, fallback: bool = False

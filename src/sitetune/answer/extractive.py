@@ -7,17 +7,16 @@ sentence scores below :attr:`AnswerConfig.min_score` the answer says the informa
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sitetune.answer.sentences import split_sentences
 from sitetune.answer.types import NOT_FOUND_TEXT, Answer, Citation
 from sitetune.config import AnswerConfig
+from sitetune.search.sentence_stage import SentenceVectors, SentenceView
 from sitetune.search.types import SearchHit
+from sitetune.sentences import split_sentences
 
 if TYPE_CHECKING:
     from sitetune.encode import Encoder
@@ -34,15 +33,6 @@ _STOPWORDS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class SentenceView:
-    """A sentence dressed as a section, so the model's document template can format it."""
-
-    page_name: str
-    section_title: str
-    text: str
-
-
 def _stem() -> Any:
     import Stemmer
 
@@ -53,13 +43,15 @@ class SentenceScorer:
     """Scores sentences of retrieved sections against a question; sentence vectors are cached.
 
     The cache is keyed by the formatted sentence, so a section seen by an earlier question costs nothing:
-    on a site of a few thousand sections the whole cache stays a few MB.
+    on a site of a few thousand sections the whole cache stays a few MB. Pass the searcher's cache
+    (``Searcher.sentences``) so search's second stage and the answer encode each sentence once.
 
     Args:
         encoder: The encoder queries are embedded with (the search model).
         config: Weights and threshold.
-        max_cache: Sentences kept; the cache is cleared when it fills (simple, and enough for one site).
+        max_cache: Sentences kept when the scorer makes its own cache.
         common_words: Words of this site that are no evidence either (its name, words on nearly every page).
+        cache: A sentence-vector cache to share (``None``: a new one).
     """
 
     def __init__(
@@ -69,12 +61,11 @@ class SentenceScorer:
         *,
         max_cache: int = 100_000,
         common_words: Iterable[str] = (),
+        cache: SentenceVectors | None = None,
     ) -> None:
         self.encoder = encoder
         self.config = config or AnswerConfig()
-        self.max_cache = max_cache
-        self._cache: dict[str, np.ndarray] = {}
-        self._lock = threading.Lock()
+        self.cache = cache if cache is not None else SentenceVectors(encoder, max_cache=max_cache)
         self._stemmer = _stem()
         self._stopwords = _STOPWORDS | {w.lower() for w in common_words}
 
@@ -91,19 +82,7 @@ class SentenceScorer:
 
     def sentence_vectors(self, documents: Sequence[str]) -> np.ndarray:
         """Unit vectors of already-formatted sentence documents, encoding only the ones not cached."""
-        missing = list(dict.fromkeys(d for d in documents if d not in self._cache))
-        if missing:
-            vectors = self.encoder.encode(missing)
-            with self._lock:
-                if len(self._cache) + len(missing) > self.max_cache:
-                    self._cache.clear()
-                self._cache.update(zip(missing, vectors, strict=True))
-        # A concurrent clear may have dropped an entry: re-encode those rather than fail.
-        out = []
-        for d in documents:
-            vector = self._cache.get(d)
-            out.append(vector if vector is not None else self.encoder.encode([d])[0])
-        return np.stack(out) if out else np.zeros((0, self.encoder.dim), dtype=np.float32)
+        return self.cache.vectors(documents)
 
     def score(self, question: str, sentences: Sequence[SentenceView]) -> np.ndarray:
         """Cosine of each sentence with the question plus ``lexical_weight`` times the word overlap."""

@@ -120,7 +120,8 @@ def split_queries(queries: Sequence[Query], *, dev_share: float = 0.5,
     """
     import hashlib
 
-    dev, test = [], []
+    dev: list[Query] = []
+    test: list[Query] = []
     for q in queries:
         bucket = int(hashlib.sha1(f"{salt}:{q.id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
         (dev if bucket < dev_share else test).append(q)
