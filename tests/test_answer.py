@@ -1,17 +1,22 @@
-"""Extractive answers: sentence splitting, cited sentences from real CBS sections, "not found" off-topic."""
+"""Extractive answers: sentence splitting, cited sentences from real CBS sections, "not found" off-topic.
+
+Every answer is read from the real hybrid :class:`Searcher` over the serve tests' slice store, as the CLI
+and the HTTP API read it (the threshold was calibrated on hybrid hits).
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from serve_helpers import SLICE_PAGES, session_store
-from sitetune.answer import NOT_FOUND_TEXT, SentenceScorer, extractive_answer, split_sentences
+from sitetune.answer import NOT_FOUND_TEXT, Answerer, extractive_answer, split_sentences
 from sitetune.config import AnswerConfig
-from sitetune.search.types import SearchHit
+from sitetune.search import Searcher
 
 OFF_TOPIC = [
     "What is the capital of Peru?",
@@ -47,37 +52,26 @@ def test_split_sentences_cuts_run_on_lists_at_semicolons() -> None:
 
 
 @pytest.fixture(scope="module")
-def slice_hits(cbs_corpus, base_encoder):  # type: ignore[no-untyped-def]
-    """A dense ranking over the slice's chunks with the real base model (the retrieval the answer reads)."""
-    chunks = [c for c in cbs_corpus.chunks if any(p in SLICE_PAGES for p in c.pages)]
-    vectors = base_encoder.encode([c.text for c in chunks])
-
-    def search(question: str, k: int = 5) -> list[SearchHit]:
-        scores = vectors @ base_encoder.encode([question])[0]
-        order = scores.argsort()[::-1][:k]
-        return [
-            SearchHit(
-                chunks[i].chunk_id,
-                chunks[i].text,
-                float(scores[i]),
-                chunks[i].page_name,
-                chunks[i].section_title,
-                chunks[i].url,
-            )
-            for i in order
-        ]
-
-    return search
+def slice_store(cbs_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return session_store(cbs_csv, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def scorer(base_encoder):  # type: ignore[no-untyped-def]
-    return SentenceScorer(base_encoder, AnswerConfig())
+def searcher(slice_store: Path, base_encoder) -> Iterator[Searcher]:  # type: ignore[no-untyped-def]
+    """The real hybrid search over the slice store (the retrieval the answer reads)."""
+    with Searcher.open(slice_store, encoder=base_encoder) as opened:
+        assert {p for p in opened.pages if p in SLICE_PAGES} == set(SLICE_PAGES)
+        yield opened
 
 
-def test_answer_is_made_of_cited_sentences_from_the_hits(slice_hits, scorer) -> None:  # type: ignore[no-untyped-def]
-    hits = slice_hits("What is the application deadline for the graduate programmes?")
-    answer = extractive_answer("What is the application deadline for the graduate programmes?", hits, scorer)
+@pytest.fixture(scope="module")
+def answerer(searcher: Searcher) -> Answerer:
+    return Answerer(searcher, AnswerConfig())
+
+
+def test_answer_is_made_of_cited_sentences_from_the_hits(answerer: Answerer) -> None:
+    answer = answerer.answer("What is the application deadline for the graduate programmes?")
+    hits = answer.hits
     assert answer.found
     assert answer.score >= AnswerConfig().min_score
     assert answer.citations and [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
@@ -94,9 +88,9 @@ def test_answer_is_made_of_cited_sentences_from_the_hits(slice_hits, scorer) -> 
     assert len(split_sentences(re.sub(r"\[\d+\]", "", answer.text))) <= AnswerConfig().max_sentences
 
 
-def test_sentences_of_one_source_stay_in_reading_order(slice_hits, scorer) -> None:  # type: ignore[no-untyped-def]
+def test_sentences_of_one_source_stay_in_reading_order(answerer: Answerer) -> None:
     question = "Can I switch between the part-time and the full-time programme?"
-    answer = extractive_answer(question, slice_hits(question), scorer)
+    answer = answerer.answer(question)
     assert answer.found
     for cite in answer.citations:
         text = " ".join(next(h for h in answer.hits if h.chunk_id == cite.chunk_id).text.split())
@@ -107,9 +101,9 @@ def test_sentences_of_one_source_stay_in_reading_order(slice_hits, scorer) -> No
 
 
 @pytest.mark.parametrize("question", OFF_TOPIC)
-def test_off_topic_questions_are_not_answered(slice_hits, scorer, question: str) -> None:  # type: ignore[no-untyped-def]
-    hits = slice_hits(question)
-    answer = extractive_answer(question, hits, scorer)
+def test_off_topic_questions_are_not_answered(answerer: Answerer, searcher: Searcher, question: str) -> None:
+    hits = searcher.search(question, k=AnswerConfig().sections)
+    answer = answerer.answer(question)
     assert not answer.found
     assert answer.text == NOT_FOUND_TEXT
     assert answer.citations == []
@@ -117,18 +111,12 @@ def test_off_topic_questions_are_not_answered(slice_hits, scorer, question: str)
     assert answer.score < AnswerConfig().min_score
 
 
-def test_threshold_decides(slice_hits, scorer, base_encoder) -> None:  # type: ignore[no-untyped-def]
+def test_threshold_decides(searcher: Searcher, answerer: Answerer) -> None:
     question = "What is the application deadline?"
-    hits = slice_hits(question)
-    strict = SentenceScorer(base_encoder, AnswerConfig(min_score=1.5))
-    assert extractive_answer(question, hits, scorer).found
-    assert not extractive_answer(question, hits, strict).found
-    assert not extractive_answer(question, [], scorer).found
-
-
-@pytest.fixture(scope="module")
-def slice_store(cbs_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return session_store(cbs_csv, tmp_path_factory)
+    strict = Answerer(searcher, AnswerConfig(min_score=1.5))
+    assert answerer.answer(question).found
+    assert not strict.answer(question).found
+    assert not extractive_answer(question, [], answerer.scorer).found
 
 
 def test_cli_answer_json_and_text(slice_store: Path) -> None:
@@ -199,7 +187,7 @@ def test_warm_encodes_every_sentence_ahead(slice_store: Path, base_encoder) -> N
         answerer = Answerer(searcher)
         count = answerer.warm(chunks)
         assert count == sum(len(split_sentences(c.text)) for c in chunks) > 0
-        cached = len(answerer.scorer._cache)
+        cached = len(answerer.scorer.cache)
         assert cached == len({s for c in chunks for s in split_sentences(c.text)})
         assert answerer.answer("When is the application deadline?").found
-        assert len(answerer.scorer._cache) == cached  # nothing new had to be encoded
+        assert len(answerer.scorer.cache) == cached  # nothing new had to be encoded
