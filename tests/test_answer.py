@@ -6,15 +6,19 @@ and the HTTP API read it (the threshold was calibrated on hybrid hits).
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from serve_helpers import SLICE_PAGES, session_store
-from sitetune.answer import NOT_FOUND_TEXT, Answerer, extractive_answer, split_sentences
+from sitetune.answer import NOT_FOUND_TEXT, Answerer, SentenceScorer, extractive_answer, split_sentences
 from sitetune.config import AnswerConfig
 from sitetune.search import Searcher
 
@@ -111,17 +115,71 @@ def test_off_topic_questions_are_not_answered(answerer: Answerer, searcher: Sear
     assert answer.score < AnswerConfig().min_score
 
 
-def test_threshold_decides(searcher: Searcher, answerer: Answerer) -> None:
-    question = "What is the application deadline?"
-    strict = Answerer(searcher, AnswerConfig(min_score=1.5))
-    assert answerer.answer(question).found
-    assert not strict.answer(question).found
-    assert not extractive_answer(question, [], answerer.scorer).found
+THRESHOLD_QUESTION = "What is the application deadline?"
+
+
+def test_threshold_decides_at_the_best_score(searcher: Searcher, answerer: Answerer) -> None:
+    """Found at ``min_score`` equal to the best sentence score, not found at the next float above it."""
+    best = answerer.answer(THRESHOLD_QUESTION).score
+    assert best >= AnswerConfig().min_score
+    for min_score, found in ((best, True), (math.nextafter(best, math.inf), False)):
+        answer = Answerer(searcher, replace(AnswerConfig(), min_score=min_score)).answer(THRESHOLD_QUESTION)
+        assert (answer.found, answer.score) == (found, best), min_score
+        assert bool(answer.citations) is found
+    assert not extractive_answer(THRESHOLD_QUESTION, [], answerer.scorer).found
+
+
+def test_overlap_term_adds_its_weight_times_the_shared_content_words(searcher: Searcher, base_encoder: Any) -> None:
+    from sitetune.answer.extractive import SentenceView
+
+    plain = SentenceScorer(base_encoder, AnswerConfig())
+    sentences = ["The application deadline is 1 March.", "Applications close soon.", "Tuition is free."]
+    # Content words of the question (stop words dropped, stemmed): "application", "deadline".
+    assert plain.lexical_overlap(THRESHOLD_QUESTION, sentences).tolist() == [1.0, 0.5, 0.0]
+    views = [SentenceView("Page", "Section", s) for s in sentences]
+    weighted = SentenceScorer(base_encoder, replace(AnswerConfig(), lexical_weight=0.25))
+    without = SentenceScorer(base_encoder, replace(AnswerConfig(), lexical_weight=0.0))
+    gained = weighted.score(THRESHOLD_QUESTION, views) - without.score(THRESHOLD_QUESTION, views)
+    assert gained.tolist() == pytest.approx([0.25, 0.125, 0.0], abs=1e-6)
+    # The term decides: a threshold between the scores without and with it is passed only with it.
+    best_without = Answerer(searcher, replace(AnswerConfig(), lexical_weight=0.0)).answer(THRESHOLD_QUESTION)
+    best_with = Answerer(searcher, AnswerConfig()).answer(THRESHOLD_QUESTION)
+    assert best_with.score > best_without.score
+    middle = (best_with.score + best_without.score) / 2
+    assert Answerer(searcher, replace(AnswerConfig(), min_score=middle)).answer(THRESHOLD_QUESTION).found
+    assert not Answerer(
+        searcher, replace(AnswerConfig(), min_score=middle, lexical_weight=0.0)
+    ).answer(THRESHOLD_QUESTION).found
+
+
+def _answer_sentences(text: str) -> list[str]:
+    return split_sentences(re.sub(r" ?\[\d+\]", "", text))
+
+
+def test_margin_keeps_exactly_the_sentences_within_it_of_the_best(searcher: Searcher, answerer: Answerer) -> None:
+    from sitetune.answer.extractive import SentenceView
+
+    question = "How do I apply for a graduate programme?"
+    hits = answerer.answer(question).hits
+    views = [SentenceView(h.page_name, h.section_title, s) for h in hits for s in split_sentences(h.text)]
+    scores = answerer.scorer.score(question, views)
+    ranked: dict[str, float] = {}
+    for j in scores.argsort()[::-1]:
+        ranked.setdefault(views[j].text, float(scores[j]))
+    best, second, third = list(ranked.values())[:3]
+    assert best > second > third >= AnswerConfig().min_score, (best, second, third)
+    top_two = set(list(ranked)[:2])
+    for margin, expected in ((0.0, 1), ((best - second + best - third) / 2, 2), (10.0, 4)):
+        config = replace(AnswerConfig(), margin=margin, max_sentences=4)
+        answer = Answerer(searcher, config).answer(question)
+        chosen = _answer_sentences(answer.text)
+        assert len(chosen) == expected, (margin, chosen)
+        assert set(chosen) <= set(ranked)
+        if expected == 2:
+            assert set(chosen) == top_two
 
 
 def test_cli_answer_json_and_text(slice_store: Path) -> None:
-    import json
-
     from sitetune.cli.main import app
 
     runner = CliRunner()
@@ -136,6 +194,23 @@ def test_cli_answer_json_and_text(slice_store: Path) -> None:
     result = runner.invoke(app, ["answer", "What is the capital of Peru?", "--store", str(slice_store)])
     assert result.exit_code == 0, result.output
     assert NOT_FOUND_TEXT in result.stdout and "Closest sections:" in result.stdout
+
+
+def test_cli_min_score_sets_the_threshold(slice_store: Path) -> None:
+    from sitetune.cli.main import app
+
+    def ask(*extra: str) -> dict[str, object]:
+        args = ["answer", THRESHOLD_QUESTION, "--store", str(slice_store), "--json", *extra]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+    default = ask()
+    best = default["score"]
+    assert default["found"] is True and isinstance(best, float)
+    assert ask("--min-score", repr(best))["found"] is True
+    above = ask("--min-score", repr(math.nextafter(best, math.inf)))
+    assert above["found"] is False and above["text"] == NOT_FOUND_TEXT and above["score"] == best
 
 
 @pytest.mark.parametrize(
