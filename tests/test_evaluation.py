@@ -182,6 +182,7 @@ def test_evaluate_cli_on_a_slice(slice_corpus: Corpus, slice_csv: Path, tmp_path
             ranking = {k: v for k, v in values.items() if k not in answer_keys}
             assert all(0.0 <= v <= 1.0 for v in ranking.values())
     assert summary["base+search"]["student"]["answerable"] == 2
+    assert summary["base+search"]["student"]["unanswerable_not_found"] is None  # no unanswerable question: null
     assert "abcdefabcdefabcd" in result.stderr and "s2" in result.stderr
 
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))

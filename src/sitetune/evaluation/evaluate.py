@@ -16,6 +16,7 @@ strings or unanswerable questions also get answer-level metrics from the served 
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -73,13 +74,17 @@ class EvaluationResult:
     out: Path
     plots: list[str] = field(default_factory=list)
 
-    def summary(self) -> dict[str, dict[str, dict[str, float]]]:
-        """What ``--json`` prints: ``{label: {query_set: {headline metrics, and answer metrics if any}}}``."""
-        out = {label: {qs: {m: vals[m] for m in HEADLINE_METRICS} for qs, vals in sets.items()}
-               for label, sets in self.metrics.items()}
+    def summary(self) -> dict[str, dict[str, dict[str, float | None]]]:
+        """What ``--json`` prints: ``{label: {query_set: {headline metrics, and answer metrics if any}}}``.
+
+        A share with nothing to count (no unanswerable question in the set) is ``None``: JSON has no NaN.
+        """
+        out: dict[str, dict[str, dict[str, float | None]]] = {
+            label: {qs: {m: vals[m] for m in HEADLINE_METRICS} for qs, vals in sets.items()}
+            for label, sets in self.metrics.items()}
         for label, sets in self.answers.items():
             for qs, vals in sets.items():
-                out[label][qs].update(vals)
+                out[label][qs].update({k: None if math.isnan(v) else v for k, v in vals.items()})
         return out
 
 
