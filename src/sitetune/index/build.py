@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +74,19 @@ def _previous(backend: EmbeddedStore | MilvusStore) -> Generation | None:
         return None
 
 
+def _clean_up_milvus(backend: MilvusStore, stale: list[str]) -> None:
+    """After the sidecar switched: delete rows no longer in the corpus and other models' collections.
+
+    The new generation is already live and searches ignore rows it does not know, so a failure here is a
+    warning, not an error: the next index run deletes what is left.
+    """
+    try:
+        backend.delete(stale)
+        backend.drop_other_models()
+    except StoreError as exc:
+        warnings.warn(f"the index is updated, but cleaning up old rows failed: {exc}", RuntimeWarning, stacklevel=3)
+
+
 def build_index(
     corpus_path: str | Path,
     model: str | Path,
@@ -119,26 +133,25 @@ def build_index(
     try:
         with lock_store.lock():
             prev = _previous(backend)
-            same_model = prev is not None and prev.manifest.model_fingerprint == fingerprint
-            # A vector is reusable when the same model embedded the same document text under the same id.
+            present: dict[str, str] = {}
             old_rows: dict[tuple[str, str], int] = {}
-            if prev is not None and same_model:
-                old_rows = {
-                    (c.chunk_id, h): i
-                    for i, (c, h) in enumerate(zip(prev.chunks, prev.doc_hashes, strict=True))
-                }
-            if isinstance(backend, MilvusStore) and same_model:
-                present = backend.present()  # trust the collection, not the sidecar, for what it holds
-                old_rows = {key: i for key, i in old_rows.items() if present.get(key[0]) == key[1]}
-            todo = [
-                i
-                for i, (c, h) in enumerate(zip(chunks, hashes, strict=True))
-                if (c.chunk_id, h) not in old_rows
-            ]
+            if isinstance(backend, MilvusStore):
+                # The model's own collection says which rows need no encoding: those it holds with the
+                # same document text (this also resumes a run that died after writing some rows).
+                backend.use_model(fingerprint)
+                present = backend.present()
+                todo = [i for i, (c, h) in enumerate(zip(chunks, hashes, strict=True)) if present.get(c.chunk_id) != h]
+            else:
+                # A vector is reusable when the same model embedded the same document text under the same id.
+                if prev is not None and prev.manifest.model_fingerprint == fingerprint:
+                    old_rows = {
+                        (c.chunk_id, h): i for i, (c, h) in enumerate(zip(prev.chunks, prev.doc_hashes, strict=True))
+                    }
+                todo = [
+                    i for i, (c, h) in enumerate(zip(chunks, hashes, strict=True)) if (c.chunk_id, h) not in old_rows
+                ]
             fresh = encoder.encode([documents[i] for i in todo], show_progress=progress)
-            removed_ids = (
-                sorted({c.chunk_id for c in prev.chunks} - {c.chunk_id for c in chunks}) if prev else []
-            )
+            removed_ids = sorted({c.chunk_id for c in prev.chunks} - {c.chunk_id for c in chunks}) if prev else []
             manifest = Manifest(
                 generation=0,
                 model_path=str(encoder.model_path),
@@ -152,15 +165,9 @@ def build_index(
             )
             bm25 = BM25Index([c.chunk_id for c in chunks], [bm25_text(c, bm25_fields) for c in chunks])
             if isinstance(backend, MilvusStore):
-                backend.sync(
-                    [chunks[i].chunk_id for i in todo],
-                    [hashes[i] for i in todo],
-                    fresh,
-                    removed_ids,
-                    dim=encoder.dim,
-                    rebuild=not same_model,
-                )
+                backend.upsert([chunks[i].chunk_id for i in todo], [hashes[i] for i in todo], fresh, dim=encoder.dim)
                 number = backend.sidecar.write(manifest, chunks, hashes, None, bm25)
+                _clean_up_milvus(backend, sorted(set(present) - {c.chunk_id for c in chunks}))
             else:
                 vectors = np.empty((len(chunks), encoder.dim), dtype=np.float32)
                 if todo:

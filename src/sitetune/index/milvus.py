@@ -1,18 +1,30 @@
 """Milvus backends: Milvus Lite (``milvus://PATH.db``, in-process) and a server (``http://HOST:19530``).
 
-The collection holds one row per chunk (``id`` = chunk_id, ``vector``, ``doc_hash``); the chunk records,
-the BM25 index and the manifest live in a local sidecar directory (an :class:`EmbeddedStore` without
-vectors): ``PATH.db.sitetune/`` for Lite, ``~/.cache/sitetune/milvus/HOST_PORT_COLLECTION/`` for a server.
-Re-indexing upserts only new or changed rows and deletes removed ones; the sidecar generation is written
-last, and searches only return ids the sidecar knows, so a crash between the two never shows a phantom.
+The vectors live in one collection per model, ``COLLECTION_<fingerprint[:12]>`` (``COLLECTION`` is
+``sitetune_chunks`` unless the URI names another), one row per chunk (``id`` = chunk_id, ``vector``,
+``doc_hash``); the chunk records, the BM25 index and the manifest live in a local sidecar directory (an
+:class:`EmbeddedStore` without vectors): ``PATH.db.sitetune/`` for Lite,
+``$SITETUNE_CACHE_DIR/milvus/HOST_PORT_COLLECTION/`` (default ``~/.cache/sitetune/...``) for a server.
+
+A re-index upserts the rows the model's collection lacks (new or changed chunks, or rows an interrupted
+run never wrote), waits until the server shows them, writes the sidecar generation, and only then deletes
+rows no longer in the corpus and the collections of other models. Until the sidecar switches, readers
+keep the previous generation and its collection whole; searches only return ids the sidecar knows; so a
+failure at any point leaves a consistent store, and the next run resumes from what the collection holds.
+
+Every call has a timeout (``SITETUNE_MILVUS_TIMEOUT_S``, default 30 s): a server that is down, or goes
+away mid-call, gives a :class:`StoreError` naming the URI and the operation instead of minutes of retries.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -20,7 +32,11 @@ from sitetune.errors import SitetuneError
 from sitetune.index.store import EmbeddedStore, Generation, StoreError
 
 DEFAULT_COLLECTION = "sitetune_chunks"
+DEFAULT_TIMEOUT_S = 30.0
+TIMEOUT_ENV = "SITETUNE_MILVUS_TIMEOUT_S"
 _BATCH = 1000
+_FINGERPRINT_CHARS = 12
+T = TypeVar("T")
 
 
 def is_milvus_uri(store: str) -> bool:
@@ -28,18 +44,53 @@ def is_milvus_uri(store: str) -> bool:
     return store.startswith(("milvus://", "http://", "https://", "tcp://"))
 
 
+def _timeout_from_env() -> float:
+    raw = os.environ.get(TIMEOUT_ENV)
+    if not raw:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise SitetuneError(f"{TIMEOUT_ENV}={raw!r}: expected a positive number of seconds")
+    return value
+
+
+def _quiet_pymilvus() -> None:
+    """Keep pymilvus's own log lines (retries, reconnects, tracebacks) off the user's terminal.
+
+    pymilvus logs every failed attempt on stderr, with tracebacks, through handlers of its own; each
+    failure here becomes one StoreError naming the URI, the operation and pymilvus's reason, so those
+    lines only bury it. ``SITETUNE_MILVUS_LOG=1`` leaves them on for debugging.
+    """
+    if os.environ.get("SITETUNE_MILVUS_LOG"):
+        return
+    for name in ("pymilvus", "pymilvus.milvus_client"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _one_line(exc: BaseException) -> str:
+    # pymilvus messages carry the gRPC status and sometimes a multi-line debug string: keep the gist.
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return " ".join(str(text).split())[:300]
+
+
 class MilvusStore:
-    """A chunk collection in Milvus plus its local sidecar.
+    """A model's chunk collection in Milvus plus the local sidecar.
 
     Args:
         uri: ``milvus://PATH.db`` (Milvus Lite) or ``http(s)://HOST:PORT[/COLLECTION]`` (a server).
+        timeout_s: Limit of every call to Milvus (connecting included); default from
+            ``SITETUNE_MILVUS_TIMEOUT_S``, else 30 s.
 
     Call :meth:`close` when done: Milvus Lite runs a server process for the open client.
     """
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, timeout_s: float | None = None) -> None:
         self.uri = uri
-        self.collection = DEFAULT_COLLECTION
+        self.name = DEFAULT_COLLECTION
+        self.timeout_s = timeout_s if timeout_s is not None else _timeout_from_env()
         if uri.startswith("milvus://"):
             db = uri.removeprefix("milvus://")
             if not db.endswith(".db"):
@@ -50,42 +101,80 @@ class MilvusStore:
         else:
             match = re.match(r"^(?:https?|tcp)://([^/]+)(?:/(\w+))?/?$", uri)
             if not match:
-                raise SitetuneError(
-                    f"not a Milvus server URI: {uri} (expected http://HOST:19530[/COLLECTION])"
-                )
-            self.collection = match.group(2) or DEFAULT_COLLECTION
+                raise SitetuneError(f"not a Milvus server URI: {uri} (expected http://HOST:19530[/COLLECTION])")
+            self.name = match.group(2) or DEFAULT_COLLECTION
             self.client_uri = uri if match.group(2) is None else uri[: uri.rindex("/")]
-            name = re.sub(r"\W", "_", f"{match.group(1)}_{self.collection}")
-            self.sidecar = EmbeddedStore(Path.home() / ".cache" / "sitetune" / "milvus" / name)
+            folder = re.sub(r"\W", "_", f"{match.group(1)}_{self.name}")
+            cache = Path(os.environ.get("SITETUNE_CACHE_DIR") or Path.home() / ".cache" / "sitetune")
+            self.sidecar = EmbeddedStore(cache / "milvus" / folder)
             self.lite = False
+        #: The collection searched and written: set by :meth:`use_model` (from a manifest's fingerprint).
+        self.collection = ""
         self._client: Any = None
+
+    # --- plumbing ----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        """Turn whatever pymilvus raises inside into a StoreError naming the URI and the operation."""
+        try:
+            yield
+        except SitetuneError:
+            raise
+        except Exception as exc:  # pymilvus raises MilvusException, grpc errors, timeouts, OSError...
+            raise StoreError(f"Milvus at {self.uri}: {what} failed: {_one_line(exc)}") from exc
+
+    def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one client call with the timeout, under :meth:`_guard`."""
+        with self._guard(what):
+            return fn(*args, timeout=self.timeout_s, **kwargs)
 
     @property
     def client(self) -> Any:
+        """The pymilvus client, connected on first use."""
         if self._client is None:
             try:
                 from pymilvus import MilvusClient
             except ImportError as exc:
-                raise SitetuneError(
-                    "Milvus stores need pymilvus: pip install 'pymilvus' 'milvus-lite'"
-                ) from exc
+                raise SitetuneError("Milvus stores need pymilvus: pip install 'pymilvus' 'milvus-lite'") from exc
+            _quiet_pymilvus()
             if self.lite:
                 Path(self.client_uri).parent.mkdir(parents=True, exist_ok=True)
             try:
-                self._client = MilvusClient(self.client_uri)
+                self._client = MilvusClient(self.client_uri, timeout=self.timeout_s)
             except Exception as exc:  # pymilvus raises many types for an unreachable or broken store
-                raise SitetuneError(f"cannot open Milvus at {self.uri}: {exc}") from exc
+                hint = "" if self.lite else " (is the server running and reachable?)"
+                raise StoreError(f"cannot connect to Milvus at {self.uri}{hint}: {_one_line(exc)}") from exc
         return self._client
 
     def close(self) -> None:
-        """Close the client (and stop Milvus Lite's server process)."""
+        """Close the client (and stop Milvus Lite's server process); never raises."""
         if self._client is not None:
-            self._client.close()
-            self._client = None
+            client, self._client = self._client, None
+            # A server that went away cannot be said goodbye to; nothing is lost by not trying harder.
+            with contextlib.suppress(Exception):
+                client.close()
 
     def load(self) -> Generation:
         """The sidecar's current generation (records, BM25, manifest; ``vectors`` is ``None``)."""
         return self.sidecar.load()
+
+    def collection_for(self, fingerprint: str) -> str:
+        """The collection holding the vectors of the model with this fingerprint."""
+        return f"{self.name}_{fingerprint[:_FINGERPRINT_CHARS]}"
+
+    def use_model(self, fingerprint: str) -> str:
+        """Select the collection of the model with this fingerprint; returns its name."""
+        self.collection = self.collection_for(fingerprint)
+        return self.collection
+
+    def has_collection(self) -> bool:
+        """Whether the selected collection exists."""
+        return bool(self._call("checking the collection", self.client.has_collection, self.collection))
+
+    def load_collection(self) -> None:
+        """Load the selected collection into the server's memory (searches need it)."""
+        self._call("loading the collection", self.client.load_collection, self.collection)
 
     def _create(self, dim: int) -> None:
         from pymilvus import DataType
@@ -96,79 +185,108 @@ class MilvusStore:
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         schema.add_field("doc_hash", DataType.VARCHAR, max_length=64)
         params = client.prepare_index_params()
-        # Lite: exact FLAT search; a server: AUTOINDEX (HNSW), approximate and fast at scale.
-        params.add_index(
-            field_name="vector", index_type="FLAT" if self.lite else "AUTOINDEX", metric_type="IP"
+        # Lite: exact FLAT search; a server: AUTOINDEX (HNSW) on sealed segments, approximate and fast at
+        # scale (segments below the server's index threshold, ~1k rows, are scanned exactly).
+        params.add_index(field_name="vector", index_type="FLAT" if self.lite else "AUTOINDEX", metric_type="IP")
+        self._call(
+            "creating the collection",
+            client.create_collection,
+            self.collection,
+            schema=schema,
+            index_params=params,
+            consistency_level="Strong",
         )
-        client.create_collection(self.collection, schema=schema, index_params=params)
 
-    def sync(
-        self,
-        ids: Sequence[str],
-        doc_hashes: Sequence[str],
-        vectors: np.ndarray,
-        removed: Sequence[str],
-        *,
-        dim: int,
-        rebuild: bool,
-    ) -> None:
-        """Upsert ``ids``'s rows and delete ``removed``; ``rebuild`` drops the collection first.
+    def _wait_visible(self) -> None:
+        # A Strong read returns only once the server has applied every write before it: after this, an
+        # ordinary (bounded-staleness, faster) search sees all rows written so far.
+        self._call(
+            "waiting for the writes to become visible",
+            self.client.query,
+            self.collection,
+            filter="",
+            output_fields=["count(*)"],
+            consistency_level="Strong",
+        )
+
+    # --- writing -----------------------------------------------------------------------------------
+
+    def present(self) -> dict[str, str]:
+        """chunk_id -> doc_hash of every row in the selected collection (what a re-index may keep)."""
+        if not self.has_collection():
+            return {}
+        self.load_collection()
+        out: dict[str, str] = {}
+        iterator = self._call(
+            "listing the rows",
+            self.client.query_iterator,
+            self.collection,
+            batch_size=_BATCH,
+            filter="",
+            output_fields=["doc_hash"],
+            consistency_level="Strong",
+        )
+        try:
+            while True:
+                with self._guard("listing the rows"):
+                    batch = iterator.next()
+                if not batch:
+                    break
+                out.update({row["id"]: row["doc_hash"] for row in batch})
+        finally:
+            with contextlib.suppress(Exception):  # closing a broken iterator must not hide the error
+                iterator.close()
+        return out
+
+    def upsert(self, ids: Sequence[str], doc_hashes: Sequence[str], vectors: np.ndarray, *, dim: int) -> None:
+        """Create the selected collection if needed, upsert these rows and wait until they are visible.
 
         Args:
             ids: Chunk ids whose vectors are new or changed.
             doc_hashes: One per id.
-            vectors: (len(ids), dim) float32.
-            removed: Chunk ids no longer in the corpus.
-            dim: Vector size (the collection is recreated if it differs).
-            rebuild: Drop everything first (another model embedded the old rows).
+            vectors: (len(ids), dim) float32 unit rows.
+            dim: Vector size.
         """
-        client = self.client
-        if client.has_collection(self.collection):
-            fields = client.describe_collection(self.collection).get("fields", [])
-            old_dim = next(
-                (f.get("params", {}).get("dim") for f in fields if f.get("name") == "vector"), None
-            )
-            if rebuild or (old_dim is not None and int(old_dim) != dim):
-                client.drop_collection(self.collection)
-        if not client.has_collection(self.collection):
+        if not self.has_collection():
             self._create(dim)
         for start in range(0, len(ids), _BATCH):
             rows = [
                 {"id": ids[i], "vector": vectors[i].tolist(), "doc_hash": doc_hashes[i]}
                 for i in range(start, min(start + _BATCH, len(ids)))
             ]
-            client.upsert(self.collection, rows)
-        for start in range(0, len(removed), _BATCH):
-            client.delete(self.collection, ids=list(removed[start : start + _BATCH]))
-        client.load_collection(self.collection)
+            self._call(f"upserting rows {start}-{start + len(rows)}", self.client.upsert, self.collection, rows)
+        self.load_collection()
+        self._wait_visible()
 
-    def present(self) -> dict[str, str]:
-        """chunk_id -> doc_hash of every row in the collection (to know what a re-index may keep)."""
-        client = self.client
-        if not client.has_collection(self.collection):
-            return {}
-        client.load_collection(self.collection)
-        out: dict[str, str] = {}
-        iterator = client.query_iterator(
-            self.collection, batch_size=_BATCH, filter="", output_fields=["doc_hash"]
-        )
-        try:
-            while batch := iterator.next():
-                out.update({row["id"]: row["doc_hash"] for row in batch})
-        finally:
-            iterator.close()
-        return out
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete rows from the selected collection."""
+        for start in range(0, len(ids), _BATCH):
+            batch = list(ids[start : start + _BATCH])
+            self._call("deleting removed rows", self.client.delete, self.collection, ids=batch)
+        if ids:
+            self._wait_visible()
 
-    def search(
-        self, query: np.ndarray, k: int, allowed: Sequence[str] | None = None
-    ) -> list[tuple[str, float]]:
+    def drop_other_models(self) -> list[str]:
+        """Drop this store's collections of other models (left by an earlier model); returns their names."""
+        pattern = re.compile(rf"^{re.escape(self.name)}_[0-9a-f]{{{_FINGERPRINT_CHARS}}}$")
+        names = self._call("listing collections", self.client.list_collections)
+        dropped = [n for n in names if pattern.match(n) and n != self.collection]
+        for name in dropped:
+            self._call(f"dropping collection {name}", self.client.drop_collection, name)
+        return dropped
+
+    # --- reading -----------------------------------------------------------------------------------
+
+    def search(self, query: np.ndarray, k: int, allowed: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """Top ``k`` (chunk_id, inner product) for a unit query vector, optionally within ``allowed``."""
         flt = ""
         if allowed is not None:
             if not allowed:
                 return []
             flt = "id in [" + ",".join(f'"{i}"' for i in allowed) + "]"
-        result = self.client.search(
+        result = self._call(
+            "searching",
+            self.client.search,
             self.collection,
             data=[query.astype(np.float32).tolist()],
             limit=k,

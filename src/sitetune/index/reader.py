@@ -95,12 +95,14 @@ def open_store(store: str | Path) -> StoreReader:
     if is_milvus_uri(uri):
         milvus = MilvusStore(uri)
         generation = milvus.load()
+        milvus.use_model(generation.manifest.model_fingerprint)
         try:
-            if not milvus.client.has_collection(milvus.collection):
+            if not milvus.has_collection():
                 raise StoreError(
-                    f"Milvus at {uri} has no collection '{milvus.collection}': run sitetune index"
+                    f"Milvus at {uri} has no collection '{milvus.collection}' for the model that built "
+                    f"{milvus.sidecar.root}: run sitetune index"
                 )
-            milvus.client.load_collection(milvus.collection)
+            milvus.load_collection()
         except BaseException:
             milvus.close()
             raise
