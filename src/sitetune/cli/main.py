@@ -10,6 +10,7 @@ from sitetune.cli import (
     crawl_cmd,
     evaluate_cmd,
     export_cmd,
+    report_cmd,
     run_cmd,
     service_cmd,
     train_cmd,
@@ -23,7 +24,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (crawl_cmd, corpus_cmd, train_cmd, evaluate_cmd, service_cmd, answer_cmd, export_cmd, run_cmd):
+for module in (crawl_cmd, corpus_cmd, train_cmd, evaluate_cmd, service_cmd, answer_cmd, export_cmd, run_cmd,
+               report_cmd):
     module.register(app)
 
 if __name__ == "__main__":
