@@ -238,7 +238,7 @@ def test_openapi_documents_the_api(client: TestClient, live: str) -> None:
 
 
 def test_serve_command_prints_its_url_and_serves(
-    cbs_csv: Path, tmp_path_factory: pytest.TempPathFactory
+    cbs_csv: Path, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
     import os
     import socket
@@ -249,7 +249,9 @@ def test_serve_command_prints_its_url_and_serves(
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "sitetune.cli.main", "serve", "--store", str(store), "--port", str(port)]
+    log_path = tmp_path / "queries.jsonl"
+    command = [sys.executable, "-m", "sitetune.cli.main", "serve", "--store", str(store), "--port", str(port),
+               "--query-log", str(log_path)]
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -264,6 +266,7 @@ def test_serve_command_prints_its_url_and_serves(
             line = process.stdout.readline()
             assert line or process.poll() is None, "serve exited without printing its URL"
         assert line.startswith(f"sitetune serving {store} at http://127.0.0.1:{port}/"), line
+        assert process.stdout.readline().startswith(f"logging questions and feedback to {log_path}")
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -277,6 +280,7 @@ def test_serve_command_prints_its_url_and_serves(
             f"http://127.0.0.1:{port}/answer", json={"question": "When is the deadline?"}, timeout=30
         )
         assert answer.status_code == 200 and answer.json()["citations"]
+        assert '"question":"When is the deadline?"' in log_path.read_text(encoding="utf-8")
     finally:
         process.terminate()
         process.wait(20)
@@ -291,6 +295,8 @@ def test_serve_command_rejects_bad_flags(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "both --llm-url and --llm-model" in result.output
     result = CliRunner().invoke(app, ["serve", "--store", str(tmp_path / "none")])
     assert result.exit_code == 2 and "error:" in result.output
+    result = CliRunner().invoke(app, ["serve", "--store", str(tmp_path), "--query-log", str(tmp_path / "no/q.jsonl")])
+    assert result.exit_code == 2 and "the query log's folder does not exist" in result.output
 
 
 def test_overload_gets_an_immediate_503_not_a_queue(searcher: Any) -> None:
@@ -308,3 +314,57 @@ def test_overload_gets_an_immediate_503_not_a_queue(searcher: Any) -> None:
     busy = next(r for r in responses if r.status_code == 503)
     assert busy.headers["retry-after"] == "1"
     assert busy.json()["detail"] == "the server is busy: try again in a moment"
+
+
+def test_answer_links_point_at_the_quoted_text(client: TestClient) -> None:
+    answer = client.post("/answer", json={"question": "When is the application deadline?"}).json()
+    texts = {h["chunk_id"]: h["text"] for h in answer["hits"]}
+    for citation in answer["citations"]:
+        assert citation["link"].startswith(citation["url"] + "#:~:text=")
+        for quote in citation["quotes"]:
+            assert quote in texts[citation["chunk_id"]]  # verbatim section text
+            assert " ".join(quote.split()) in " ".join(answer["text"].split())  # and what the answer says
+    quoted = [h for h in answer["hits"] if h["quoted"]]
+    assert quoted, "the cited sections carry the spans the answer quotes"
+    for hit in quoted:
+        assert all(0 <= s["start"] < s["end"] <= len(hit["text"]) for s in hit["quoted"])
+    results = client.get("/search", params={"q": "application deadline", "k": 3}).json()["results"]
+    assert all(r["link"].startswith(r["url"] + "#:~:text=") and r["quoted"] == [] for r in results)
+
+
+def test_feedback_is_refused_without_a_query_log(client: TestClient) -> None:
+    answer = client.post("/answer", json={"question": "When is the application deadline?"}).json()
+    assert answer["log_id"] is None
+    response = client.post("/feedback", json={"id": "0123456789abcdef", "helpful": True})
+    assert response.status_code == 404 and "no query log" in response.json()["detail"]
+
+
+def test_query_log_records_questions_and_feedback(searcher: Any, tmp_path: Path) -> None:
+    from sitetune.serve.querylog import QueryLog, read_log
+
+    log_path = tmp_path / "queries.jsonl"
+    logged = TestClient(create_app(searcher, query_log=QueryLog(log_path)))
+    answered = logged.post("/answer", json={"question": "When is the application deadline?"}).json()
+    missing = logged.post("/answer", json={"question": "What is the capital of Peru?", "k": 2}).json()
+    assert len(answered["log_id"]) == 16 and answered["log_id"] != missing["log_id"]
+    ok = logged.post("/feedback", json={"id": answered["log_id"], "helpful": False})
+    assert ok.status_code == 200 and ok.json() == {"recorded": True}
+    for body, message in [
+        ({"id": "not-an-id", "helpful": True}, "body.id"),
+        ({"id": answered["log_id"]}, "body.helpful: is required"),
+        ({"id": answered["log_id"], "helpful": True, "ip": "1.2.3.4"}, "body.ip: is not a known field"),
+    ]:
+        bad = logged.post("/feedback", json=body)
+        assert bad.status_code == 422 and bad.json()["detail"].startswith(message), bad.json()
+
+    entries = list(read_log(log_path))
+    assert [(e["type"], e.get("answered"), e.get("helpful")) for e in entries] == [
+        ("question", True, None),
+        ("question", False, None),
+        ("feedback", None, False),
+    ]
+    assert entries[0]["cited"][0]["chunk_id"] == answered["citations"][0]["chunk_id"]
+    assert [s["chunk_id"] for s in entries[1]["top"]] == [h["chunk_id"] for h in missing["hits"]]
+    # Nothing about the client: the test client's address and headers appear nowhere.
+    raw = log_path.read_text(encoding="utf-8")
+    assert "testclient" not in raw and "127.0.0.1" not in raw and "user-agent" not in raw.lower()

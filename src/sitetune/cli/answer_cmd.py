@@ -141,6 +141,14 @@ def register(app: typer.Typer) -> None:
         warm: Annotated[
             bool, typer.Option("--warm/--no-warm", help="Encode all answer sentences before serving.")
         ] = True,
+        query_log: Annotated[
+            str | None,
+            typer.Option(
+                "--query-log",
+                help="Append questions and thumbs up/down to this JSON-lines file (off by default; "
+                "no IP addresses or cookies; 10 MiB files, 5 kept). `sitetune report` summarises it.",
+            ),
+        ] = None,
     ) -> None:
         """Serve the search API and the web page for STORE (Ctrl-C stops)."""
         from sitetune.config import EncoderConfig, ServeConfig
@@ -162,5 +170,6 @@ def register(app: typer.Typer) -> None:
             llm=_llm_config(llm_url, llm_model, llm_key_env, llm_timeout),
             warm_answers=warm,
             access_log=access_log,
+            query_log=query_log,
             log=typer.echo,
         )

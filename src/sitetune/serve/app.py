@@ -1,7 +1,9 @@
 """The HTTP API and the web page: ``create_app(searcher, config)`` builds the FastAPI app.
 
-Endpoints: ``GET /healthz``, ``GET /pages``, ``GET /search``, ``POST /answer``, the OpenAPI document at
-``/openapi.json`` (``/docs`` shows it), and the single page at ``/`` with its files under ``/static``.
+Endpoints: ``GET /healthz``, ``GET /pages``, ``GET /search``, ``POST /answer``, ``POST /feedback``, the
+OpenAPI document at ``/openapi.json`` (``/docs`` shows it), and the single page at ``/`` with its files under
+``/static``. Citations and results carry deep links (:mod:`sitetune.serve.deeplinks`); with a
+:class:`~sitetune.serve.querylog.QueryLog`, questions and feedback are logged.
 The model is loaded once (inside the searcher) and shared; endpoints are sync functions so FastAPI runs
 encoding in its threadpool, never on the event loop.
 """
@@ -9,6 +11,7 @@ encoding in its threadpool, never on the event loop.
 # No ``from __future__ import annotations`` here: FastAPI reads the endpoint signatures at run time, and
 # the page filter's schema is built from the searcher's page list inside create_app.
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,13 +29,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sitetune.answer import Answer, Answerer, LLMConfig, ReuseLastQuery, SearcherLike
 from sitetune.config import AnswerConfig, ServeConfig
 from sitetune.search.types import SearchHit
+from sitetune.serve.deeplinks import opening_link, quote_link, quoted_spans
 from sitetune.serve.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from sitetune.serve.querylog import ID_PATTERN, QueryLog, section_entry
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_QUERY_CHARS = 1000
 MAX_K = 50
 T = TypeVar("T")
 _FASTAPI_BODY_ERROR = "There was an error parsing the body"
+_LOG = logging.getLogger(__name__)
 
 
 class FieldError(BaseModel):
@@ -57,6 +63,13 @@ class Place(BaseModel):
     url: str
 
 
+class Span(BaseModel):
+    """Characters ``text[start:end]`` of a result."""
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+
 class Hit(BaseModel):
     """One search result. ``text`` is page text: render it as text, never as HTML or Markdown."""
 
@@ -66,10 +79,14 @@ class Hit(BaseModel):
     page_name: str
     section_title: str
     url: str
-    also_on: list[Place]
+    link: str = Field(description="``url`` with a text fragment pointing at the section's opening words.")
+    also_on: list[Place] = Field(description="The other pages the same text appears on (boilerplate).")
+    quoted: list[Span] = Field(
+        default_factory=list, description="Parts of ``text`` the answer quotes (empty for /search)."
+    )
 
     @classmethod
-    def of(cls, hit: SearchHit) -> "Hit":
+    def of(cls, hit: SearchHit, quoted: Sequence[tuple[int, int]] = ()) -> "Hit":
         return cls(
             chunk_id=hit.chunk_id,
             text=hit.text,
@@ -77,9 +94,11 @@ class Hit(BaseModel):
             page_name=hit.page_name,
             section_title=hit.section_title,
             url=hit.url,
+            link=opening_link(hit.url, hit.text, hit.section_title),
             also_on=[
                 Place(page_name=p.page_name, section_title=p.section_title, url=p.url) for p in hit.also_on
             ],
+            quoted=[Span(start=a, end=b) for a, b in quoted],
         )
 
 
@@ -97,6 +116,8 @@ class CitationOut(BaseModel):
     page_name: str
     section_title: str
     url: str
+    link: str = Field(description="``url`` with a text fragment pointing at the quoted passages.")
+    quotes: list[str] = Field(description="The passages of the section this citation quotes, verbatim.")
 
 
 class AnswerRequest(BaseModel):
@@ -124,6 +145,22 @@ class AnswerResponse(BaseModel):
     mode: str
     warning: str | None = None
     took_ms: float
+    log_id: str | None = Field(
+        default=None, description="Send it to POST /feedback with a thumbs up or down; null when not logged."
+    )
+
+
+class FeedbackRequest(BaseModel):
+    """A reader's verdict on one answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=ID_PATTERN, description="The answer's ``log_id``.", examples=["3f2a9c0d41b7e865"])
+    helpful: bool = Field(description="True for a thumbs up, false for a thumbs down.")
+
+
+class FeedbackResponse(BaseModel):
+    recorded: bool
 
 
 class Health(BaseModel):
@@ -184,17 +221,31 @@ def _error(status: int, detail: str, errors: Sequence[FieldError] = ()) -> JSONR
 
 
 def _answer_out(answer: Answer, question: str, took_ms: float) -> AnswerResponse:
+    texts = {h.chunk_id: h.text for h in answer.hits}
+    citations = []
+    quoted: dict[str, list[tuple[int, int]]] = {}
+    for c in answer.citations:
+        text = texts.get(c.chunk_id, "")
+        spans = quoted_spans(answer.text, c.n, text) if answer.found else []
+        quoted.setdefault(c.chunk_id, []).extend(spans)
+        quotes = [text[a:b] for a, b in spans]
+        citations.append(
+            CitationOut(
+                n=c.n,
+                chunk_id=c.chunk_id,
+                page_name=c.page_name,
+                section_title=c.section_title,
+                url=c.url,
+                link=quote_link(c.url, text, spans) if spans else opening_link(c.url, text, c.section_title),
+                quotes=quotes,
+            )
+        )
     return AnswerResponse(
         question=question,
         found=answer.found,
         text=answer.text,
-        citations=[
-            CitationOut(
-                n=c.n, chunk_id=c.chunk_id, page_name=c.page_name, section_title=c.section_title, url=c.url
-            )
-            for c in answer.citations
-        ],
-        hits=[Hit.of(h) for h in answer.hits],
+        citations=citations,
+        hits=[Hit.of(h, sorted(set(quoted.get(h.chunk_id, [])))) for h in answer.hits],
         score=round(answer.score, 4),
         mode=answer.mode,
         warning=answer.warning,
@@ -222,6 +273,7 @@ def create_app(
     llm: LLMConfig | None = None,
     model_name: str | None = None,
     warm_answers: bool = False,
+    query_log: QueryLog | None = None,
 ) -> FastAPI:
     """Build the app around an opened searcher.
 
@@ -232,6 +284,7 @@ def create_app(
         llm: Generative mode for ``POST /answer``; ``None`` answers extractively.
         model_name: Shown by ``/healthz``.
         warm_answers: Encode every sentence of the store before serving, so first answers are fast.
+        query_log: Where questions and feedback are logged; ``None`` logs nothing (the default).
     """
     config = config or ServeConfig()
     pages = list(searcher.pages)
@@ -344,9 +397,33 @@ def create_app(
         def work() -> AnswerResponse:
             with model_lock:
                 result = answerer.answer(body.question, k=body.k, page=body.page, fallback=True)
-            return _answer_out(result, body.question, (time.perf_counter() - start) * 1000)
+            out = _answer_out(result, body.question, (time.perf_counter() - start) * 1000)
+            if query_log is not None:
+                out.log_id = _log_answer(query_log, body, result)
+            return out
 
         return await run_model(work)
+
+    @app.post(
+        "/feedback",
+        response_model=FeedbackResponse,
+        tags=["answer"],
+        responses={
+            404: {"model": ErrorResponse, "description": "The server keeps no query log (no --query-log)"},
+            422: _ERRORS[422],
+            413: {"model": ErrorResponse, "description": "Request body too large"},
+        },
+    )
+    def feedback(body: FeedbackRequest) -> FeedbackResponse:
+        """A thumbs up or down for an answer (its ``log_id``), appended to the query log."""
+        if query_log is None:
+            raise StarletteHTTPException(404, "feedback is not collected: the server keeps no query log")
+        try:
+            query_log.log_feedback(body.id, body.helpful)
+        except OSError as exc:
+            _LOG.warning("query log: feedback not written: %s", exc)
+            return FeedbackResponse(recorded=False)
+        return FeedbackResponse(recorded=True)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -370,6 +447,23 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)  # added last: outermost, so every response gets them
     return app
+
+
+def _log_answer(query_log: QueryLog, body: AnswerRequest, result: Answer) -> str | None:
+    """Log the question; a log that cannot be written (disk full) costs the entry, never the answer."""
+    try:
+        return query_log.log_question(
+            body.question,
+            page=body.page,
+            answered=result.found,
+            mode=result.mode,
+            score=result.score,
+            top=[section_entry(h.chunk_id, h.page_name, h.section_title) for h in result.hits],
+            cited=[section_entry(c.chunk_id, c.page_name, c.section_title) for c in result.citations],
+        )
+    except OSError as exc:
+        _LOG.warning("query log: question not written: %s", exc)
+        return None
 
 
 def _patch_openapi(app: FastAPI, pages: list[str]) -> None:

@@ -22,6 +22,7 @@ def run_server(
     llm: LLMConfig | None = None,
     warm_answers: bool = True,
     access_log: bool = False,
+    query_log: str | Path | None = None,
     log: Callable[[str], object] = print,
 ) -> None:
     """Open ``store`` once and serve the API and web page on ``config.host:config.port`` until interrupted.
@@ -35,17 +36,24 @@ def run_server(
         llm: Generative answers through an OpenAI-compatible endpoint; ``None`` answers extractively.
         warm_answers: Encode every answer sentence before the first request.
         access_log: Log every request.
+        query_log: Append questions and feedback to this JSON-lines file (see
+            :mod:`sitetune.serve.querylog`); ``None`` logs nothing.
         log: Receives the line with the URL, printed once the model is loaded.
     """
     import uvicorn
 
     from sitetune.search import Searcher
     from sitetune.serve.app import create_app
+    from sitetune.serve.querylog import QueryLog
 
     config = config or ServeConfig()
+    questions = QueryLog(query_log) if query_log is not None else None  # a bad path fails before the model loads
     with Searcher.open(store, encoder or EncoderConfig(), model) as searcher:
         app = create_app(searcher, config, answer_config=answer_config, llm=llm,
-                         model_name=Path(searcher.model_path).name, warm_answers=warm_answers)
+                         model_name=Path(searcher.model_path).name, warm_answers=warm_answers,
+                         query_log=questions)
         shown = f"[{config.host}]" if ":" in config.host else config.host
         log(f"sitetune serving {store} at http://{shown}:{config.port}/ (API docs /docs, OpenAPI /openapi.json)")
+        if questions is not None:
+            log(f"logging questions and feedback to {questions.path} (no IP addresses or cookies)")
         uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=access_log)
