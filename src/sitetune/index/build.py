@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from sitetune.config import EncoderConfig
 from sitetune.corpus import Chunk, Corpus
 from sitetune.encode import load_encoder
 from sitetune.errors import SitetuneError
+from sitetune.index.ann import AnnIndex, min_vectors
 from sitetune.index.identity import corpus_hash, doc_hash, model_fingerprint
 from sitetune.index.milvus import MilvusStore, is_milvus_uri
 from sitetune.index.store import EmbeddedStore, Generation, Manifest, StoreError
@@ -50,6 +52,8 @@ class IndexReport:
         model_path: The model folder.
         dim: Vector size.
         seconds: Wall time.
+        ann: The generation's approximate index (its manifest record: parameters, measured recall), or
+            ``None`` where the store searches exactly.
     """
 
     store: str
@@ -61,6 +65,7 @@ class IndexReport:
     model_path: str
     dim: int
     seconds: float
+    ann: dict[str, object] | None = None
 
 
 def _previous(backend: EmbeddedStore | MilvusStore) -> Generation | None:
@@ -87,6 +92,37 @@ def _clean_up_milvus(backend: MilvusStore, stale: list[str]) -> None:
         warnings.warn(f"the index is updated, but cleaning up old rows failed: {exc}", RuntimeWarning, stacklevel=3)
 
 
+def _approximate_index(
+    vectors: np.ndarray, reusable: AnnIndex | None, threshold: int | None, progress: bool
+) -> AnnIndex | None:
+    """The HNSW index a new generation gets: none below the threshold, the previous one if the vectors
+    are the previous generation's, else a new one if it passes its recall check."""
+    limit = min_vectors() if threshold is None else threshold
+    if len(vectors) == 0 or len(vectors) < limit:
+        return None
+    if reusable is not None:
+        return reusable
+    if progress:
+        print(f"building the HNSW index over {len(vectors):,} vectors ...", file=sys.stderr, flush=True)
+    ann = AnnIndex.build(vectors)
+    if progress:
+        print(
+            f"HNSW index built in {ann.info.build_seconds:.0f} s: recall@10 {ann.info.recall_at_10:.3f} "
+            f"against exact search at efSearch {ann.info.ef_search}",
+            file=sys.stderr,
+            flush=True,
+        )
+    if not ann.info.usable:
+        warnings.warn(
+            f"the HNSW index reached recall@10 {ann.info.recall_at_10:.3f} < {ann.info.target}: "
+            "the store keeps exact search",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    return ann
+
+
 def build_index(
     corpus_path: str | Path,
     model: str | Path,
@@ -95,6 +131,7 @@ def build_index(
     progress: bool = True,
     *,
     bm25_fields: str = DEFAULT_BM25_FIELDS,
+    ann_min_vectors: int | None = None,
 ) -> IndexReport:
     """Embed a corpus's unique chunks and persist vectors, records and BM25 as a new store generation.
 
@@ -109,6 +146,8 @@ def build_index(
         encoder_config: Backend, precision and batch size for encoding.
         progress: Show a progress bar while encoding.
         bm25_fields: What BM25 matches (see :func:`bm25_text`).
+        ann_min_vectors: Embedded stores with at least this many chunks get an HNSW index (0: always);
+            default ``SITETUNE_ANN_MIN_VECTORS``, else :data:`sitetune.index.ann.MIN_VECTORS`.
 
     Returns:
         An :class:`IndexReport`.
@@ -134,6 +173,7 @@ def build_index(
         with lock_store.lock():
             prev = _previous(backend)
             present: dict[str, str] = {}
+            ann: AnnIndex | None = None
             old_rows: dict[tuple[str, str], int] = {}
             if isinstance(backend, MilvusStore):
                 # The model's own collection says which rows need no encoding: those it holds with the
@@ -181,7 +221,17 @@ def build_index(
                     if keep:
                         new_idx, old_idx = map(list, zip(*keep, strict=True))
                         vectors[new_idx] = prev.vectors[old_idx]
-                number = backend.write(manifest, chunks, hashes, vectors, bm25)
+                # The previous ANN index still fits when this generation has the very same rows.
+                same_rows = (
+                    prev is not None
+                    and not todo
+                    and len(prev.chunks) == len(chunks)
+                    and all(p.chunk_id == c.chunk_id for p, c in zip(prev.chunks, chunks, strict=True))
+                )
+                ann = _approximate_index(
+                    vectors, prev.ann if same_rows and prev is not None else None, ann_min_vectors, progress
+                )
+                number = backend.write(manifest, chunks, hashes, vectors, bm25, ann)
     finally:
         if isinstance(backend, MilvusStore):
             backend.close()
@@ -195,4 +245,5 @@ def build_index(
         model_path=str(encoder.model_path),
         dim=encoder.dim,
         seconds=round(time.perf_counter() - started, 3),
+        ann=ann.info.to_dict() if ann is not None else None,
     )

@@ -8,6 +8,7 @@ Layout (Lucene-style)::
       gen-000003/
         manifest.json      model identity, corpus hash, dim, count and a sha256 of every file below
         vectors.npy        (count, dim) float32 unit rows, in chunks.jsonl order (absent for Milvus sidecars)
+        hnsw.faiss         an HNSW index over vectors.npy, in stores of 50k chunks or more (see index/ann.py)
         chunks.jsonl       chunk_id, text, doc_hash, occurrences — one chunk per line
         bm25/              the BM25 index over the same chunks
 
@@ -35,6 +36,7 @@ import numpy as np
 from sitetune.atomic import atomic_write_text, fsync_dir, sha256_file
 from sitetune.corpus import Chunk, Occurrence
 from sitetune.errors import SitetuneError
+from sitetune.index.ann import ANN_FILE, AnnIndex, AnnInfo
 from sitetune.lexical import BM25Index
 
 STORE_FORMAT = 1
@@ -74,6 +76,7 @@ class Manifest:
         count: Number of chunks.
         bm25_fields: Which fields the BM25 index matches (see :func:`bm25_text`).
         files: Relative path -> sha256 of every file in the generation but the manifest.
+        ann: The approximate index's :class:`AnnInfo` (library, parameters, measured recall), if any.
         created: ISO time of writing.
         format: Store format version.
     """
@@ -88,6 +91,7 @@ class Manifest:
     count: int
     bm25_fields: str
     files: dict[str, str] = field(default_factory=dict)
+    ann: dict[str, Any] | None = None
     created: str = ""
     format: int = STORE_FORMAT
 
@@ -108,6 +112,7 @@ class Generation:
         vectors: (count, dim) float32, or ``None`` where a Milvus collection holds them.
         bm25: The lexical index over the chunks.
         path: The generation's directory.
+        ann: The approximate index over ``vectors``, if the generation has one.
     """
 
     manifest: Manifest
@@ -116,6 +121,7 @@ class Generation:
     vectors: np.ndarray | None
     bm25: BM25Index
     path: Path
+    ann: AnnIndex | None = None
 
 
 def chunk_to_json(chunk: Chunk, doc_hash: str) -> str:
@@ -227,13 +233,23 @@ class EmbeddedStore:
                     hashes.append(doc_hash)
         vectors = None
         if (gdir / VECTORS_FILE).is_file():
-            vectors = np.load(gdir / VECTORS_FILE, allow_pickle=False).astype(np.float32, copy=False)
+            # Memory-mapped: pages are shared by every process that opens this generation, and a store
+            # with an ANN index only touches the rows a page filter or a re-index needs.
+            vectors = np.load(gdir / VECTORS_FILE, mmap_mode="r", allow_pickle=False)
+            if vectors.dtype != np.float32:
+                raise StoreError(f"{gdir / VECTORS_FILE}: {vectors.dtype} vectors, expected float32")
             if vectors.shape != (len(chunks), manifest.dim):
                 raise StoreError(f"{gdir}: {vectors.shape[0]} vectors for {len(chunks)} chunks")
         if len(chunks) != manifest.count:
             raise StoreError(f"{gdir}: {len(chunks)} chunks, manifest says {manifest.count}")
         bm25 = BM25Index.load(gdir / BM25_DIR)
-        return Generation(manifest, chunks, hashes, vectors, bm25, gdir)
+        ann = None
+        if manifest.ann is not None:
+            info = AnnInfo.from_dict(manifest.ann)
+            ann = AnnIndex.load(gdir / info.file, info)
+            if vectors is None or len(ann) != len(vectors):
+                raise StoreError(f"{gdir}: the ANN index holds {len(ann)} vectors for {len(chunks)} chunks")
+        return Generation(manifest, chunks, hashes, vectors, bm25, gdir, ann)
 
     def load(self) -> Generation:
         """The current generation; if it is damaged, the newest intact one, with a warning.
@@ -293,6 +309,7 @@ class EmbeddedStore:
         doc_hashes: Sequence[str],
         vectors: np.ndarray | None,
         bm25: BM25Index,
+        ann: AnnIndex | None = None,
     ) -> int:
         """Write a new generation and make it current; call under :meth:`lock`.
 
@@ -302,6 +319,7 @@ class EmbeddedStore:
             doc_hashes: One per chunk.
             vectors: (len(chunks), dim) float32, or ``None`` for a sidecar of a Milvus collection.
             bm25: The BM25 index over ``chunks`` (same order).
+            ann: An approximate index over ``vectors`` (same rows) to store with them, if any.
 
         Returns:
             The new generation's number. The previous current generation is kept; older ones are removed.
@@ -326,9 +344,14 @@ class EmbeddedStore:
                 with open(tmp / VECTORS_FILE, "wb") as bfh:
                     np.save(bfh, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
             bm25.save(tmp / BM25_DIR)
+            if ann is not None:
+                ann.save(tmp / ANN_FILE)
             files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
             created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-            done = Manifest(**{**asdict(manifest), "generation": number, "files": files, "created": created})
+            fields = {"generation": number, "files": files, "created": created}
+            if ann is not None:
+                fields["ann"] = {**ann.info.to_dict(), "file": ANN_FILE}
+            done = Manifest(**{**asdict(manifest), **fields})
             (tmp / MANIFEST_FILE).write_text(json.dumps(asdict(done), indent=2) + "\n", encoding="utf-8")
             _step("files-written")
             _fsync_tree(tmp)

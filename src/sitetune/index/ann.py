@@ -1,0 +1,228 @@
+"""Approximate nearest-neighbour search for large embedded stores: a faiss HNSW index inside a generation.
+
+A store of at least :data:`MIN_VECTORS` chunks gets ``hnsw.faiss`` beside ``vectors.npy`` in each
+generation (same crash-safe write, same checksums). Building it measures recall@10 against exact search
+on :data:`RECALL_QUERIES` query-like vectors (noisy copies of stored vectors, cosine ~0.65 to their
+source, as a question to its answer), raises efSearch until recall@10 reaches :data:`RECALL_TARGET`, and
+records the outcome in the manifest (``ann``). An index that cannot reach the target is not used: the
+store keeps exact search. Searches with a page filter scan that page's rows exactly (a small subset).
+
+Why faiss HNSW (``benchmarks/ann.py``, ``benchmarks/results/ann.md``): at 100k clustered 384-d vectors
+faiss, hnswlib and usearch reach the same recall at similar latency and build time on this machine;
+faiss is maintained, already the project's benchmark library, and reads its index memory-mapped
+(``IO_FLAG_MMAP_IFC``), so several serving processes share one copy; hnswlib has had no release since
+2023 and loads its index into each process. Store sizes below the threshold search exactly: numpy's scan
+of 20k vectors takes ~1 ms, about what encoding the question costs, and a build would only add time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sitetune.errors import SitetuneError
+
+ANN_FILE = "hnsw.faiss"
+#: Stores with at least this many chunks get an HNSW index (``SITETUNE_ANN_MIN_VECTORS`` overrides).
+MIN_VECTORS = 50_000
+MIN_VECTORS_ENV = "SITETUNE_ANN_MIN_VECTORS"
+RECALL_TARGET = 0.98
+RECALL_QUERIES = 500
+#: HNSW graph degree and build beam: faiss's usual defaults for 384-d text embeddings.
+M = 16
+EF_CONSTRUCTION = 128
+#: efSearch values tried, smallest first, until recall@10 reaches the target.
+EF_SEARCH_STEPS = (32, 64, 128, 256, 512, 1024)
+# Noise added to a stored vector to make a query-like vector: |noise| = 1.17 gives cosine 0.65 to it.
+_QUERY_NOISE = 1.17
+
+
+def min_vectors() -> int:
+    """The store size from which :func:`build_index` builds an ANN index (env override, else default)."""
+    raw = os.environ.get(MIN_VECTORS_ENV)
+    if not raw:
+        return MIN_VECTORS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise SitetuneError(f"{MIN_VECTORS_ENV}={raw!r}: expected a whole number of vectors (0: always)")
+    return value
+
+
+@dataclass(frozen=True)
+class AnnInfo:
+    """What the manifest records about a generation's ANN index.
+
+    Attributes:
+        library: ``"faiss"``.
+        version: The library version that built it.
+        kind: The index type (``"IndexHNSWFlat"``, inner product).
+        file: Its file in the generation.
+        m: HNSW graph degree.
+        ef_construction: Build beam width.
+        ef_search: Search beam width chosen by the recall check (at least ``k`` at query time).
+        recall_at_10: Mean recall@10 against exact search at ``ef_search`` on the check's queries.
+        recall_at_100: Mean recall@100 at ``max(ef_search, 100)`` (what the hybrid search's dense ranking
+            asks for: its ``candidates`` default is 100).
+        recall_queries: How many query-like vectors the check used.
+        target: The recall@10 the index had to reach to be used.
+        build_seconds: Wall time of building and checking.
+    """
+
+    library: str
+    version: str
+    kind: str
+    file: str
+    m: int
+    ef_construction: int
+    ef_search: int
+    recall_at_10: float
+    recall_at_100: float
+    recall_queries: int
+    target: float
+    build_seconds: float
+
+    @property
+    def usable(self) -> bool:
+        """Whether the recall check passed."""
+        return self.recall_at_10 >= self.target
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AnnInfo:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError as exc:  # a core dependency; only a broken install lacks it
+        raise SitetuneError("approximate search needs faiss: pip install faiss-cpu") from exc
+    return faiss
+
+
+def _exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Exact top-``k`` row ids per query, best first (blocked: 64 queries at a time)."""
+    out = np.empty((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), 64):
+        scores = queries[start : start + 64] @ vectors.T
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+        out[start : start + 64] = np.take_along_axis(top, order, axis=1)
+    return out
+
+
+def _recall(found: np.ndarray, truth: np.ndarray) -> float:
+    k = truth.shape[1]
+    return float(np.mean([len(set(f.tolist()) & set(t.tolist())) / k for f, t in zip(found, truth, strict=True)]))
+
+
+def query_like(vectors: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` unit vectors near random stored vectors (cosine ~0.65), as questions are to their answers."""
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(vectors), size=min(n, len(vectors)), replace=False)
+    noise = rng.standard_normal((len(rows), vectors.shape[1])).astype(np.float32)
+    noise *= _QUERY_NOISE / np.linalg.norm(noise, axis=1, keepdims=True)
+    queries: np.ndarray = np.asarray(vectors[rows], dtype=np.float32) + noise
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    return queries
+
+
+class AnnIndex:
+    """A faiss HNSW index over a generation's vectors (row i of ``vectors.npy`` is id i).
+
+    Build one with :meth:`build`; open a generation's with :meth:`load`.
+    """
+
+    def __init__(self, index: Any, info: AnnInfo) -> None:
+        self.index = index
+        self.info = info
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, *, threads: int | None = None, seed: int = 0) -> AnnIndex:
+        """Build the index and run the recall check (see the module docstring).
+
+        Args:
+            vectors: (n, dim) float32 unit rows.
+            threads: Build threads (default: every CPU).
+            seed: Seed of the recall check's queries.
+
+        Returns:
+            The index; ``info.usable`` says whether it reached :data:`RECALL_TARGET`.
+        """
+        faiss = _faiss()
+        started = time.perf_counter()
+        data = np.ascontiguousarray(vectors, dtype=np.float32)
+        index = faiss.IndexHNSWFlat(data.shape[1], M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = EF_CONSTRUCTION
+        faiss.omp_set_num_threads(threads or os.cpu_count() or 1)
+        try:
+            index.add(data)
+            queries = query_like(data, RECALL_QUERIES, seed)
+            k10, k100 = min(10, len(data)), min(100, len(data))
+            truth = _exact_top(data, queries, k100)
+            ef_search, recall10 = EF_SEARCH_STEPS[-1], 0.0
+            for ef in EF_SEARCH_STEPS:
+                index.hnsw.efSearch = ef
+                recall10 = _recall(index.search(queries, k10)[1], truth[:, :k10])
+                if recall10 >= RECALL_TARGET:
+                    ef_search = ef
+                    break
+            index.hnsw.efSearch = max(ef_search, k100)
+            recall100 = _recall(index.search(queries, k100)[1], truth)
+        finally:
+            faiss.omp_set_num_threads(1)  # searches run one query at a time per process
+        info = AnnInfo(
+            library="faiss",
+            version=str(faiss.__version__),
+            kind="IndexHNSWFlat",
+            file=ANN_FILE,
+            m=M,
+            ef_construction=EF_CONSTRUCTION,
+            ef_search=ef_search,
+            recall_at_10=round(recall10, 4),
+            recall_at_100=round(recall100, 4),
+            recall_queries=len(queries),
+            target=RECALL_TARGET,
+            build_seconds=round(time.perf_counter() - started, 2),
+        )
+        return cls(index, info)
+
+    def save(self, path: Path) -> None:
+        """Write the index file (the caller fsyncs it with the rest of the generation)."""
+        _faiss().write_index(self.index, str(path))
+
+    @classmethod
+    def load(cls, path: Path, info: AnnInfo) -> AnnIndex:
+        """Open an index file memory-mapped (processes that open one generation share its pages)."""
+        faiss = _faiss()
+        faiss.omp_set_num_threads(1)
+        return cls(faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC), info)
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """Top ``k`` (row, inner product) for a unit query vector, best first."""
+        k = min(k, len(self))
+        if k <= 0:
+            return []
+        params = self._params(max(self.info.ef_search, k))
+        scores, ids = self.index.search(np.asarray(query, dtype=np.float32)[None, :], k, params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    @staticmethod
+    def _params(ef: int) -> Any:
+        # Per-call parameters: one loaded index may serve concurrent searches with different k.
+        params = _faiss().SearchParametersHNSW()
+        params.efSearch = ef
+        return params
