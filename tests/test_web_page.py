@@ -1,15 +1,32 @@
-"""The search page in headless Chromium (Debian's, driven by Playwright) against a live server."""
+"""The search page in headless Chromium (Debian's, driven by Playwright) against a live server.
+
+Two servers: the CBS slice store (long page names, hostile text) and the bundled sample site, crawled
+from its own local server so that citations link to pages Chromium can open (deep links are checked
+there). Screenshots at 390 and 1280 px go to ``$SITETUNE_TEST_ARTIFACTS`` when set (kept after the run),
+else to pytest's temporary folder.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
+import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
+from typer.testing import CliRunner
 
 from serve_helpers import HOSTILE_PAGE, live_server, session_store
+from sitetune.records import SectionRecord
 from sitetune.serve import create_app
+from sitetune.serve.deeplinks import opening_link, quote_link
+from sitetune.serve.querylog import QueryLog
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -22,6 +39,35 @@ CHROMIUM_ARGS = [
 ]
 
 
+#: Where a text fragment may leave the passage: Chromium centres the match in the viewport.
+PHONE = {"width": 390, "height": 700}
+DESKTOP = {"width": 1280, "height": 800}
+# Finds the first text node holding ``words`` (whitespace and case folded) and reports where it is drawn.
+# The sample site's pages have no CSP, so evaluating a script there is allowed.
+WHERE_IS = """(words) => {
+  const norm = (s) => s.replace(/\\s+/g, " ").trim().toLowerCase();
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (norm(node.textContent).includes(norm(words))) {
+      const range = document.createRange();
+      range.selectNodeContents(node);
+      const box = range.getBoundingClientRect();
+      return {found: true, top: box.top, bottom: box.bottom, viewport: window.innerHeight, scrollY: window.scrollY};
+    }
+  }
+  return {found: false, scrollY: window.scrollY};
+}"""
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Screenshots and the report: kept under $SITETUNE_TEST_ARTIFACTS when set."""
+    chosen = os.environ.get("SITETUNE_TEST_ARTIFACTS")
+    folder = Path(chosen) / "web_page" if chosen else tmp_path_factory.mktemp("web-artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def base_url(cbs_csv: Path, tmp_path_factory: pytest.TempPathFactory, base_encoder) -> Iterator[str]:  # type: ignore[no-untyped-def]
     from sitetune.search import Searcher
@@ -29,6 +75,61 @@ def base_url(cbs_csv: Path, tmp_path_factory: pytest.TempPathFactory, base_encod
     with (
         Searcher.open(session_store(cbs_csv, tmp_path_factory), encoder=base_encoder) as searcher,
         live_server(create_app(searcher, model_name="base")) as url,
+    ):
+        yield url
+
+
+@dataclasses.dataclass
+class SampleSite:
+    """The sample site served on 127.0.0.1, its crawled records (URLs on that server) and their store."""
+
+    site: str
+    records: list[SectionRecord]
+    store: Path
+
+    def record(self, page_name: str, section_title: str) -> SectionRecord:
+        return next(r for r in self.records if r.page_name == page_name and r.section_title == section_title)
+
+
+@pytest.fixture(scope="module")
+def sample_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleSite]:
+    from sitetune.crawl import FOLDER_CRAWL, crawl_site, sample_site_dir
+    from sitetune.crawl.localsite import serve_site
+    from sitetune.index.build import build_index
+    from sitetune.recordio import read_records
+
+    work = tmp_path_factory.mktemp("sample-site")
+    config = dataclasses.replace(FOLDER_CRAWL, backoff_s=0.05, max_backoff_s=0.1, timeout_s=5.0)
+    with serve_site(sample_site_dir()) as site:
+        # The crawler runs its own asyncio loop; Playwright's sync API may hold one in this thread already.
+        errors: list[BaseException] = []
+
+        def crawl() -> None:
+            try:
+                crawl_site(site + "/", work / "corpus.jsonl", config=config, progress=False)
+            except BaseException as exc:  # re-raised in the test thread
+                errors.append(exc)
+
+        worker = threading.Thread(target=crawl)
+        worker.start()
+        worker.join(120)
+        assert not errors and not worker.is_alive(), errors
+        build_index(work / "corpus.jsonl", "base", work / "store", progress=False)
+        yield SampleSite(site, read_records(work / "corpus.jsonl"), work / "store")
+
+
+@pytest.fixture(scope="module")
+def sample_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("sample-log") / "queries.jsonl"
+
+
+@pytest.fixture(scope="module")
+def sample_url(sample_site: SampleSite, sample_log: Path, base_encoder) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    from sitetune.search import Searcher
+
+    with (
+        Searcher.open(sample_site.store, encoder=base_encoder) as searcher,
+        live_server(create_app(searcher, model_name="base", query_log=QueryLog(sample_log))) as url,
     ):
         yield url
 
@@ -46,18 +147,51 @@ def browser() -> Iterator[Any]:
             instance.close()
 
 
-@pytest.fixture()
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1100, "height": 1400})
+def _open_page(browser: Any, viewport: dict[str, int]) -> Any:
+    context = browser.new_context(viewport=viewport)
     page = context.new_page()
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.problems = problems
+    return page
+
+
+@pytest.fixture()
+def page(browser: Any) -> Iterator[Any]:
+    page = _open_page(browser, {"width": 1100, "height": 1400})
     try:
         yield page
     finally:
-        context.close()
+        page.context.close()
+
+
+def _ask(page: Any, url: str, question: str, *, wait_for: str = "#hits li.hit") -> None:
+    page.goto(url + "/")
+    # Selectors, not wait_for_function: the page's CSP forbids the eval that polling a JS string needs.
+    page.wait_for_selector("#page option:nth-child(2)", state="attached")
+    page.fill("#q", question)
+    page.click("#go")
+    page.wait_for_selector(wait_for)
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _where(page: Any, words: str) -> dict[str, Any]:
+    """Where the text holding ``words`` is drawn, after the page had the chance to scroll to a fragment."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    # No scroll within the wait is not an error here: the caller's assertions say what was expected.
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_function("window.scrollY > 0", timeout=3000)
+    found: dict[str, Any] = page.evaluate(WHERE_IS, words)
+    return found
+
+
+def _in_view(where: dict[str, Any]) -> bool:
+    return bool(where["found"]) and where["top"] >= 0 and where["bottom"] <= where["viewport"]
 
 
 def test_question_shows_cited_answer_and_results(page: Any, base_url: str, tmp_path: Path) -> None:
@@ -124,7 +258,10 @@ def test_page_text_with_html_and_markdown_stays_inert(page: Any, base_url: str, 
     assert "<img src=x onerror=" in page.inner_text("#hits")
     assert "![tracker](https://evil.example/pixel.png)" in page.inner_text("#hits")
     assert page.locator("main img, main script:not([src]), #hits strong").count() == 0
-    assert page.locator("a[href^='javascript:'], a[href*='evil.example']").count() == 0
+    assert page.locator("a[href^='javascript:']").count() == 0
+    # No link leads to the attacker's host (its URL may appear, percent-encoded, in a text fragment of ours).
+    hosts = {urlsplit(a.get_attribute("href")).hostname for a in page.locator("main a[href]").all()}
+    assert hosts and "evil.example" not in hosts
     assert page.title() == title
     page.screenshot(path=str(tmp_path / "hostile-page.png"), full_page=True)
 
@@ -139,3 +276,267 @@ def test_blank_and_rejected_questions_show_a_message(page: Any, base_url: str) -
     page.click("#go")
     page.wait_for_selector("#status.error:has-text('1000')")
     assert "body.question: must be at most 1000 characters" in page.inner_text("#status")
+
+
+# --- Deep links: text fragments open the source page at the quoted passage -------------------------------
+
+SUPPLY_CHAIN = "MSc in Supply Chain Management"
+FRAGMENT_CASES = {
+    # A sentence with a hyphen and commas, in the middle of a long paragraph.
+    "sentence": (
+        "Programme structure (Part 2)",
+        "Grading follows the local 12-point scale, and the pass mark is 02.",
+        "the pass mark is 02",
+    ),
+    # A list: start and end terms in different blocks (the intro paragraph and the last list item).
+    "list": ("English language requirements", "One of the following is accepted:", "at least 185"),
+    # A table row whose first cell also names the site in the page header: the prefix pins the row.
+    "table row": (
+        "Entry requirements",
+        "Harbour School of Business: BSc in International Shipping and Trade",
+        "BSc in International Shipping and Trade",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FRAGMENT_CASES))
+def test_text_fragment_scrolls_to_the_quoted_passage(browser: Any, sample_site: SampleSite, case: str) -> None:
+    title, passage_start, probe = FRAGMENT_CASES[case]
+    record = sample_site.record(SUPPLY_CHAIN, title)
+    start = record.text.index(passage_start)
+    end = record.text.index(probe) + len(probe) if probe not in passage_start else start + len(passage_start)
+    link = quote_link(record.url, record.text, [(start, end)])
+    assert link.startswith(record.url + "#:~:text=")
+    page = _open_page(browser, PHONE)
+    try:
+        page.goto(record.url)
+        before = page.evaluate(WHERE_IS, probe)
+        assert before["found"] and not _in_view(before), "the passage must start below the fold for this test"
+        page.goto(link)
+        assert page.evaluate("'fragmentDirective' in document")
+        after = _where(page, probe)
+        assert after["scrollY"] > 0 and _in_view(after), (link, after)
+    finally:
+        page.context.close()
+
+
+def test_result_link_scrolls_to_the_sections_opening_words(browser: Any, sample_site: SampleSite) -> None:
+    record = sample_site.record(SUPPLY_CHAIN, "After you apply")
+    page = _open_page(browser, PHONE)
+    try:
+        page.goto(opening_link(record.url, record.text, record.section_title))
+        after = _where(page, "You receive a receipt by e-mail")
+        assert after["scrollY"] > 0 and _in_view(after), after
+    finally:
+        page.context.close()
+
+
+def test_cited_link_opens_the_source_page_at_the_quote(browser: Any, sample_url: str) -> None:
+    page = _open_page(browser, DESKTOP)
+    try:
+        _ask(page, sample_url, "When are admission letters sent?")
+        cite = page.locator("#answer-text a.cite").first
+        href = cite.get_attribute("href")
+        assert href.startswith(sample_url.rsplit(":", 1)[0]) and "#:~:text=" in href
+        # The sentence the answer quotes is highlighted in its section; that is what the link points at.
+        quote = _words(page.locator("#hits li.cited mark").first.inner_text())
+        assert quote and quote in _words(page.inner_text("#answer-text"))
+        with page.context.expect_page() as opened:
+            cite.click()
+        source = opened.value
+        source.wait_for_load_state()
+        body = _words(source.inner_text("body"))
+        assert quote.lower() in body.lower()
+        where = _where(source, " ".join(quote.split()[:5]))
+        assert _in_view(where), (href, where)
+        assert page.problems == []
+    finally:
+        page.context.close()
+
+
+# --- The page: layout at phone and desktop widths, highlight, boilerplate, keyboard, feedback, states -------
+
+
+def _box(page: Any, selector: str) -> dict[str, float]:
+    box: dict[str, float] = page.locator(selector).bounding_box()
+    return box
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390px", "1280px"])
+@pytest.mark.parametrize("site", ["cbs", "sample"])
+def test_layout_holds_at_phone_and_desktop_widths(
+    request: pytest.FixtureRequest, browser: Any, artifacts: Path, site: str, viewport: dict[str, int]
+) -> None:
+    url, question = (
+        (request.getfixturevalue("base_url"), "What are the deadlines for non-EU applicants?")
+        if site == "cbs"
+        else (request.getfixturevalue("sample_url"), "What IELTS score do I need for digital business?")
+    )
+    page = _open_page(browser, viewport)
+    try:
+        _ask(page, url, question)
+        form, box, select, button = (_box(page, s) for s in ("#ask", "#q", "#page", "#go"))
+        if viewport is DESKTOP:
+            # One row: same top, in order, the button inside the form (the issue saw it wrap under the box).
+            assert abs(box["y"] - select["y"]) < 2 and abs(box["y"] - button["y"]) < 2
+            assert box["x"] + box["width"] <= select["x"] and select["x"] + select["width"] <= button["x"]
+            assert button["x"] + button["width"] <= form["x"] + form["width"]
+            assert box["width"] > select["width"]
+        else:
+            # Stacked, each control the form's full inner width.
+            assert select["y"] >= box["y"] + box["height"] and button["y"] >= select["y"] + select["height"]
+            for control in (box, select, button):
+                assert control["width"] > 0.85 * form["width"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        # Thumbs up/down only where the server keeps a query log (the sample server does, CBS's does not).
+        assert page.is_visible("#feedback") == (site == "sample")
+        shot = artifacts / f"page-{site}-{viewport['width']}px.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+        assert page.problems == []
+    finally:
+        page.context.close()
+
+
+def test_quoted_sentence_is_highlighted_and_boilerplate_says_where_else(browser: Any, sample_url: str) -> None:
+    question = "What IELTS score do I need for digital business?"
+    expected = httpx.post(sample_url + "/answer", json={"question": question}, timeout=60).json()
+    repeated = [i for i, h in enumerate(expected["hits"]) if h["also_on"]]
+    assert repeated, "the sample site repeats its English requirements on two programme pages"
+    page = _open_page(browser, DESKTOP)
+    try:
+        _ask(page, sample_url, question)
+        cards = page.locator("#hits li.hit")
+        for i in repeated:
+            details = cards.nth(i).locator("details.also-on")
+            pages = len(expected["hits"][i]["also_on"]) + 1
+            assert details.locator("summary").inner_text() == f"Appears on {pages} pages"
+            details.locator("summary").click()
+            links = details.locator("a")
+            assert links.count() == pages - 1 and links.first.get_attribute("href").startswith("http://127.0.0.1")
+        answer = _words(page.inner_text("#answer-text"))
+        marks = page.locator("#hits li.cited mark")
+        assert marks.count() >= 1
+        for text in marks.all_inner_texts():
+            # The highlight is what the answer quotes, word for word (bullets aside).
+            assert _words(text.replace("\n- ", " ")) in answer.replace(" - ", " "), text
+        assert page.locator("#hits li.cited .cited-as").first.inner_text().startswith("cited [")
+    finally:
+        page.context.close()
+
+
+def _focused(page: Any) -> str:
+    focused: str = page.evaluate(
+        "(() => { const e = document.activeElement; return e.id || e.className || e.tagName; })()"
+    )
+    return focused
+
+
+def _tab_to(page: Any, target: str, limit: int = 60) -> None:
+    for _ in range(limit):
+        if _focused(page) == target:
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached #{target}")
+
+
+def test_keyboard_only_question_feedback_and_the_report(
+    browser: Any, sample_url: str, sample_log: Path, artifacts: Path
+) -> None:
+    page = _open_page(browser, DESKTOP)
+    try:
+        page.goto(sample_url + "/")
+        page.wait_for_selector("#page option:nth-child(2)", state="attached")
+        # A question the pages cannot answer, then one they can, both typed and sent with the keyboard only.
+        page.keyboard.press("Tab")
+        assert _focused(page) == "q"
+        page.keyboard.type("Is there a rowing club on campus?")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#answer-text.not-found")
+        page.keyboard.press("Shift+Tab")  # from the answer heading back to the form
+        _tab_to(page, "q")
+        page.keyboard.press("Control+a")
+        page.keyboard.type("When are admission letters sent?")
+        page.keyboard.press("Tab")
+        assert _focused(page) == "page"
+        page.keyboard.press("Tab")
+        assert _focused(page) == "go"
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#answer-text:not(.not-found) a.cite")
+        assert _focused(page) == "answer-h"  # the answer is announced and Tab continues from it
+        page.keyboard.press("Tab")
+        assert _focused(page) == "cite"
+        _tab_to(page, "helpful-no")
+        page.keyboard.press("Space")
+        page.wait_for_selector("#feedback-status:has-text('Thanks')")
+        assert page.get_attribute("#helpful-no", "aria-pressed") == "true"
+        assert page.locator("#helpful-yes").is_disabled()
+        assert page.problems == []
+    finally:
+        page.context.close()
+
+    entries = [json.loads(line) for line in sample_log.read_text(encoding="utf-8").splitlines()]
+    asked = {e["question"]: e for e in entries if e["type"] == "question"}
+    letters = asked["When are admission letters sent?"]
+    assert asked["Is there a rowing club on campus?"]["answered"] is False and letters["answered"] is True
+    assert {"type": "feedback", "id": letters["id"], "helpful": False}.items() <= next(
+        e for e in entries if e["type"] == "feedback"
+    ).items()
+
+    from sitetune.cli.main import app
+
+    out = artifacts / "report"
+    result = CliRunner().invoke(app, ["report", "--query-log", str(sample_log), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    gaps = result.output.split('questions answered "not found"')[1].split("## ")[0]
+    unhelpful = result.output.split("Answers marked unhelpful")[1]
+    assert '"Is there a rowing club on campus?"' in gaps
+    assert '1 × "When are admission letters sent?"' in unhelpful
+    assert (out / "report.png").stat().st_size > 10_000
+
+
+def test_loading_and_error_states(browser: Any, base_url: str) -> None:
+    page = _open_page(browser, DESKTOP)
+    held: list[Any] = []
+    try:
+        page.goto(base_url + "/")
+        page.wait_for_selector("#page option:nth-child(2)", state="attached")
+        # Loading: the request is held until the assertions ran.
+        page.route("**/answer", lambda route: held.append(route))
+        page.fill("#q", "When is the application deadline?")
+        page.click("#go")
+        page.wait_for_selector("#go.busy")
+        assert page.locator("#go").is_disabled() and page.inner_text("#go") == "Asking\u2026"
+        assert page.get_attribute("#output", "aria-busy") == "true"
+        assert page.inner_text("#status") == "Searching the pages\u2026"
+        held.pop().continue_()
+        page.wait_for_selector("#hits li.hit")
+        assert not page.locator("#go").is_disabled() and page.get_attribute("#output", "aria-busy") == "false"
+        page.unroute("**/answer")
+
+        # A busy server: the message in the error style, with a retry that works once the server recovers.
+        page.route(
+            "**/answer",
+            lambda route: route.fulfill(
+                status=503, content_type="application/json",
+                body='{"detail": "the server is busy: try again in a moment", "errors": []}',
+            ),
+        )
+        page.click("#go")
+        page.wait_for_selector("#status-box.error")
+        assert page.inner_text("#status") == "the server is busy: try again in a moment"
+        assert page.get_attribute("#status", "role") == "alert" and page.is_visible("#retry")
+        page.unroute("**/answer")
+        page.click("#retry")
+        page.wait_for_selector("#status:has-text('sections found')")
+        assert not page.is_visible("#retry") and "error" not in (page.get_attribute("#status-box", "class") or "")
+
+        # No network at all.
+        page.route("**/answer", lambda route: route.abort())
+        page.click("#go")
+        page.wait_for_selector("#status-box.error")
+        assert "could not be reached" in page.inner_text("#status") and page.is_visible("#retry")
+    finally:
+        for route in held:
+            route.continue_()
+        page.context.close()
