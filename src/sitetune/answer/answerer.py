@@ -79,8 +79,11 @@ class Answerer:
         self.config = config or AnswerConfig()
         self.llm = llm
         # The site's name and near-universal words are no evidence that a sentence answers (sitevocab).
-        reader = getattr(searcher, "reader", None)
-        common = SiteVocabulary.of_chunks(reader.chunks).common_words if reader is not None else frozenset()
+        vocabulary = getattr(searcher, "vocabulary", None)
+        if vocabulary is None:
+            reader = getattr(searcher, "reader", None)
+            vocabulary = SiteVocabulary.of_chunks(reader.chunks) if reader is not None else None
+        common = vocabulary.common_words if vocabulary is not None else frozenset()
         # Search's second stage and the answer read one sentence-vector cache when the searcher has one.
         self.scorer = SentenceScorer(searcher.encoder, self.config, common_words=common,
                                      cache=getattr(searcher, "sentences", None))

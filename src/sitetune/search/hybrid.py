@@ -23,6 +23,7 @@ from sitetune.models import resolve_model_path
 from sitetune.search.programs import ProgramDetector
 from sitetune.search.sentence_stage import SentenceVectors, max_sim_order
 from sitetune.search.types import PagePlace, SearchHit
+from sitetune.sitevocab import SiteVocabulary
 
 
 def hybrid_rank(
@@ -99,7 +100,9 @@ class Searcher:
             for page in chunk.pages:
                 rows.setdefault(page, []).append(i)
         self._rows_of_page = {p: np.asarray(r, dtype=np.int64) for p, r in rows.items()}
-        self.detector = ProgramDetector(self.pages)
+        # The site's own name and words on nearly every page name no programme ("Jobs at <site>").
+        self.vocabulary = SiteVocabulary.of_chunks(chunks)
+        self.detector = ProgramDetector(self.pages, common_words=self.vocabulary.common_words)
         #: Sentence vectors of the second stage, shared with the answerer (one encoding per sentence).
         self.sentences = SentenceVectors(encoder)
 
