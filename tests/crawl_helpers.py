@@ -1,6 +1,7 @@
 """A misbehaving site for crawler tests: loops, drips, huge and bomb bodies, bad charsets, endless URL spaces.
 
-Served by :func:`sitetune.crawl.localsite.serve` on 127.0.0.1; ``robots`` picks what /robots.txt answers.
+Served by :func:`sitetune.crawl.localsite.serve` on 127.0.0.1; ``robots`` picks what /robots.txt answers
+(see :data:`ROBOTS`), and every request's arrival time is recorded in ``times``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from sitetune.crawl.localsite import serve
+from sitetune.crawl.robots import ROBOTS_MAX_BYTES
 
 MB = 1024 * 1024
 HUGE_BYTES = 50 * MB
@@ -35,8 +37,57 @@ INDEX_LINKS = (
 )
 
 
+# RFC 9309 in one file: the crawler's own group (matched by its product token, case-insensitively)
+# replaces "*", wildcards and "$" anchor paths, and the longest matching rule wins.
+RFC9309_ROBOTS = """User-agent: *
+Disallow: /
+
+User-agent: otherbot
+Allow: /
+
+User-agent: SiteTune
+Disallow: /private/
+Disallow: /*.pdf$
+Disallow: /shop
+Allow: /shop/open
+"""
+# Links of /rfc9309 with what RFC 9309 decides for the crawler (True: allowed).
+RFC9309_LINKS = {
+    "/ok": True,  # "*" disallows everything, but the crawler's own group does not
+    "/private/secret": False,
+    "/guide.pdf": False,  # /*.pdf$
+    "/guide.pdf?download=1": True,  # "$" anchors the end: with a query string the rule no longer matches
+    "/shop/closed": False,  # /shop
+    "/shop/open/item": True,  # Allow: /shop/open is longer than Disallow: /shop
+    "/go-private": False,  # allowed itself, but it redirects into /private/
+}
+CRAWL_DELAY_S = 0.4  # fractional on purpose: the standard library's robotparser reads only whole seconds
+
+
+def _padded(rules: bytes, size: int) -> bytes:
+    """``rules`` as the last lines of a robots.txt of exactly ``size`` bytes (a comment line before them)."""
+    line = b"#" + b"x" * 98 + b"\n"
+    full, rest = divmod(size - len(rules), len(line))
+    last = b"#" + b"x" * (rest - 2) + b"\n" if rest >= 2 else b"\n" * rest
+    return line * full + last + rules
+
+
+#: What /robots.txt answers, by ``robots`` mode: (status, body).
+ROBOTS: dict[str, tuple[int, bytes]] = {
+    "rules": (200, b"User-agent: *\nDisallow: /private/\n"),
+    "503": (503, b"busy"),
+    "404": (404, b"none"),
+    "429": (429, b"slow down"),
+    "rfc9309": (200, RFC9309_ROBOTS.encode()),
+    "delay": (200, f"User-agent: *\nCrawl-delay: {CRAWL_DELAY_S}\n".encode()),
+    # The rule is the file's last line, so it applies only if the whole file was read.
+    "at-cap": (200, _padded(b"User-agent: *\nDisallow: /private/\n", ROBOTS_MAX_BYTES)),
+    "over-cap": (200, _padded(b"User-agent: *\nDisallow: /private/\n", ROBOTS_MAX_BYTES + 1)),
+}
+
+
 class NastyHandler(BaseHTTPRequestHandler):
-    """Routes of the adversarial site; ``self.server.robots`` is "rules", "503" or "404"."""
+    """Routes of the adversarial site; ``self.server.robots`` is a key of :data:`ROBOTS`."""
 
     protocol_version = "HTTP/1.0"  # close-delimited bodies, so a huge page needs no Content-Length
 
@@ -64,14 +115,18 @@ class NastyHandler(BaseHTTPRequestHandler):
         server: Any = self.server
         parts = urlsplit(self.path)
         path, query = parts.path, dict(parse_qsl(parts.query))
+        with server.lock:
+            server.times.append((time.monotonic(), self.path))
         self._count(self.path)
         if path == "/robots.txt":
-            if server.robots == "503":
-                self._send(503, b"busy", "text/plain")
-            elif server.robots == "404":
-                self._send(404, b"none", "text/plain")
-            else:
-                self._send(200, b"User-agent: *\nDisallow: /private/\n", "text/plain")
+            status, body = ROBOTS[server.robots]
+            self._send(status, body, "text/plain", headers={"Retry-After": "0"} if status == 429 else None)
+        elif path == "/rfc9309":
+            self._send(200, page("Robots rules", *RFC9309_LINKS))
+        elif path in ("/shop/open/item", "/shop/closed", "/guide.pdf") or path.startswith("/private/"):
+            self._send(200, page(f"Page at {path}"))  # robots.txt decides whether the crawler gets here
+        elif path == "/go-private":
+            self._send(302, headers={"Location": "/private/secret"})
         elif path == "/":
             self._send(200, page("Adversarial index", *INDEX_LINKS))
         elif path == "/ok":
@@ -150,8 +205,9 @@ class NastyHandler(BaseHTTPRequestHandler):
             self._send(404, b"<html><body><h1>Not found</h1></body></html>")
 
 
-def serve_nasty(robots: str = "rules") -> Any:
-    """Context manager yielding the adversarial site's base URL."""
+def serve_nasty(robots: str = "rules", times: list[tuple[float, str]] | None = None) -> Any:
+    """Context manager yielding the adversarial site's base URL; ``times`` collects (arrival, path)."""
     import threading
 
-    return serve(NastyHandler, robots=robots, hits={}, lock=threading.Lock())
+    return serve(NastyHandler, robots=robots, hits={}, times=[] if times is None else times,
+                 lock=threading.Lock())

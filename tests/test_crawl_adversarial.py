@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from dataclasses import replace
@@ -9,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from crawl_helpers import HUGE_BYTES, INDEX_LINKS, MB, ZURICH, serve_nasty
+from crawl_helpers import CRAWL_DELAY_S, HUGE_BYTES, INDEX_LINKS, MB, RFC9309_LINKS, ZURICH, serve_nasty
 from sitetune.config import CrawlConfig
 from sitetune.crawl import CrawlReport, crawl_site
+from sitetune.crawl.robots import ROBOTS_MAX_BYTES
 from sitetune.errors import SitetuneError
 from sitetune.recordio import read_records
 
@@ -119,6 +121,66 @@ def test_robots_404_means_allow_all(tmp_path: Path) -> None:
         report = crawl_site(base + "/ok", tmp_path / "c.csv", prefix=base + "/", config=TIGHT, progress=False)
     assert [p.url.rsplit("/", 1)[1] for p in report.pages] == ["ok"]
     assert next(iter(report.robots.values())).startswith("absent")
+
+
+def test_robots_429_means_disallow_all(tmp_path: Path) -> None:
+    out = tmp_path / "c.csv"
+    with serve_nasty(robots="429") as base, pytest.raises(SitetuneError, match="robots"):
+        crawl_site(base + "/ok", out, prefix=base + "/", config=TIGHT, progress=False)
+    saved = json.loads(out.with_suffix(".crawl.json").read_text())
+    assert [s["reason"] for s in saved["skipped"]] == ["robots"]
+    detail = next(iter(saved["robots"].values()))
+    assert detail.startswith("unreachable") and "429" in detail
+
+
+def test_robots_rfc9309_groups_wildcards_and_longest_match(tmp_path: Path) -> None:
+    with serve_nasty(robots="rfc9309") as base:
+        report = crawl_site(base + "/rfc9309", tmp_path / "c.csv", prefix=base + "/", config=TIGHT,
+                            progress=False)
+    crawled = {p.url.split("/", 3)[3] for p in report.pages}
+    skipped = {s.url.split("/", 3)[3]: s for s in report.skipped}
+    for link, allowed in RFC9309_LINKS.items():
+        path = link.lstrip("/")
+        if allowed:
+            assert path in crawled, f"{link} is allowed by RFC 9309 but was not crawled: {skipped.get(path)}"
+        else:
+            assert path not in crawled and skipped[path].reason == "robots", f"{link}: {skipped.get(path)}"
+    assert "redirects to" in skipped["go-private"].detail and "/private/secret" in skipped["go-private"].detail
+
+
+def test_robots_crawl_delay_spaces_the_requests(tmp_path: Path) -> None:
+    config = replace(TIGHT, max_per_pattern=10_000, max_depth=10_000, max_pages=4, concurrency=4)
+    arrivals: list[tuple[float, str]] = []
+    with serve_nasty(robots="delay", times=arrivals) as base:
+        report = crawl_site(base + "/calendar?month=0", tmp_path / "c.csv", prefix=base + "/", config=config,
+                            progress=False)
+    times = [t for t, path in arrivals if path != "/robots.txt"]
+    assert len(report.pages) == 4 and len(times) == 4
+    # The limiter spaces request starts; arrivals jitter around them (a busy event loop sends one late and
+    # the next on time), so each gap gets slack, and the span the delay sets gets less. Without the
+    # delay, four requests arrive within a few milliseconds. The first page follows robots.txt at once.
+    gaps = [b - a for a, b in itertools.pairwise(times[1:])]
+    assert min(gaps) >= 0.5 * CRAWL_DELAY_S and times[-1] - times[1] >= 0.9 * 2 * CRAWL_DELAY_S, gaps
+
+
+@pytest.mark.parametrize(("robots", "parsed"), [("at-cap", True), ("over-cap", False)])
+def test_robots_size_cap(tmp_path: Path, robots: str, parsed: bool) -> None:
+    """A robots.txt of exactly 500 KiB is read whole (its last line applies); one byte more is refused."""
+    assert ROBOTS_MAX_BYTES >= 500 * 1024  # RFC 9309 section 2.5: a parsing limit of at least 500 KiB
+    out = tmp_path / "c.csv"
+    with serve_nasty(robots=robots) as base:
+        if parsed:
+            report = crawl_site(base + "/", out, prefix=base + "/", config=TIGHT, progress=False)
+            assert _reason(report, "/private/secret") == "robots"
+            assert any(p.url.endswith("/ok") for p in report.pages)
+        else:
+            with pytest.raises(SitetuneError, match="robots"):
+                crawl_site(base + "/ok", out, prefix=base + "/", config=TIGHT, progress=False)
+    detail = next(iter(json.loads(out.with_suffix(".crawl.json").read_text())["robots"].values()))
+    if parsed:
+        assert detail == "parsed: HTTP 200"
+    else:
+        assert detail.startswith("unreachable") and "too-large" in detail, detail
 
 
 def test_whole_crawl_deadline_stops_an_endless_calendar(tmp_path: Path) -> None:
