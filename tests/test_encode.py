@@ -199,6 +199,53 @@ def test_encoder_output_follows_input_order(exported: Path, texts: list[str]) ->
     assert encoder.encode([]).shape == (0, 384)
 
 
-def test_threads_default_to_physical_cores() -> None:
-    assert choose_threads(0) == physical_cores() >= 1
-    assert choose_threads(3) == 3
+def _cpuinfo(cpus: list[tuple[int, int, int]], topology: bool = True) -> str:
+    """/proc/cpuinfo text for (processor, physical id, core id) triples, as Linux writes it."""
+    blocks = []
+    for processor, package, core in cpus:
+        lines = [f"processor\t: {processor}", "model name\t: Test CPU @ 2.00GHz"]
+        if topology:
+            lines += [f"physical id\t: {package}", "siblings\t: 4", f"core id\t\t: {core}", "cpu cores\t: 2"]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n\n"
+
+
+# Two packages of two cores with two hyper-threads each: processors 0-3 are the first thread of each
+# core, 4-7 the second (the usual Linux numbering).
+TWO_BY_TWO_BY_TWO = [(p, (p % 4) // 2, p % 2) for p in range(8)]
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "allowed", "expected"),
+    [
+        (_cpuinfo(TWO_BY_TWO_BY_TWO), set(range(8)), 4),  # hyper-threads are not cores
+        (_cpuinfo(TWO_BY_TWO_BY_TWO), {0, 4}, 1),  # both threads of one core
+        (_cpuinfo(TWO_BY_TWO_BY_TWO), {0, 1, 5}, 2),  # 5 is the second thread of 1's core
+        (_cpuinfo(TWO_BY_TWO_BY_TWO), {0, 2}, 2),  # same core id, different packages
+        (_cpuinfo(TWO_BY_TWO_BY_TWO, topology=False), {0, 1, 2}, 3),  # no topology: one core per CPU
+        (None, {0, 1, 2}, 3),  # no /proc/cpuinfo: the usable CPUs
+    ],
+    ids=["all", "one-core-two-threads", "mask", "two-packages", "no-topology", "no-cpuinfo"],
+)
+def test_physical_cores_reads_the_topology_within_the_affinity_mask(
+    monkeypatch: pytest.MonkeyPatch, cpuinfo: str | None, allowed: set[int], expected: int
+) -> None:
+    from sitetune.encode import threads
+
+    class KnownCpuinfo:
+        def __init__(self, path: str) -> None:
+            assert path == "/proc/cpuinfo"
+
+        def read_text(self) -> str:
+            if cpuinfo is None:
+                raise FileNotFoundError("/proc/cpuinfo")
+            return cpuinfo
+
+    monkeypatch.setattr(threads, "Path", KnownCpuinfo)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: allowed)
+    physical_cores.cache_clear()
+    try:
+        assert physical_cores() == expected
+        assert choose_threads(0) == expected and choose_threads(3) == 3
+    finally:
+        physical_cores.cache_clear()

@@ -225,7 +225,11 @@ def test_endpoint_failures_are_clear_errors(
 ) -> None:
     messages = build_messages("q", [HONEST])
     config = LLMConfig(url=chat_server.url, model="m", timeout_s=5)
-    assert chat_completion(config, messages)  # works with the key
+    chat_server.reply = lambda request: f"You apply online [1]. ({request['model']}, {len(request['messages'])})"
+    assert chat_completion(config, messages) == "You apply online [1]. (m, 2)"  # works with the key
+    assert chat_server.requests[-1]["messages"] == messages
+    assert chat_server.headers[-1]["Authorization"] == f"Bearer {KEY}"
+    chat_server.reply = obedient_model
 
     monkeypatch.setenv("SITETUNE_LLM_API_KEY", "wrong")
     with pytest.raises(LLMError, match=r"refused the request \(401\).*SITETUNE_LLM_API_KEY"):

@@ -115,6 +115,12 @@ def test_bad_corpora_are_clear_errors(tmp_path: Path) -> None:
             result = runner.invoke(app, ["pairs", str(corpus), "--recipe", recipe, "--out", str(out)])
             assert result.exit_code == 2, result.output
             assert "error:" in result.output
+            # Each message names what is wrong: the empty file by its path, the other by its page count.
+            if corpus == empty:
+                assert f"error: {empty}: the corpus has no records" in result.output, result.output
+            else:
+                assert f"error: the {recipe} recipe needs at least two pages" in result.output, result.output
+                assert "the corpus has 1" in result.output
             assert not out.exists()
     result = runner.invoke(app, ["pairs", str(one_page), "--out", str(tmp_path / "x")])
     assert "at least two pages" in result.output

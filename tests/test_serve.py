@@ -294,7 +294,7 @@ def test_serve_command_rejects_bad_flags(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["serve", "--store", str(tmp_path / "none"), "--llm-url", "http://x/v1"])
     assert result.exit_code == 2 and "both --llm-url and --llm-model" in result.output
     result = CliRunner().invoke(app, ["serve", "--store", str(tmp_path / "none")])
-    assert result.exit_code == 2 and "error:" in result.output
+    assert result.exit_code == 2 and f"error: no index at {tmp_path / 'none'}: build one with" in result.output
     result = CliRunner().invoke(app, ["serve", "--store", str(tmp_path), "--query-log", str(tmp_path / "no/q.jsonl")])
     assert result.exit_code == 2 and "the query log's folder does not exist" in result.output
 

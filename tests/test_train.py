@@ -425,6 +425,12 @@ def test_bad_inputs_are_clear_errors(
                 app, ["train", "--corpus", str(corpus), "--recipe", recipe, "--out", str(tmp_path / "m")]
             )
             assert result.exit_code == 2 and "error:" in result.output, result.output
+            # Each message names what is wrong: the empty file by its path, the other by its page count.
+            if corpus == empty:
+                assert f"error: {empty}: the corpus has no records" in result.output, result.output
+            else:
+                assert f"error: the {recipe} recipe needs at least two pages" in result.output, result.output
+                assert "the corpus has 1" in result.output
             assert not (tmp_path / "m").exists()
     # Neither or both pair sources.
     result = runner.invoke(app, ["train", "--out", str(tmp_path / "m")])
