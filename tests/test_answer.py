@@ -130,7 +130,7 @@ def test_threshold_decides_at_the_best_score(searcher: Searcher, answerer: Answe
 
 
 def test_overlap_term_adds_its_weight_times_the_shared_content_words(searcher: Searcher, base_encoder: Any) -> None:
-    from sitetune.answer.extractive import SentenceView
+    from sitetune.search.sentence_stage import SentenceView
 
     plain = SentenceScorer(base_encoder, AnswerConfig())
     sentences = ["The application deadline is 1 March.", "Applications close soon.", "Tuition is free."]
@@ -157,7 +157,7 @@ def _answer_sentences(text: str) -> list[str]:
 
 
 def test_margin_keeps_exactly_the_sentences_within_it_of_the_best(searcher: Searcher, answerer: Answerer) -> None:
-    from sitetune.answer.extractive import SentenceView
+    from sitetune.search.sentence_stage import SentenceView
 
     question = "How do I apply for a graduate programme?"
     hits = answerer.answer(question).hits
