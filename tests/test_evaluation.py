@@ -245,7 +245,8 @@ def test_answer_strings_judge_every_chunk_that_contains_them(slice_corpus: Corpu
     chunk = slice_corpus.chunks[4]
     words = chunk.text.split()
     answer = "  ".join(words[2:8]).upper()  # spacing and case do not matter
-    holders = {c.chunk_id for c in slice_corpus.chunks if " ".join(words[2:8]).lower() in " ".join(c.text.split()).lower()}
+    needle = " ".join(words[2:8]).lower()
+    holders = {c.chunk_id for c in slice_corpus.chunks if needle in " ".join(c.text.split()).lower()}
     path = _write_queries(tmp_path / "answers.json", [
         {"id": "a1", "text": "a question", "answers": [answer, "a string that is nowhere in the corpus"],
          "kind": "paraphrase"},
