@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO / "src"))
 DIM = 384
 M = 16
 EF_CONSTRUCTION = 128
-EF_SEARCH = (16, 32, 64, 128, 256, 512)
+EF_SEARCH = (16, 32, 64, 128, 256, 512, 1024, 2048)
 
 
 def clustered(n: int, rng: np.random.Generator, *, noise: float = 0.55, topics: int | None = None,
@@ -198,6 +198,7 @@ def versions() -> str:
 
 
 def main() -> None:
+    global M, EF_CONSTRUCTION
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000")
     parser.add_argument("--libraries", default="faiss,hnswlib,usearch")
@@ -205,8 +206,11 @@ def main() -> None:
                         help="Sizes to time exact numpy search at (for the threshold); empty for none")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--m", type=int, default=M, help="HNSW graph degree of the library rows")
+    parser.add_argument("--ef-construction", type=int, default=EF_CONSTRUCTION)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "ann.md")
     args = parser.parse_args()
+    M, EF_CONSTRUCTION = args.m, args.ef_construction
     started = time.time()
     rng = np.random.default_rng(0)
     lines: list[str] = []
@@ -257,7 +261,7 @@ def main() -> None:
         "## Approximate search for the embedded store: faiss vs hnswlib vs usearch",
         "",
         f"- Command: `.venv/bin/python benchmarks/ann.py --sizes {args.sizes} --libraries {args.libraries} "
-        f"--queries {args.queries} --threads {args.threads}`",
+        f"--queries {args.queries} --threads {args.threads} --m {M} --ef-construction {EF_CONSTRUCTION}`",
         f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; {versions()}; {minutes:.0f} min",
         f"- Machine: {describe_machine()}; at the end {os.getloadavg()[0]:.2f} (shared machine: compare rows "
         "of one run)",

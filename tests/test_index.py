@@ -126,7 +126,8 @@ def test_milvus_lite_store_matches_embedded_and_updates_incrementally(
     ):  # type: ignore[arg-type]
         for q in queries:
             assert [h.chunk_id for h in lite.search(q, k=5)] == [h.chunk_id for h in local.search(q, k=5)]
-    assert not [c for c in _children() if "milvus" in c.lower()]
+    # (The Milvus standalone server of tests/milvus_server.py, if this session started one, is not Lite's.)
+    assert not [c for c in _children() if "milvus" in c.lower() and "run standalone" not in c]
 
 
 def test_query_with_another_model_is_refused(built: Path, tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ DEFAULT_COLLECTION = "sitetune_chunks"
 DEFAULT_TIMEOUT_S = 30.0
 TIMEOUT_ENV = "SITETUNE_MILVUS_TIMEOUT_S"
 _BATCH = 1000
+SEARCH_EF = 256
 _FINGERPRINT_CHARS = 12
 T = TypeVar("T")
 
@@ -194,12 +195,14 @@ class MilvusStore:
             self.collection,
             schema=schema,
             index_params=params,
-            consistency_level="Strong",
+            consistency_level="Bounded",
         )
 
     def _wait_visible(self) -> None:
-        # A Strong read returns only once the server has applied every write before it: after this, an
-        # ordinary (bounded-staleness, faster) search sees all rows written so far.
+        # A Strong read returns only once the server has applied every write before it; after it, searches
+        # at the collection's Bounded consistency (from any client) see every row written so far. Searches
+        # themselves stay Bounded: a Strong search waits for the server's next time tick, ~200 ms each
+        # (measured on Milvus 2.3.5: 200 ms p50 Strong, 1.8 ms Bounded, for 64 rows).
         self._call(
             "waiting for the writes to become visible",
             self.client.query,
@@ -292,7 +295,10 @@ class MilvusStore:
             limit=k,
             filter=flt,
             anns_field="vector",
-            search_params={"metric_type": "IP"},
+            # HNSW's beam on a server (FLAT ignores it): the default (ef = k) gave recall@10 0.84 at 100k
+            # clustered vectors, a beam of 256 what the embedded store's HNSW needs for 0.98 at that size.
+            search_params={"metric_type": "IP", "params": {"ef": max(k, SEARCH_EF)}},
             output_fields=["id"],
+            consistency_level="Bounded",
         )
         return [(str(hit["id"]), float(hit["distance"])) for hit in result[0]]
