@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from machine import describe_machine
@@ -47,22 +48,40 @@ EF_CONSTRUCTION = 128
 EF_SEARCH = (16, 32, 64, 128, 256, 512, 1024, 2048)
 
 
-def clustered(n: int, rng: np.random.Generator, *, noise: float = 0.55, topics: int | None = None,
-              centers: np.ndarray | None = None, common: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray,
-                                                                                        np.ndarray]:
-    """``n`` unit vectors drawn around topic centres; returns (vectors, centres, common direction).
+@dataclass
+class Topics:
+    """What the vectors of one data set are drawn around (shared by its stored vectors and its queries)."""
 
-    Each vector is ``0.35 * common + 0.75 * centre + noise * g`` (g a random unit vector), normalised;
-    topic sizes follow a Zipf law (a few large topics, many small ones), like a site's boilerplate and
-    its long tail of programme pages.
+    centers: np.ndarray
+    common: np.ndarray
+    bases: np.ndarray | None  # (pool, intrinsic, DIM) orthonormal rows, or None for isotropic noise
+
+
+def make_topics(n: int, rng: np.random.Generator, intrinsic: int | None) -> Topics:
+    centers = rng.standard_normal((max(10, n // 100), DIM), dtype=np.float32)
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    common = rng.standard_normal(DIM, dtype=np.float32)
+    common /= np.linalg.norm(common)
+    bases = None
+    if intrinsic:
+        bases = np.stack([np.linalg.qr(rng.standard_normal((DIM, intrinsic)))[0].T for _ in range(64)])
+        bases = bases.astype(np.float32)
+    return Topics(centers, common, bases)
+
+
+def clustered(n: int, rng: np.random.Generator, *, noise: float = 0.55, topics: Topics | None = None,
+              intrinsic: int | None = None) -> tuple[np.ndarray, Topics]:
+    """``n`` unit vectors drawn around topic centres; returns them and the topics (to draw queries from).
+
+    Each vector is ``0.35 * common + 0.75 * centre + noise * g``, normalised; topic sizes follow a Zipf law
+    (a few large topics, many small ones), like a site's boilerplate and its long tail of pages. With
+    ``intrinsic=None`` g is a random unit vector of all 384 dimensions (isotropic: the hardest case, every
+    topic a ball of near-equidistant points); with ``intrinsic=d``, 90% of g's energy lies in a
+    d-dimensional subspace of the topic (one of 64 shared ones) and 10% is isotropic, as text embeddings
+    vary along few directions within a topic (their local intrinsic dimension is low).
     """
-    if centers is None:
-        topics = topics or max(10, n // 100)
-        centers = rng.standard_normal((topics, DIM), dtype=np.float32)
-        centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    if common is None:
-        common = rng.standard_normal(DIM, dtype=np.float32)
-        common /= np.linalg.norm(common)
+    topics = topics or make_topics(n, rng, intrinsic)
+    centers, common = topics.centers, topics.common
     weights = 1.0 / np.arange(1, len(centers) + 1) ** 0.8
     topic = rng.choice(len(centers), size=n, p=weights / weights.sum())
     out = np.empty((n, DIM), dtype=np.float32)
@@ -70,9 +89,17 @@ def clustered(n: int, rng: np.random.Generator, *, noise: float = 0.55, topics: 
         stop = min(start + 100_000, n)
         g = rng.standard_normal((stop - start, DIM), dtype=np.float32)
         g /= np.linalg.norm(g, axis=1, keepdims=True)
+        if topics.bases is not None:
+            which = topic[start:stop] % len(topics.bases)
+            local = np.empty_like(g)
+            for b, basis in enumerate(topics.bases):  # (d, DIM) orthonormal rows
+                rows = np.flatnonzero(which == b)
+                local[rows] = rng.standard_normal((len(rows), basis.shape[0]), dtype=np.float32) @ basis
+            local /= np.linalg.norm(local, axis=1, keepdims=True)
+            g = np.sqrt(0.9) * local + np.sqrt(0.1) * g
         block = 0.35 * common + 0.75 * centers[topic[start:stop]] + noise * g
         out[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    return out, centers, common
+    return out, topics
 
 
 def exact_top10(x: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -208,6 +235,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--m", type=int, default=M, help="HNSW graph degree of the library rows")
     parser.add_argument("--ef-construction", type=int, default=EF_CONSTRUCTION)
+    parser.add_argument("--intrinsic", type=int, default=None,
+                        help="Dimensions a topic's vectors vary along (default: all 384, isotropic)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "ann.md")
     args = parser.parse_args()
     M, EF_CONSTRUCTION = args.m, args.ef_construction
@@ -223,15 +252,15 @@ def main() -> None:
     builds: list[str] = []
     if args.exact_sizes:
         for n in [int(s) for s in args.exact_sizes.split(",")]:
-            x, centers, common = clustered(n, rng)
-            q, _, _ = clustered(args.queries, rng, noise=0.8, centers=centers, common=common)
+            x, topics = clustered(n, rng, intrinsic=args.intrinsic)
+            q, _ = clustered(args.queries, rng, noise=0.8, topics=topics)
             p50, p99, _ = timed(exact_numpy(x), q)
             exact_rows.append(f"| {n:,} | {p50:.2f} | {p99:.2f} |")
             print(exact_rows[-1], flush=True)
 
     for n in [int(s) for s in args.sizes.split(",")]:
-        x, centers, common = clustered(n, rng)
-        q, _, _ = clustered(args.queries, rng, noise=0.8, centers=centers, common=common)
+        x, topics = clustered(n, rng, intrinsic=args.intrinsic)
+        q, _ = clustered(args.queries, rng, noise=0.8, topics=topics)
         truth = exact_top10(x, q)
         nearest = np.sort((q @ x[truth[:, 0]].T).diagonal())
         print(f"{n}: query-to-nearest cosine median {np.median(nearest):.2f}", flush=True)
@@ -261,11 +290,14 @@ def main() -> None:
         "## Approximate search for the embedded store: faiss vs hnswlib vs usearch",
         "",
         f"- Command: `.venv/bin/python benchmarks/ann.py --sizes {args.sizes} --libraries {args.libraries} "
-        f"--queries {args.queries} --threads {args.threads} --m {M} --ef-construction {EF_CONSTRUCTION}`",
+        f"--queries {args.queries} --threads {args.threads} --m {M} --ef-construction {EF_CONSTRUCTION}"
+        + (f" --intrinsic {args.intrinsic}" if args.intrinsic else "") + "`",
         f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; {versions()}; {minutes:.0f} min",
         f"- Machine: {describe_machine()}; at the end {os.getloadavg()[0]:.2f} (shared machine: compare rows "
         "of one run)",
-        f"- Vectors: clustered synthetic unit 384-d vectors (topics of Zipf sizes, ~100 per topic); {args.queries} "
+        "- Vectors: clustered synthetic unit 384-d vectors (topics of Zipf sizes, ~100 per topic; within a topic "
+        + (f"90% of the variation in a {args.intrinsic}-d subspace" if args.intrinsic else "isotropic variation")
+        + f"); {args.queries} "
         f"queries drawn from the same topics with more noise; HNSW M={M}, efConstruction={EF_CONSTRUCTION}, "
         f"built on {args.threads} threads, searched one query at a time on one thread",
         "",

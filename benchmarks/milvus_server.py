@@ -89,8 +89,8 @@ def vector_rows(uri: str, n: int, n_queries: int) -> list[str]:
     from pymilvus import DataType, MilvusClient
 
     rng = np.random.default_rng(0)
-    x, centers, common = clustered(n, rng)
-    q, _, _ = clustered(n_queries, rng, noise=0.8, centers=centers, common=common)
+    x, topics = clustered(n, rng)
+    q, _ = clustered(n_queries, rng, noise=0.8, topics=topics)
     truth = exact_top10(x, q)
     client = MilvusClient(uri, timeout=600)
     name = f"bench_{n}"
