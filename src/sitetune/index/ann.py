@@ -2,10 +2,13 @@
 
 A store of at least :data:`MIN_VECTORS` chunks gets ``hnsw.faiss`` beside ``vectors.npy`` in each
 generation (same crash-safe write, same checksums). Building it measures recall@10 against exact search
-on :data:`RECALL_QUERIES` query-like vectors (noisy copies of stored vectors, cosine ~0.65 to their
-source, as a question to its answer), raises efSearch until recall@10 reaches :data:`RECALL_TARGET`, and
-records the outcome in the manifest (``ann``). An index that cannot reach the target is not used: the
-store keeps exact search. Searches with a page filter scan that page's rows exactly (a small subset).
+on up to :data:`RECALL_QUERIES` queries, raises efSearch until recall@10 reaches :data:`RECALL_TARGET`,
+and records the outcome in the manifest (``ann``). :func:`sitetune.index.build_index` checks with real
+query vectors: the store's own section titles and page names, encoded as the model encodes questions
+(short texts a user might type, from the distribution the index will serve); without any, the check
+uses noisy copies of stored vectors (cosine ~0.65 to their source, isotropic noise: a harsher test).
+An index that cannot reach the target is not used: the store keeps exact search. Searches with a page
+filter scan that page's rows exactly (a small subset).
 
 Why faiss HNSW (``benchmarks/ann.py``, ``benchmarks/results/ann.md``): at 100k clustered 384-d vectors
 (same M and efConstruction, 2 threads) faiss built in 65 s, hnswlib in 72 s, usearch in 275 s; faiss and
@@ -150,13 +153,17 @@ class AnnIndex:
         self.info = info
 
     @classmethod
-    def build(cls, vectors: np.ndarray, *, threads: int | None = None, seed: int = 0) -> AnnIndex:
+    def build(
+        cls, vectors: np.ndarray, *, queries: np.ndarray | None = None, threads: int | None = None, seed: int = 0
+    ) -> AnnIndex:
         """Build the index and run the recall check (see the module docstring).
 
         Args:
             vectors: (n, dim) float32 unit rows.
+            queries: Unit query vectors for the recall check (the first :data:`RECALL_QUERIES` are used);
+                default :func:`query_like` copies of stored vectors.
             threads: Build threads (default: every CPU).
-            seed: Seed of the recall check's queries.
+            seed: Seed of the default queries.
 
         Returns:
             The index; ``info.usable`` says whether it reached :data:`RECALL_TARGET`.
@@ -169,7 +176,9 @@ class AnnIndex:
         faiss.omp_set_num_threads(threads or os.cpu_count() or 1)
         try:
             index.add(data)
-            queries = query_like(data, RECALL_QUERIES, seed)
+            if queries is None or len(queries) == 0:
+                queries = query_like(data, RECALL_QUERIES, seed)
+            queries = np.ascontiguousarray(queries[:RECALL_QUERIES], dtype=np.float32)
             k10, k100 = min(10, len(data)), min(100, len(data))
             truth = _exact_top(data, queries, k100)
             ef_search, recall10 = EF_SEARCH_STEPS[-1], 0.0

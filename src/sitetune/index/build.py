@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,8 +13,9 @@ import numpy as np
 
 from sitetune.config import EncoderConfig
 from sitetune.corpus import Chunk, Corpus
-from sitetune.encode import load_encoder
+from sitetune.encode import Encoder, load_encoder
 from sitetune.errors import SitetuneError
+from sitetune.index import ann as ann_module
 from sitetune.index.ann import AnnIndex, min_vectors
 from sitetune.index.identity import corpus_hash, doc_hash, model_fingerprint
 from sitetune.index.milvus import MilvusStore, is_milvus_uri
@@ -92,11 +94,23 @@ def _clean_up_milvus(backend: MilvusStore, stale: list[str]) -> None:
         warnings.warn(f"the index is updated, but cleaning up old rows failed: {exc}", RuntimeWarning, stacklevel=3)
 
 
+def _check_queries(encoder: Encoder, chunks: list[Chunk]) -> np.ndarray:
+    """Query vectors for the HNSW recall check: distinct section titles and page names of the corpus,
+    encoded as the model encodes questions (short texts from the distribution the index will serve)."""
+    names = list(dict.fromkeys(n for c in chunks for n in (c.section_title, c.page_name) if n.strip()))
+    picked = np.random.default_rng(0).permutation(len(names))[: ann_module.RECALL_QUERIES]
+    return np.asarray(encoder.encode([encoder.info.query(names[i]) for i in picked]), dtype=np.float32)
+
+
 def _approximate_index(
-    vectors: np.ndarray, reusable: AnnIndex | None, threshold: int | None, progress: bool
+    vectors: np.ndarray,
+    reusable: AnnIndex | None,
+    threshold: int | None,
+    progress: bool,
+    queries: Callable[[], np.ndarray],
 ) -> AnnIndex | None:
     """The HNSW index a new generation gets: none below the threshold, the previous one if the vectors
-    are the previous generation's, else a new one if it passes its recall check."""
+    are the previous generation's, else a new one if it passes its recall check (on ``queries()``)."""
     limit = min_vectors() if threshold is None else threshold
     if len(vectors) == 0 or len(vectors) < limit:
         return None
@@ -104,7 +118,7 @@ def _approximate_index(
         return reusable
     if progress:
         print(f"building the HNSW index over {len(vectors):,} vectors ...", file=sys.stderr, flush=True)
-    ann = AnnIndex.build(vectors)
+    ann = AnnIndex.build(vectors, queries=queries())
     if progress:
         print(
             f"HNSW index built in {ann.info.build_seconds:.0f} s: recall@10 {ann.info.recall_at_10:.3f} "
@@ -229,7 +243,11 @@ def build_index(
                     and all(p.chunk_id == c.chunk_id for p, c in zip(prev.chunks, chunks, strict=True))
                 )
                 ann = _approximate_index(
-                    vectors, prev.ann if same_rows and prev is not None else None, ann_min_vectors, progress
+                    vectors,
+                    prev.ann if same_rows and prev is not None else None,
+                    ann_min_vectors,
+                    progress,
+                    lambda: _check_queries(encoder, chunks),
                 )
                 number = backend.write(manifest, chunks, hashes, vectors, bm25, ann)
     finally:
