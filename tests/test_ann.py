@@ -81,7 +81,9 @@ def test_store_with_an_ann_index_persists_it_in_generations_and_searches_with_it
     # The check ran on the corpus's own section titles and page names, encoded as questions.
     chunks = Corpus.load(corpus_slice).chunks
     names = {n for c in chunks for n in (c.section_title, c.page_name) if n.strip()}
-    assert first.ann["recall_queries"] == len(names)
+    # A small corpus has few names: topped up with noisy copies (at most one per stored vector).
+    assert len(names) < ann_module.MIN_CHECK_QUERIES
+    assert first.ann["recall_queries"] == len(names) + min(ann_module.RECALL_QUERIES - len(names), len(chunks))
     manifest = json.loads((store / "gen-000001" / "manifest.json").read_text())
     assert manifest["ann"]["file"] == ANN_FILE and manifest["ann"]["recall_at_10"] == first.ann["recall_at_10"]
     assert ANN_FILE in manifest["files"]  # checksummed like every file of the generation

@@ -38,6 +38,8 @@ MIN_VECTORS = 50_000
 MIN_VECTORS_ENV = "SITETUNE_ANN_MIN_VECTORS"
 RECALL_TARGET = 0.98
 RECALL_QUERIES = 500
+#: Fewer given queries than this are topped up with noisy copies of stored vectors.
+MIN_CHECK_QUERIES = 100
 #: HNSW graph degree and build beam: faiss's usual defaults for 384-d text embeddings.
 M = 16
 EF_CONSTRUCTION = 128
@@ -160,8 +162,9 @@ class AnnIndex:
 
         Args:
             vectors: (n, dim) float32 unit rows.
-            queries: Unit query vectors for the recall check (the first :data:`RECALL_QUERIES` are used);
-                default :func:`query_like` copies of stored vectors.
+            queries: Unit query vectors for the recall check (the first :data:`RECALL_QUERIES` are used;
+                fewer than :data:`MIN_CHECK_QUERIES` are topped up with :func:`query_like` copies of stored
+                vectors, which are also the default).
             threads: Build threads (default: every CPU).
             seed: Seed of the default queries.
 
@@ -176,9 +179,10 @@ class AnnIndex:
         faiss.omp_set_num_threads(threads or os.cpu_count() or 1)
         try:
             index.add(data)
-            if queries is None or len(queries) == 0:
-                queries = query_like(data, RECALL_QUERIES, seed)
-            queries = np.ascontiguousarray(queries[:RECALL_QUERIES], dtype=np.float32)
+            given = np.zeros((0, data.shape[1]), np.float32) if queries is None else queries[:RECALL_QUERIES]
+            if len(given) < MIN_CHECK_QUERIES:  # too few for a recall estimate: top up with noisy copies
+                given = np.concatenate([given, query_like(data, RECALL_QUERIES - len(given), seed)])
+            queries = np.ascontiguousarray(given, dtype=np.float32)
             k10, k100 = min(10, len(data)), min(100, len(data))
             truth = _exact_top(data, queries, k100)
             ef_search, recall10 = EF_SEARCH_STEPS[-1], 0.0
