@@ -23,7 +23,7 @@ from sitetune.index.store import EmbeddedStore, Generation, Manifest, StoreError
 from sitetune.lexical import BM25Index
 
 #: What the BM25 index matches: page name, section title and text. Names and titles carry the words
-#: questions use ("Deadlines", "Supply Chain Management"): BM25 alone scores nDCG@10 0.478 on the CBS
+#: questions use ("Deadlines", "Supply Chain Management"): BM25 alone scores nDCG@10 0.478 on the reference
 #: questions with them, 0.447 with the title only, 0.416 with the text only.
 DEFAULT_BM25_FIELDS = "page+title+text"
 BM25_FIELDS = ("page+title+text", "title+text", "text")
