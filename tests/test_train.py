@@ -435,3 +435,109 @@ def test_bad_inputs_are_clear_errors(
     # Neither or both pair sources.
     result = runner.invoke(app, ["train", "--out", str(tmp_path / "m")])
     assert result.exit_code == 2 and "exactly one" in result.output
+
+
+# --- The planned step count (reproducible training) and the cheaper loss ---------------------------------
+
+
+def test_sorted_loss_equals_multiple_negatives_ranking_loss() -> None:
+    """Length-sorted mini-batches change the cost, not the maths: same loss, same gradients as MNRL."""
+    import torch
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    from sitetune.models import load_sentence_transformer
+    from sitetune.train.losses import LengthSortedMNRLoss
+
+    model = load_sentence_transformer("base")
+    model.max_seq_length = 48
+    model.eval()  # no dropout: both losses see the same network
+    anchors = ["When is the deadline?", "What does the programme cost for students from outside the EU?",
+               "IELTS", "Who can apply and what do applicants need to upload?", "housing"]
+    positives = ["Deadline: 1 March.", "Tuition is 7,500 EUR per semester for non-EU students, paid in two parts.",
+                 "English B level: IELTS 6.5.", "A bachelor's degree, transcripts and a CV, uploaded as PDF.",
+                 "We help you find a room."]
+    labels = torch.zeros(len(anchors))
+
+    def loss_and_grads(loss: torch.nn.Module) -> tuple[float, torch.Tensor]:
+        model.zero_grad()
+        value = loss([model.tokenize(anchors), model.tokenize(positives)], labels)
+        value.backward()
+        grads = [p.grad.flatten() for p in model.parameters() if p.grad is not None]
+        return float(value.detach()), torch.cat(grads)
+
+    reference, reference_grads = loss_and_grads(MultipleNegativesRankingLoss(model, scale=20.0))
+    sorted_loss, sorted_grads = loss_and_grads(LengthSortedMNRLoss(model, scale=20.0, mini_batch_size=2))
+    assert sorted_loss == pytest.approx(reference, rel=1e-5)
+    assert torch.allclose(sorted_grads, reference_grads, atol=1e-6)
+    assert reference_grads.abs().max() > 1e-4  # a real gradient, not two zeros
+
+
+def test_planned_steps_are_a_function_of_corpus_and_config(small_corpus: Path) -> None:
+    import dataclasses
+    import math
+
+    from sitetune.config import CARD_RECIPE, RETRIEVAL_PAIRS, RETRIEVAL_RECIPE
+    from sitetune.pairs import build_pairs
+    from sitetune.train import plan_steps
+
+    # The same corpus and config plan the same run: pairs are seeded, and nothing reads the clock.
+    rows = [len(build_pairs(Corpus.load(small_corpus).records, RETRIEVAL_PAIRS).dataset) for _ in range(2)]
+    assert rows[0] == rows[1]
+    plans = [plan_steps(rows[0], RETRIEVAL_RECIPE) for _ in range(2)]
+    assert plans[0] == plans[1]
+    assert plans[0].steps == math.ceil(RETRIEVAL_RECIPE.epochs * math.ceil(rows[0] / 64)) and not plans[0].capped
+    # A large site: the epochs would plan more than the cap, the cap bounds the run.
+    big = plan_steps(100_000, RETRIEVAL_RECIPE)
+    assert big.capped and big.steps == RETRIEVAL_RECIPE.step_cap and "capped" in big.rule
+    # --max-steps wins; torchrun shares each epoch's batches between the processes.
+    assert plan_steps(rows[0], dataclasses.replace(RETRIEVAL_RECIPE, max_steps=7)).steps == 7
+    assert plan_steps(640, RETRIEVAL_RECIPE, world_size=2).steps == 2 * 5
+    # The card recipe stays the published one: 5 epochs of batch 16, uncapped, no time cap.
+    card = plan_steps(13_697, CARD_RECIPE)
+    assert card.steps == 5 * 857 and not card.capped and CARD_RECIPE.max_minutes is None
+    # The default has no time box: the model must not depend on how busy the machine is.
+    assert RETRIEVAL_RECIPE.max_minutes is None
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory: pytest.TempPathFactory, cbs_corpus: Corpus) -> Path:
+    """Two pages: a default-length run (its planned epochs) over it takes seconds."""
+    pages = set(cbs_corpus.pages[30:32])
+    path = tmp_path_factory.mktemp("tiny") / "tiny.jsonl"
+    write_records([r for r in cbs_corpus.records if r.page_name in pages], path)
+    return path
+
+
+def test_default_run_trains_exactly_the_planned_steps(tmp_path: Path, tiny_corpus: Path) -> None:
+    import dataclasses
+
+    from sitetune.config import RETRIEVAL_PAIRS, RETRIEVAL_RECIPE
+    from sitetune.pairs import build_pairs
+    from sitetune.train import plan_steps
+
+    out = tmp_path / "model"
+    args = ["train", "--corpus", str(tiny_corpus), "--out", str(out), "--batch-size", "16",
+            "--max-seq-length", "32", "--no-progress", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output[-2000:]
+    summary: dict[str, Any] = _json(result.stdout)
+    rows = len(build_pairs(Corpus.load(tiny_corpus).records, RETRIEVAL_PAIRS).dataset)
+    planned = plan_steps(rows, dataclasses.replace(RETRIEVAL_RECIPE, batch_size=16))
+    assert summary["planned_steps"] == planned.steps == summary["steps"] > 1
+    assert summary["stopped_by"] == "epochs" and summary["cut_short"] is None
+    assert sorted(read_batch_log(out / "training" / "batches.jsonl")) == list(range(1, planned.steps + 1))
+    assert "Training cut short" not in (out / "README.md").read_text()
+
+
+def test_time_cap_cuts_short_with_a_warning_on_record(tmp_path: Path, tiny_corpus: Path) -> None:
+    out = tmp_path / "model"
+    args = ["train", "--corpus", str(tiny_corpus), "--out", str(out), "--batch-size", "16",
+            "--max-seq-length", "32", "--no-progress", "--max-minutes", "0.0001"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output[-2000:]
+    assert "warning: --max-minutes 0.0001 stopped training at step 1 of " in result.stderr
+    summary = json.loads((out / "training" / "summary.json").read_text())
+    assert summary["steps"] == 1 < summary["planned_steps"] and summary["stopped_by"] == "time cap"
+    assert "depends on how fast this machine ran" in summary["cut_short"]
+    card = (out / "README.md").read_text()
+    assert "## Training cut short" in card and f"step 1 of {summary['planned_steps']}" in card

@@ -88,17 +88,31 @@ def train_command(
     ] = None,
     pairs: Annotated[Path | None, typer.Option("--pairs", help="A folder from `sitetune pairs`")] = None,
     recipe: Annotated[Recipe, typer.Option("--recipe", help="Training recipe")] = Recipe.RETRIEVAL,
-    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Stop after this many steps")] = None,
+    max_steps: Annotated[
+        int | None, typer.Option("--max-steps", help="Train exactly this many steps (default: planned from the pairs)")
+    ] = None,
     max_minutes: Annotated[
         float | None,
         typer.Option(
-            "--max-minutes", help="Stop after this much training time (retrieval default: 10; 0: no limit)"
+            "--max-minutes",
+            help="Optional time cap: stop after this much training time even before the planned steps "
+            "(warns, and the model records it; off by default; 0: off)",
         ),
     ] = None,
     epochs: Annotated[float | None, typer.Option("--epochs", help="Passes over the pairs")] = None,
+    step_cap: Annotated[
+        int | None, typer.Option("--step-cap", help="Most steps the epochs may plan (retrieval default: 80)")
+    ] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Examples per step")] = None,
     learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate")] = None,
     max_seq_length: Annotated[int | None, typer.Option("--max-seq-length", help="Token limit")] = None,
+    loss: Annotated[
+        str | None,
+        typer.Option("--loss", help="Retrieval: sorted_mnrl (default), mnrl or cached_mnrl (same loss, other cost)"),
+    ] = None,
+    mini_batch_size: Annotated[
+        int | None, typer.Option("--mini-batch-size", help="Retrieval: rows per forward pass (cost, not maths)")
+    ] = None,
     checkpoint_every: Annotated[
         int | None, typer.Option("--checkpoint-every", help="Save a resumable checkpoint every N steps")
     ] = None,
@@ -130,17 +144,18 @@ def train_command(
     """Fine-tune the base model with a recipe and write a sentence-transformers model folder.
 
     Examples:
-      sitetune train --corpus pages.csv --out runs/model                      (retrieval, 10 minutes at most)
+      sitetune train --corpus pages.csv --out runs/model                      (retrieval, planned steps)
       sitetune train --pairs runs/card-pairs --recipe card --out runs/card    (the published recipe)
       torchrun --nproc_per_node 2 -m sitetune.cli.main train --corpus pages.csv --out runs/model
     """
     from sitetune.config import PairsConfig
+    from sitetune.errors import SitetuneError
     from sitetune.train import train
 
     if budget_clock not in ("wall", "cpu"):
-        from sitetune.errors import SitetuneError
-
         raise SitetuneError(f"--budget-clock must be wall or cpu, not {budget_clock!r}")
+    if recipe is Recipe.CARD and (loss is not None or mini_batch_size is not None):
+        raise SitetuneError("--loss and --mini-batch-size belong to the retrieval recipe; the card recipe's are fixed")
     config = dataclasses.replace(_preset(recipe), precision=precision, seed=seed, budget_clock=budget_clock)
     changes: dict[str, object] = {}
     if max_steps is not None:
@@ -149,6 +164,9 @@ def train_command(
         changes["max_minutes"] = max_minutes if max_minutes > 0 else None
     for name, value in (
         ("epochs", epochs),
+        ("step_cap", step_cap),
+        ("loss", loss),
+        ("mini_batch_size", mini_batch_size),
         ("batch_size", batch_size),
         ("learning_rate", learning_rate),
         ("max_seq_length", max_seq_length),
@@ -168,14 +186,15 @@ def train_command(
         overwrite=overwrite,
         resume=resume,
         progress=progress and not as_json,
+        log=lambda line: typer.echo(line, err=as_json or line.startswith("warning:")),
     )
     if as_json:
         print_json(result)
         return
     typer.echo(
-        f"{result.recipe} model -> {result.out}: {result.steps} steps, {result.seconds_per_step:.2f} s/step, "
-        f"{result.train_seconds:.0f} s ({result.precision}, stopped by {result.stopped_by}), "
-        f"last loss {result.last_logged_loss}"
+        f"{result.recipe} model -> {result.out}: {result.steps} of {result.planned_steps} planned steps, "
+        f"{result.seconds_per_step:.2f} s/step, {result.train_seconds:.0f} s ({result.precision}, stopped by "
+        f"{result.stopped_by}), last loss {result.last_logged_loss}"
     )
 
 

@@ -5,20 +5,22 @@
     from sitetune.train import train
     result = train(RETRIEVAL_RECIPE, out="runs/model", corpus="pages.csv")
 
-See ``docs/train.md`` for the recipes, resume, time budgets and torchrun.
+See ``docs/train.md`` for the recipes, the planned step count, resume, the optional time cap and torchrun.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from sitetune.config import Recipe, TrainConfig
 from sitetune.errors import SitetuneError
 from sitetune.pairs.storage import Pairs
 from sitetune.train.core import TrainingInterrupted, TrainResult, check_output
+from sitetune.train.steps import StepPlan, plan_steps
 
-__all__ = ["TrainResult", "TrainingInterrupted", "train"]
+__all__ = ["StepPlan", "TrainResult", "TrainingInterrupted", "plan_steps", "train"]
 
 
 def train(
@@ -33,6 +35,7 @@ def train(
     overwrite: bool = False,
     resume: bool = False,
     progress: bool = True,
+    log: Callable[[str], object] | None = None,
 ) -> TrainResult:
     """Train ``config.recipe`` and write the model folder ``out``.
 
@@ -40,7 +43,7 @@ def train(
     ``sitetune pairs``) or ``corpus`` (the recipe's pairs are built from it first).
 
     Args:
-        config: The recipe preset, adjusted (steps, minutes, precision...).
+        config: The recipe preset, adjusted (steps, precision, an optional time cap...).
         out: The model folder to create; an existing one is refused unless ``overwrite``.
         pairs: Prebuilt pairs.
         pairs_dir: A pairs folder; one built for another recipe is refused.
@@ -50,6 +53,8 @@ def train(
         overwrite: Replace an existing ``out``.
         resume: Continue an interrupted run from its newest complete checkpoint.
         progress: Show a progress bar.
+        log: Called with the planned step count before training, and with a warning if ``max_minutes``
+            cut the run short.
 
     Returns:
         The run's figures.
@@ -98,5 +103,6 @@ def train(
         overwrite=overwrite,
         resume=resume,
         progress=progress,
+        log=log,
         extra_files={"pairs_info.json": json.dumps(pairs.info, indent=2, ensure_ascii=False) + "\n"},
     )

@@ -1,4 +1,4 @@
-"""Trainer callbacks: checkpoint completeness, the time budget, SIGTERM, the batch log, step timing."""
+"""Trainer callbacks: checkpoint completeness, the optional time cap, SIGTERM, the batch log, step timing."""
 
 from __future__ import annotations
 
@@ -74,10 +74,12 @@ class StepTimerCallback(TrainerCallback):
 
 
 class TimeBudgetCallback(TrainerCallback):
-    """Stops training after ``max_minutes`` and rescales a linear schedule so it decays to 0 there.
+    """The optional ``max_minutes`` cap: stops training there and rescales a linear schedule to end there.
 
-    A fixed step count cannot know how fast a shared CPU will run; after a few steps the callback
-    projects how many steps fit in the budget and rewrites the linear schedule's lambdas to end there.
+    Runs are planned in steps (:mod:`sitetune.train.steps`); this cap is for a user who needs the run
+    to end by a deadline whatever the machine. After a few steps the callback projects how many steps fit
+    in the budget and, if fewer than planned, rewrites the linear schedule's lambdas so the learning rate
+    still decays to 0 at the last step that fits.
     """
 
     def __init__(

@@ -4,6 +4,8 @@ A recipe module (:mod:`.card`, :mod:`.retrieval`) supplies a :class:`Plan` (mode
 sampler, model info); :func:`run` trains it with ``SentenceTransformerTrainer`` and writes the model:
 
 - the output folder is refused before any work if it exists (unless ``overwrite``);
+- the run's length is planned up front from the pairs and the config (:mod:`.steps`), never from the
+  clock; an optional ``max_minutes`` cap may stop it earlier, and the result then says it was cut short;
 - checkpoints go to ``OUT.partial/`` every ``checkpoint_every`` steps, each marked complete once whole;
 - ``resume`` continues from the newest complete checkpoint (same seed, same batches: same final step);
 - SIGTERM saves a checkpoint and stops; the model is written only by a run that finishes;
@@ -13,6 +15,7 @@ sampler, model info); :func:`run` trains it with ``SentenceTransformerTrainer`` 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -34,6 +37,7 @@ from sitetune.train.callbacks import (
 )
 from sitetune.train.distributed import barrier, ddp_backend, dist_info
 from sitetune.train.samplers import BatchRecorder
+from sitetune.train.steps import StepPlan, plan_steps
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -41,6 +45,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 SamplerFactory = Callable[..., Any]
+logger = logging.getLogger(__name__)
 
 
 class TrainingInterrupted(SitetuneError):
@@ -71,7 +76,12 @@ class Plan:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a finished run reports (also written to ``OUT/training/summary.json``)."""
+    """What a finished run reports (also written to ``OUT/training/summary.json``).
+
+    ``planned_steps`` and ``step_rule`` say how long the run was meant to be (a function of the pairs
+    and the config); ``cut_short`` is ``None`` unless a ``max_minutes`` cap stopped it before that, and
+    then says so in words.
+    """
 
     out: str
     recipe: str
@@ -87,6 +97,9 @@ class TrainResult:
     pairs: int
     batch_size: int
     world_size: int
+    planned_steps: int
+    step_rule: str
+    cut_short: str | None
 
 
 def check_output(out: Path, *, overwrite: bool) -> None:
@@ -125,19 +138,19 @@ def _make_trainer_class(sampler: SamplerFactory, recorder: BatchRecorder) -> typ
     return SitetuneTrainer
 
 
-def _training_args(config: TrainConfig, work: Path, plan: Plan, *, progress: bool) -> Any:
+def _training_args(config: TrainConfig, work: Path, plan: Plan, steps: StepPlan, *, progress: bool) -> Any:
     import torch
     from sentence_transformers import SentenceTransformerTrainingArguments
     from sentence_transformers.base.training_args import BatchSamplers  # type: ignore[attr-defined]
 
-    steps = config.max_steps if config.max_steps is not None else -1
-    logging_steps = config.logging_steps
-    if config.max_steps is not None:
-        logging_steps = max(1, min(logging_steps, config.max_steps // 4 or 1))
+    # Uncapped epochs are left to the trainer (it derives the same count: ceil(epochs x batches)), so a
+    # model card lists max_steps -1 exactly where the published recipe does.
+    max_steps = steps.steps if (config.max_steps is not None or steps.capped) else -1
+    logging_steps = max(1, min(config.logging_steps, steps.steps // 4 or 1))
     return SentenceTransformerTrainingArguments(
         output_dir=str(work),
         num_train_epochs=config.epochs,
-        max_steps=steps,
+        max_steps=max_steps,
         per_device_train_batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         lr_scheduler_type=config.scheduler,
@@ -170,17 +183,20 @@ def run(
     resume: bool = False,
     progress: bool = True,
     extra_files: dict[str, str] | None = None,
+    log: Callable[[str], object] | None = None,
 ) -> TrainResult:
     """Train ``plan`` and write the model to ``out``.
 
     Args:
         plan: The recipe's model, loss, rows and sampler.
-        config: Steps, time budget, precision, checkpoints.
+        config: Steps, optional time cap, precision, checkpoints.
         out: The model folder to create.
         overwrite: Replace an existing ``out`` (swapped in only once the new model is complete).
         resume: Continue from the newest complete checkpoint in ``OUT.partial/`` if there is one.
         progress: Show a progress bar.
         extra_files: Files (relative path -> text) to add to the model folder (e.g. pairs info).
+        log: Called with the planned step count before training and with a warning if a time cap cut
+            the run short (also logged at WARNING level).
 
     Returns:
         The run's figures.
@@ -209,9 +225,12 @@ def run(
         work.mkdir(parents=True, exist_ok=True)
     barrier()
 
+    steps = plan_steps(len(plan.dataset), config, dist.world_size)
+    if log is not None:
+        log(f"training {steps.steps} steps ({steps.rule})")
     recorder = BatchRecorder()
     trainer_cls = _make_trainer_class(plan.sampler, recorder)
-    args = _training_args(config, work, plan, progress=progress)
+    args = _training_args(config, work, plan, steps, progress=progress)
     timer = StepTimerCallback()
     sigterm = SigtermCallback()
     callbacks: list[Any] = [CompletionMarkerCallback(), timer, sigterm]
@@ -251,15 +270,26 @@ def run(
             "rerun the same command with --resume to continue"
         )
     losses = [float(h["loss"]) for h in trainer.state.log_history if "loss" in h]
-    stopped_by = (
-        "time budget"
-        if budget is not None and budget.stopped_by_budget
-        else ("max steps" if config.max_steps is not None else "epochs")
-    )
+    done = trainer.state.global_step
+    cut_short: str | None = None
+    if budget is not None and budget.stopped_by_budget and done < steps.steps:
+        stopped_by = "time cap"
+        cut_short = (
+            f"--max-minutes {config.max_minutes:g} stopped training at step {done} of {steps.steps} "
+            f"planned ({steps.rule}): this model depends on how fast this machine ran; "
+            "without --max-minutes the same command trains the same steps on any machine"
+        )
+        logger.warning(cut_short)
+        if log is not None:
+            log(f"warning: {cut_short}")
+    elif config.max_steps is not None:
+        stopped_by = "max steps"
+    else:
+        stopped_by = "step cap" if steps.capped else "epochs"
     result = TrainResult(
         out=str(out),
         recipe=config.recipe.value,
-        steps=trainer.state.global_step,
+        steps=done,
         resumed_from_step=resumed_from,
         train_loss=float(output.training_loss) if output.training_loss is not None else None,
         last_logged_loss=losses[-1] if losses else None,
@@ -271,6 +301,9 @@ def run(
         pairs=len(plan.dataset),
         batch_size=config.batch_size,
         world_size=dist.world_size,
+        planned_steps=steps.steps,
+        step_rule=steps.rule,
+        cut_short=cut_short,
     )
     if dist.is_main:
         _write_model(plan, out, work, result, overwrite=overwrite, extra_files=extra_files or {})
@@ -290,6 +323,10 @@ def _write_model(
     with atomic_dir(out, overwrite=overwrite) as tmp:
         plan.model.save(str(tmp))
         plan.model_info.save(tmp)
+        card = tmp / "README.md"
+        if result.cut_short and card.is_file():
+            with card.open("a", encoding="utf-8") as fh:
+                fh.write(f"\n## Training cut short\n\n{result.cut_short}.\n")
         training = tmp / "training"
         training.mkdir()
         log = work / ckpt.BATCH_LOG

@@ -18,6 +18,7 @@ from sitetune.modelinfo import ModelInfo
 from sitetune.pairs.retrieval import DOCUMENT_TEMPLATE
 from sitetune.pairs.storage import Pairs
 from sitetune.train.core import Plan
+from sitetune.train.losses import LengthSortedMNRLoss
 from sitetune.train.samplers import PageAwareBatchSampler
 
 if TYPE_CHECKING:
@@ -58,8 +59,12 @@ def retrieval_plan(pairs: Pairs, config: TrainConfig, *, base: str | Path = "bas
         )
     elif config.loss == "mnrl":
         loss = MultipleNegativesRankingLoss(model, scale=config.scale)
+    elif config.loss == "sorted_mnrl":
+        loss = LengthSortedMNRLoss(model, scale=config.scale, mini_batch_size=config.mini_batch_size)
     else:
-        raise SitetuneError(f"the retrieval recipe trains with mnrl or cached_mnrl, not {config.loss!r}")
+        raise SitetuneError(
+            f"the retrieval recipe trains with sorted_mnrl, mnrl or cached_mnrl, not {config.loss!r}"
+        )
     sampler = functools.partial(
         PageAwareBatchSampler, pages=pages, keys=keys, lengths=lengths, page_cap=config.page_cap
     )
