@@ -13,7 +13,10 @@ CORPUS ?=
 WORKDIR ?= runs/default
 PORT ?= 8000
 HOST ?= 127.0.0.1
-TRAIN_MINUTES ?= 3
+# Training runs a step count planned from the corpus (same corpus, same model on any machine).
+# TRAIN_STEPS overrides it; TRAIN_MINUTES adds an optional time cap (warns when it cuts training short).
+TRAIN_STEPS ?=
+TRAIN_MINUTES ?=
 
 .PHONY: run test lint typecheck clean install browser
 
@@ -30,7 +33,8 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m sitetune.cli.main run --workdir $(WORKDIR) --host $(HOST) --port $(PORT) \
-		--train-minutes $(TRAIN_MINUTES) $(if $(CORPUS),--corpus $(CORPUS),)
+		$(if $(TRAIN_STEPS),--train-steps $(TRAIN_STEPS),) $(if $(TRAIN_MINUTES),--train-minutes $(TRAIN_MINUTES),) \
+		$(if $(CORPUS),--corpus $(CORPUS),)
 
 # Chromium drives the web-page test; Debian's package, installed when missing (needs root or sudo).
 browser:

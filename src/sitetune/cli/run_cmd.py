@@ -16,8 +16,11 @@ def run(
                                                 "the bundled sample site.")] = None,
     workdir: Annotated[Path, typer.Option("--workdir", help="Where corpus, model and store go.")] = Path(
         "runs/default"),
-    train_minutes: Annotated[float, typer.Option("--train-minutes", min=0.1,
-                                                 help="Training time budget.")] = 3.0,
+    train_steps: Annotated[int | None, typer.Option("--train-steps", min=1, help="Train exactly this many steps "
+                                                    "(default: planned from the corpus).")] = None,
+    train_minutes: Annotated[float | None, typer.Option("--train-minutes", min=0.01, help="Optional time cap on "
+                                                        "training (off by default; warns if it cuts training "
+                                                        "short).")] = None,
     retrain: Annotated[bool, typer.Option("--retrain", help="Train even if the corpus did not change.")] = False,
     host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
@@ -27,7 +30,9 @@ def run(
 ) -> None:
     """Crawl the bundled sample site (or read --corpus), train a model, index it and serve it.
 
-    Example: sitetune run --corpus ../shared/data/cbs_graduate_programs.csv --train-minutes 10
+    Training runs a step count planned from the corpus, so the same corpus gives the same model anywhere.
+
+    Example: sitetune run --corpus ../shared/data/cbs_graduate_programs.csv --workdir runs/cbs
     """
     from dataclasses import replace
 
@@ -35,9 +40,15 @@ def run(
 
     config = pipeline.MainJobConfig(
         workdir=workdir, corpus=corpus, retrain=retrain,
-        train=replace(pipeline.MAIN_JOB_RECIPE, max_minutes=train_minutes),
+        train=replace(pipeline.MAIN_JOB_RECIPE, max_minutes=train_minutes, max_steps=train_steps),
     )
-    log = (lambda *_: None) if as_json else typer.echo
+
+    def log(line: str) -> None:
+        if not as_json:
+            typer.echo(line)
+        elif "warning:" in line:  # stdout belongs to the JSON; a cut-short training is still said
+            typer.echo(line.strip(), err=True)
+
     result = pipeline.prepare(config, progress=not as_json, log=log)
     if as_json:
         print_json(result.__dict__)
