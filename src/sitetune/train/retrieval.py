@@ -1,7 +1,9 @@
 """The retrieval recipe's set-up: in-batch-negatives contrastive training on query-like anchors.
 
-(Cached) MultipleNegativesRankingLoss over (anchor, positive[, hard negative]) rows: each anchor must
-rank its own section above every other section in the batch. The page-aware sampler keeps duplicate
+MultipleNegativesRankingLoss over (anchor, positive[, hard negative]) rows: each anchor must rank its own
+section above every other section in the batch. By default it is computed by
+:class:`~sitetune.train.losses.LengthSortedMNRLoss` (same loss, less padding, one forward pass); ``mnrl``
+and ``cached_mnrl`` are sentence-transformers' own. The page-aware sampler keeps duplicate
 texts and same-page sections out of a batch (they would be false negatives). The model keeps the base
 architecture (Normalize included) and is told its document template through ``sitetune.json``.
 """

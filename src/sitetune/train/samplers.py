@@ -6,7 +6,8 @@
 - :class:`PageAwareBatchSampler`: the retrieval recipe's batches. In-batch negatives must be negatives:
   a batch holds no text twice (anchor, positive or negative), no chunk twice, and at most ``page_cap``
   rows of one page (sections of one page are near neighbours, so as negatives they are often false).
-  Rows inside a batch are sorted by length so the cached loss's mini-batches pad little.
+  Rows inside a batch are sorted by section length, so the mini-batches of ``cached_mnrl`` pad little
+  (the default ``sorted_mnrl`` sorts each column by its own token counts anyway).
 
 Both report each batch to a :class:`BatchRecorder` so the batch log can say which rows formed each step.
 """
