@@ -48,7 +48,7 @@ class StoreReader:
         """Top ``k`` (row, cosine) for a unit query vector, optionally within ``rows``; best first.
 
         The embedded store searches exactly (one matrix-vector product: ~0.3 ms for 10k chunks, ~8 ms for
-        100k) unless the generation has an HNSW index (stores of 50k chunks or more: ~1 ms at 1M, at the
+        100k) unless the generation has an HNSW index (stores of 50k chunks or more: ~0.7 ms at 1M, at the
         recall its manifest records); within ``rows`` (a page filter) it always scans those rows exactly.
         Milvus searches its collection and only rows this generation knows are returned.
         """
