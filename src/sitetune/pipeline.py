@@ -17,7 +17,7 @@ from sitetune.config import RETRIEVAL_RECIPE, EncoderConfig, TrainConfig
 
 #: Training preset for the main job: the retrieval recipe as is. Its step count is planned from the corpus
 #: (epochs, capped), not from a time box, so the same corpus gives the same model on any machine; the
-#: bundled sample site trains in about a minute, a site the size of the CBS one in about ten on 2 cores.
+#: bundled sample site trains in about a minute, a site the size of the reference corpus in about ten on 2 cores.
 MAIN_JOB_RECIPE = replace(RETRIEVAL_RECIPE, max_minutes=None)
 
 _STAMP = "corpus.sha256"

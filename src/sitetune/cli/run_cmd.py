@@ -32,7 +32,7 @@ def run(
 
     Training runs a step count planned from the corpus, so the same corpus gives the same model anywhere.
 
-    Example: sitetune run --corpus ../shared/data/cbs_graduate_programs.csv --workdir runs/cbs
+    Example: sitetune run --corpus pages.csv --workdir runs/site
     """
     from dataclasses import replace
 
