@@ -281,7 +281,7 @@ CARD_RECIPE = TrainConfig(
 
 #: The default: in-batch-negatives contrastive training on query-like anchors, sized for minutes on a CPU.
 #: Its length is planned from the pairs, never from the clock: 2 epochs, at most 80 steps (the cap, about 10
-#: minutes on 2 idle cores, is what a site the size of the reference corpus gets; the bundled sample site trains 2 epochs).
+#: minutes on 2 idle cores, is what a site the size of the reference corpus gets; the sample site trains 2 epochs).
 RETRIEVAL_RECIPE = TrainConfig(
     recipe=Recipe.RETRIEVAL,
     loss="sorted_mnrl",  # MNRL embedded in length-sorted mini-batches: same maths, less padding, one forward
