@@ -451,7 +451,7 @@ def test_keyboard_only_question_feedback_and_the_report(
         # A question the pages cannot answer, then one they can, both typed and sent with the keyboard only.
         page.keyboard.press("Tab")
         assert _focused(page) == "q"
-        page.keyboard.type("Is there a rowing club on campus?")
+        page.keyboard.type("What is the capital of Peru?")
         page.keyboard.press("Enter")
         page.wait_for_selector("#answer-text.not-found")
         page.keyboard.press("Shift+Tab")  # from the answer heading back to the form
@@ -479,7 +479,7 @@ def test_keyboard_only_question_feedback_and_the_report(
     entries = [json.loads(line) for line in sample_log.read_text(encoding="utf-8").splitlines()]
     asked = {e["question"]: e for e in entries if e["type"] == "question"}
     letters = asked["When are admission letters sent?"]
-    assert asked["Is there a rowing club on campus?"]["answered"] is False and letters["answered"] is True
+    assert asked["What is the capital of Peru?"]["answered"] is False and letters["answered"] is True
     assert {"type": "feedback", "id": letters["id"], "helpful": False}.items() <= next(
         e for e in entries if e["type"] == "feedback"
     ).items()
@@ -491,7 +491,7 @@ def test_keyboard_only_question_feedback_and_the_report(
     assert result.exit_code == 0, result.output
     gaps = result.output.split('questions answered "not found"')[1].split("## ")[0]
     unhelpful = result.output.split("Answers marked unhelpful")[1]
-    assert '"Is there a rowing club on campus?"' in gaps
+    assert '"What is the capital of Peru?"' in gaps
     assert '1 × "When are admission letters sent?"' in unhelpful
     assert (out / "report.png").stat().st_size > 10_000
 
