@@ -280,8 +280,9 @@ CARD_RECIPE = TrainConfig(
 )
 
 #: The default: in-batch-negatives contrastive training on query-like anchors, sized for minutes on a CPU.
-#: Its length is planned from the pairs, never from the clock: 2 epochs, at most 80 steps (the cap, about 10
-#: minutes on 2 idle cores, is what a site the size of the reference corpus gets; the sample site trains 2 epochs).
+#: Its length is planned from the pairs, never from the clock: 2 epochs, at most 80 steps (the cap is what a site
+#: the size of the reference corpus gets; the sample site trains 2 epochs). Measured: 22.8 s/step on 2 shared AMD
+#: cores (benchmarks/results/train_step_quality.md), so the cap is about 30 minutes there, not yet 10.
 RETRIEVAL_RECIPE = TrainConfig(
     recipe=Recipe.RETRIEVAL,
     loss="sorted_mnrl",  # MNRL embedded in length-sorted mini-batches: same maths, less padding, one forward
