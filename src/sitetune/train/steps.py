@@ -5,8 +5,8 @@ one host and 35 on another). The step count is planned up front instead:
 
 - ``--max-steps N`` given: N steps;
 - otherwise ``ceil(epochs x batches per epoch)``, at most ``step_cap``: a small site gets its passes over
-  the pairs, a large one a bounded run (the retrieval preset sizes the cap for about 10 minutes on two
-  CPU cores).
+  the pairs, a large one a bounded run (the retrieval preset's cap: 80 steps, see its comment in
+  :mod:`sitetune.config` for what that costs).
 
 ``max_minutes`` stays an optional cap on top; when it stops a run before its planned step, the result
 says so (see :func:`sitetune.train.core.run`).
