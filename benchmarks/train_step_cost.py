@@ -179,6 +179,94 @@ def cost_part(args: argparse.Namespace, pairs_dir: Path, header: list[str]) -> N
     print("\n".join(lines))
 
 
+TRAINER_VARIANTS = {"before": ("cached_mnrl", 32), "after": ("sorted_mnrl", 16)}
+
+
+def trainer_worker(variant: str, pairs_dir: str, steps: int, threads: int) -> None:
+    """Train ``steps`` real trainer steps of ``variant`` on ``threads`` threads; print one JSON line."""
+    import resource
+    import shutil
+    import tempfile
+    from dataclasses import replace
+
+    import torch
+
+    from sitetune.config import RETRIEVAL_RECIPE
+    from sitetune.train import train
+
+    torch.set_num_threads(threads)
+    loss, mbs = TRAINER_VARIANTS[variant]
+    config = replace(RETRIEVAL_RECIPE, loss=loss, mini_batch_size=mbs, max_steps=steps, checkpoint_every=10_000)
+    out = Path(tempfile.mkdtemp(prefix="step-cost-")) / "model"
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    try:
+        result = train(config, out=out, pairs_dir=pairs_dir, progress=False)
+    finally:
+        shutil.rmtree(out.parent, ignore_errors=True)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({
+        "variant": variant, "threads": threads, "s_per_step": result.seconds_per_step,
+        "cpu_s_per_step": result.cpu_seconds_per_step, "page_faults": after.ru_minflt - before.ru_minflt,
+        "peak_mib": after.ru_maxrss // 1024,
+    }))
+
+
+def trainer_part(args: argparse.Namespace, pairs_dir: Path, header: list[str]) -> None:
+    """Whole trainer steps (data, loss, backward, optimizer), before vs after, on 1 and on 2 threads.
+
+    Each run is its own process; the order is before, after, after, before (ABBA) per thread count, so a
+    load that drifts during the benchmark weighs on both alike.
+    """
+    started = time.time()
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    loads = [os.getloadavg()[0]]
+    for threads in (1, 2):
+        for variant in ("before", "after", "after", "before"):
+            proc = subprocess.run(
+                [sys.executable, __file__, "--trainer-worker", variant, "--pairs-dir", str(pairs_dir),
+                 "--steps", str(args.trainer_steps), "--threads", str(threads)],
+                capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": str(threads)},
+            )
+            if proc.returncode != 0:
+                sys.exit(f"{variant} on {threads} threads failed: {proc.stderr[-3000:]}")
+            row: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+            runs.setdefault((variant, threads), []).append(row)
+            loads.append(os.getloadavg()[0])
+            print(row, flush=True)
+    lines = [
+        "## Training step cost: whole trainer steps, before and after, 1 and 2 threads",
+        "",
+        *header,
+        f"- Each run: `train()` with the retrieval recipe for {args.trainer_steps} steps (checkpoints off) in its "
+        "own process, torch threads set; order before, after, after, before per thread count; whole benchmark "
+        f"{(time.time() - started) / 60:.0f} min; 1-minute load average {min(loads):.1f} to {max(loads):.1f}",
+        "",
+        "| threads | loss set-up | wall s/step (2 runs) | CPU s/step (2 runs) | page faults per run | peak RSS MiB |",
+        "|---:|---|---|---|---:|---:|",
+    ]
+    for threads in (1, 2):
+        for variant, label in (("before", "cached_mnrl, mini-batch 32"), ("after", "sorted_mnrl, mini-batch 16")):
+            rows = runs[(variant, threads)]
+            wall = " / ".join(f"{r['s_per_step']:.1f}" for r in rows)
+            cpu = " / ".join(f"{r['cpu_s_per_step']:.1f}" for r in rows)
+            faults = round(statistics.mean(r["page_faults"] for r in rows))
+            peak = max(r["peak_mib"] for r in rows)
+            lines.append(f"| {threads} | {label} ({variant}) | {wall} | {cpu} | {faults:,} | {peak:,} |")
+        before = statistics.mean(r["s_per_step"] for r in runs[("before", threads)])
+        after = statistics.mean(r["s_per_step"] for r in runs[("after", threads)])
+        lines.append(f"| {threads} | speed-up, mean wall s/step before / after | {before / after:.2f}x | | | |")
+    lines += [
+        "",
+        "Wall s/step leaves the first (warm-up) step out; CPU s/step counts every thread of the process from",
+        "the first step on. On a machine shared with other jobs two torch threads wait on each other (a thread",
+        "descheduled mid-operation stalls its partner), so there the one-thread rows are the cleaner measure of",
+        "the work a step does.",
+        "",
+    ]
+    (RESULTS / "train_step_trainer.md").write_text("\n".join(lines), encoding="utf-8")
+    print("\n".join(lines))
+
+
 def sh(*args: str) -> dict[str, Any]:
     """Run a sitetune command with --json and return its JSON."""
     cmd = [sys.executable, "-m", "sitetune.cli.main", *args, "--json"]
@@ -192,52 +280,82 @@ def sh(*args: str) -> dict[str, Any]:
 
 
 def quality_part(args: argparse.Namespace, pairs_dir: Path, header: list[str]) -> None:
+    """Train both loss set-ups for the same steps, evaluate them together, and write the comparison.
+
+    Models and the evaluation already in ``--workdir`` from the same command are reused (``--retrain``
+    trains and evaluates again), so the fragment can be rewritten without hours of CPU.
+    """
+    import math
+
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     trained: dict[str, dict[str, Any]] = {}
+    fresh = args.retrain
     for key, (loss, mbs) in {"before": ("cached_mnrl", 32), "after": ("sorted_mnrl", 16)}.items():
         model = work / f"model-{key}"
+        summary = model / "training" / "summary.json"
+        if not args.retrain and summary.is_file():
+            trained[key] = json.loads(summary.read_text())
+            if trained[key]["steps"] == args.quality_steps:
+                continue
+        fresh = True
         trained[key] = sh(
             "train", "--pairs", str(pairs_dir), "--out", str(model), "--overwrite", "--no-progress",
             "--max-steps", str(args.quality_steps), "--loss", loss, "--mini-batch-size", str(mbs),
         )
-    report = sh(
-        "evaluate", "--corpus", args.corpus, "--model", "base", "--model", str(work / "model-before"),
-        "--model", str(work / "model-after"), "--queries", "cbs", "--no-answers", "--out", str(work / "eval"),
-    )
-    (work / "evaluate.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    scores = dense_ndcg(report)
+    metrics_file = work / "eval" / "metrics.json"
+    if fresh or not metrics_file.is_file():
+        sh(
+            "evaluate", "--corpus", args.corpus, "--model", "base", "--model", str(work / "model-before"),
+            "--model", str(work / "model-after"), "--queries", "cbs", "--no-answers", "--out", str(work / "eval"),
+        )
+    metrics = json.loads(metrics_file.read_text())
+    if not fresh:
+        done = dt.datetime.fromtimestamp(metrics_file.stat().st_mtime, dt.UTC)
+        header = [*header, f"- Models and evaluation reused from `{work}` (evaluated {done:%Y-%m-%d %H:%M} UTC)"]
+    scores = metrics["metrics"]
+    sts = metrics.get("sts_spearman", {})
+    questions = next(q for q in scores["base"] if "question" in q or q.startswith("cbs"))
+    before_q = metrics["per_query_ndcg@10"]["model-before"][questions]
+    after_q = metrics["per_query_ndcg@10"]["model-after"][questions]
+    deltas = [after_q[k] - before_q[k] for k in before_q]
+    mean = statistics.mean(deltas)
+    se = statistics.stdev(deltas) / math.sqrt(len(deltas))
+    sets = [q for q in (questions, "titles", "same_page") if q in scores["base"]]
     lines = [
         "## Training step cost: does the cheaper loss train as well?",
         "",
         *header,
         f"- Both models: the retrieval recipe for {args.quality_steps} steps on every page (same pairs, seed and "
-        "batches); only the loss set-up differs. Scored alone (dense retrieval) on the packaged question set "
-        f"with `sitetune evaluate --queries cbs` (report: `{work / 'eval'}`).",
+        "batches); only the loss set-up differs. Each model alone (dense retrieval), `sitetune evaluate "
+        f"--queries cbs` (report: `{work / 'eval'}`). The two trainings ran one after the other at whatever load "
+        "the shared machine had, so their seconds compare nothing; the interleaved step costs are in "
+        "`train_step_cost.md` and `train_step_trainer.md`.",
         "",
-        "| model | loss | steps | wall s | s/step | nDCG@10 (question set) |",
-        "|---|---|---:|---:|---:|---:|",
-        f"| base | | | | | {scores.get('base', float('nan')):.3f} |",
+        "| model | loss | steps | wall s | s/step | " + " | ".join(f"nDCG@10 {q}" for q in sets)
+        + " | STS Spearman |",
+        "|---|---|---:|---:|---:|" + "---:|" * len(sets) + "---:|",
+        "| base | | | | | " + " | ".join(f"{scores['base'][q]['ndcg@10']:.3f}" for q in sets)
+        + f" | {sts.get('base', float('nan')):.3f} |",
     ]
     for key, label in (("before", "cached_mnrl, mini-batch 32"), ("after", "sorted_mnrl, mini-batch 16")):
-        t = trained[key]
+        t, name = trained[key], f"model-{key}"
         lines.append(
             f"| {key} | {label} | {t['steps']} | {t['train_seconds']:.0f} | {t['seconds_per_step']:.2f} | "
-            f"{scores.get(f'model-{key}', float('nan')):.3f} |"
+            + " | ".join(f"{scores[name][q]['ndcg@10']:.3f}" for q in sets)
+            + f" | {sts.get(name, float('nan')):.3f} |"
         )
-    lines.append("")
+    lines += [
+        "",
+        f"Per question ({len(deltas)} questions), after minus before nDCG@10: mean {mean:+.4f}, standard error "
+        f"{se:.4f} ({mean / se:+.1f} SE); after better on {sum(d > 1e-9 for d in deltas)}, worse on "
+        f"{sum(d < -1e-9 for d in deltas)}, equal on {sum(abs(d) <= 1e-9 for d in deltas)}. The two losses have "
+        "the same gradients (tests/test_train.py checks it); the runs differ only in their dropout masks and "
+        "bf16 rounding.",
+        "",
+    ]
     (RESULTS / "train_step_quality.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
-
-
-def dense_ndcg(report: dict[str, Any]) -> dict[str, float]:
-    """Model label -> nDCG@10 of the model alone on the question set, from ``sitetune evaluate --json``."""
-    found: dict[str, float] = {}
-    for label, sets in report.items():
-        for query_set, metrics in sets.items():
-            if "question" in query_set or query_set.startswith("cbs"):
-                found[label] = float(metrics["ndcg@10"])
-    return found
 
 
 def main() -> None:
@@ -245,10 +363,19 @@ def main() -> None:
     parser.add_argument("--corpus", default="../shared/data/cbs_graduate_programs.csv")
     parser.add_argument("--steps", type=int, default=6, help="Batches to time (each by every variant)")
     parser.add_argument("--fp32", action="store_true", help="Also time the sorted loss without bf16 autocast")
-    parser.add_argument("--skip-cost", action="store_true", help="Skip the step timing")
+    parser.add_argument("--skip-cost", action="store_true", help="Skip the loss timing")
+    parser.add_argument("--trainer-steps", type=int, default=0,
+                        help="Also time whole trainer steps (before vs after, 1 and 2 threads), this many per run")
     parser.add_argument("--quality-steps", type=int, default=0, help="Train both losses this long and evaluate")
     parser.add_argument("--workdir", default="runs/bench-step-cost")
+    parser.add_argument("--retrain", action="store_true", help="Quality: train and evaluate even if done before")
+    parser.add_argument("--trainer-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--pairs-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.trainer_worker:
+        trainer_worker(args.trainer_worker, args.pairs_dir, args.steps, args.threads)
+        return
 
     from sitetune.config import RETRIEVAL_PAIRS
     from sitetune.corpus import Corpus
@@ -266,6 +393,8 @@ def main() -> None:
     ]
     if not args.skip_cost:
         cost_part(args, pairs_dir, header)
+    if args.trainer_steps > 0:
+        trainer_part(args, pairs_dir, header)
     if args.quality_steps > 0:
         quality_part(args, pairs_dir, header)
 
