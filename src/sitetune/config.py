@@ -281,8 +281,9 @@ CARD_RECIPE = TrainConfig(
 
 #: The default: in-batch-negatives contrastive training on query-like anchors, sized for minutes on a CPU.
 #: Its length is planned from the pairs, never from the clock: 2 epochs, at most 80 steps (the cap is what a site
-#: the size of the reference corpus gets; the sample site trains 2 epochs). Measured: 22.8 s/step on 2 shared AMD
-#: cores (benchmarks/results/train_step_quality.md), so the cap is about 30 minutes there, not yet 10.
+#: the size of the reference corpus gets; the sample site trains 2 epochs). Measured on the reference corpus, 2
+#: lightly loaded cores: 80 steps at 6.4 s/step, 8.7 minutes for the whole command; a machine loaded by other
+#: jobs costs 2-4x that (docs/train.md, benchmarks/results/train_step_trainer.md).
 RETRIEVAL_RECIPE = TrainConfig(
     recipe=Recipe.RETRIEVAL,
     loss="sorted_mnrl",  # MNRL embedded in length-sorted mini-batches: same maths, less padding, one forward
