@@ -535,7 +535,7 @@ def test_time_cap_cuts_short_with_a_warning_on_record(tmp_path: Path, tiny_corpu
             "--max-seq-length", "32", "--no-progress", "--max-minutes", "0.0001"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output[-2000:]
-    assert "warning: --max-minutes 0.0001 stopped training at step 1 of " in result.stderr
+    assert "warning: the 0.0001-minute time cap stopped training at step 1 of " in result.stderr
     summary = json.loads((out / "training" / "summary.json").read_text())
     assert summary["steps"] == 1 < summary["planned_steps"] and summary["stopped_by"] == "time cap"
     assert "depends on how fast this machine ran" in summary["cut_short"]

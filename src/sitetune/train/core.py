@@ -275,9 +275,9 @@ def run(
     if budget is not None and budget.stopped_by_budget and done < steps.steps:
         stopped_by = "time cap"
         cut_short = (
-            f"--max-minutes {config.max_minutes:g} stopped training at step {done} of {steps.steps} "
+            f"the {config.max_minutes:g}-minute time cap stopped training at step {done} of {steps.steps} "
             f"planned ({steps.rule}): this model depends on how fast this machine ran; "
-            "without --max-minutes the same command trains the same steps on any machine"
+            "without a time cap the same command trains the same steps on any machine"
         )
         logger.warning(cut_short)
         if log is not None:
