@@ -9,13 +9,17 @@ variant and are left out. For each call it also records the peak resident memory
 before the call (``VmHWM`` reset through ``/proc/self/clear_refs``). The tokens each variant embeds per
 step (padding included) are counted from the batches themselves: a noise-free account of the work.
 
+With ``--trainer-steps N`` it also times whole trainer steps (data, loss, backward, optimizer) of the old
+and the new default, each run in its own process, on one and on two threads
+(``benchmarks/results/train_step_trainer.md``).
+
 With ``--quality-steps N`` it also trains the old and the new default loss for N steps each on the whole
 corpus and scores both with ``sitetune evaluate`` on the packaged question set
 (``benchmarks/results/train_step_quality.md``).
 
     python benchmarks/train_step_cost.py --corpus ../shared/data/cbs_graduate_programs.csv
-    python benchmarks/train_step_cost.py --corpus ../shared/data/cbs_graduate_programs.csv \
-        --skip-cost --quality-steps 30
+    python benchmarks/train_step_cost.py --corpus ../shared/data/cbs_graduate_programs.csv --skip-cost --trainer-steps 5
+    python benchmarks/train_step_cost.py --skip-cost --quality-steps 30   # --corpus defaults to the CBS file
 """
 
 from __future__ import annotations
