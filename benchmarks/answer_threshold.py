@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from machine import describe_machine
+from machine import describe_machine, write_fragment
 
 from sitetune.answer import Answerer
 from sitetune.config import AnswerConfig
@@ -88,10 +88,7 @@ def main() -> None:
         for t in sorted({current, chosen}):
             c, w, r = rates(test, t)
             lines.append(f"| {name} | {t:.2f} | {c:.1%} | {w:.1%} | {r:.1%} |")
-    lines.append("")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines), encoding="utf-8")
-    print("\n".join(lines))
+    write_fragment(args.out, lines)
 
 
 if __name__ == "__main__":

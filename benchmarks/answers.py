@@ -18,7 +18,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from machine import describe_machine
+from machine import describe_machine, write_fragment
 
 from sitetune.answer import Answerer
 from sitetune.config import AnswerConfig
@@ -73,10 +73,7 @@ def main() -> None:
                 found = max(1, len(words))
                 lines.append(f"| {name} ({n}) | {label} | {correct / n:.1%} | {not_found / n:.1%} | "
                              f"{sum(words) / found:.0f} | {stray / found:.1%} |")
-    lines.append("")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines), encoding="utf-8")
-    print("\n".join(lines))
+    write_fragment(args.out, lines)
 
 
 if __name__ == "__main__":

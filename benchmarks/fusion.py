@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from machine import describe_machine
+from machine import describe_machine, write_fragment
 
 from sitetune.config import SearchConfig
 from sitetune.corpus import Corpus
@@ -128,10 +128,7 @@ def main() -> None:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     for site in sites:
         site.searcher.close()
-    lines.append("")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines), encoding="utf-8")
-    print("\n".join(lines))
+    write_fragment(args.out, lines)
 
 
 if __name__ == "__main__":

@@ -25,3 +25,11 @@ def describe_machine() -> str:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (f"{cpu}, {os.cpu_count()} logical CPUs, {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}; load average at start {load}")
+
+
+def write_fragment(path: Path, lines: list[str]) -> None:
+    """Write a result fragment (markdown lines, a blank line added at the end) and print it."""
+    text = "\n".join([*lines, ""])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(text)
