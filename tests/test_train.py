@@ -472,6 +472,36 @@ def test_sorted_loss_equals_multiple_negatives_ranking_loss() -> None:
     assert reference_grads.abs().max() > 1e-4  # a real gradient, not two zeros
 
 
+def test_sorted_cosine_loss_equals_cosine_similarity_loss() -> None:
+    """The card recipe's length-sorted CosineSimilarityLoss: same loss, same gradients, less padding."""
+    import torch
+    from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
+
+    from sitetune.train.card import card_model
+    from sitetune.train.losses import LengthSortedCosineLoss
+
+    model = card_model("base", 64)
+    model.eval()  # no dropout: both losses see the same network
+    firsts = ["page_name: A text: Deadline: 1 March.", "page_name: B text: Tuition is 7,500 EUR per semester for "
+              "non-EU students, paid in two parts, before the semester starts.", "page_name: A text: IELTS 6.5."]
+    seconds = ["page_name: A text: We help you find a room.", "page_name: C text: Contact", "page_name: B text: "
+               "A bachelor's degree, transcripts and a CV, uploaded as PDF files through the portal."]
+    labels = torch.tensor([1.0, 0.0, 0.0])
+
+    def loss_and_grads(loss: torch.nn.Module) -> tuple[float, torch.Tensor]:
+        model.zero_grad()
+        value = loss([model.tokenize(firsts), model.tokenize(seconds)], labels)
+        value.backward()
+        grads = [p.grad.flatten() for p in model.parameters() if p.grad is not None]
+        return float(value.detach()), torch.cat(grads)
+
+    reference, reference_grads = loss_and_grads(CosineSimilarityLoss(model))
+    sorted_loss, sorted_grads = loss_and_grads(LengthSortedCosineLoss(model, mini_batch_size=2))
+    assert sorted_loss == pytest.approx(reference, rel=1e-5)
+    assert torch.allclose(sorted_grads, reference_grads, atol=1e-6)
+    assert reference_grads.abs().max() > 1e-4
+
+
 def test_planned_steps_are_a_function_of_corpus_and_config(small_corpus: Path) -> None:
     import dataclasses
     import math

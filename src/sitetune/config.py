@@ -215,7 +215,8 @@ class TrainConfig:
 
     Attributes:
         recipe: The recipe this config belongs to.
-        loss: ``cosine_mse`` (CosineSimilarityLoss), ``sorted_mnrl`` (MNRL embedded in length-sorted
+        loss: ``cosine_mse`` (CosineSimilarityLoss), ``sorted_cosine_mse`` (the same loss embedded in
+            length-sorted mini-batches), ``sorted_mnrl`` (MNRL embedded in length-sorted
             mini-batches, see :mod:`sitetune.train.losses`), ``mnrl`` or ``cached_mnrl``.
         batch_size: Examples per optimizer step (per process).
         mini_batch_size: Sorted and cached MNRL: rows per forward pass (padding and memory, not maths).
@@ -235,7 +236,11 @@ class TrainConfig:
             both presets: a time budget makes the model depend on how busy the machine is.
         precision: bf16 autocast or fp32.
         checkpoint_every: Save a resumable checkpoint every this many steps.
-        logging_steps: Loss logged (and put in the model card) every this many steps.
+        logging_steps: Loss logged (and put in the model card) every this many steps: the mean over the
+            window, as the transformers trainer logs it.
+        logging_at_least: A short run logs at least this many times (the cadence shrinks to fit); ``None``
+            keeps ``logging_steps`` exactly, the published card's cadence.
+        logging_first_step: Also log step 1 (the card recipe does not: its table starts at step 500).
         page_cap: Retrieval sampler: rows of one page allowed in a batch.
         scale: MNRL similarity scale (inverse temperature).
         budget_clock: What ``max_minutes`` counts: ``wall`` time, or ``cpu`` time divided by the torch
@@ -259,6 +264,8 @@ class TrainConfig:
     precision: Precision = Precision.AUTO
     checkpoint_every: int = 500
     logging_steps: int = 500
+    logging_at_least: int | None = 4
+    logging_first_step: bool = True
     mini_batch_size: int = 32
     page_cap: int = 1
     scale: float = 20.0
@@ -269,7 +276,8 @@ class TrainConfig:
 #: The published model's recipe, reproduced exactly (CosineSimilarityLoss, batch 16, 5 epochs, lr 5e-5).
 CARD_RECIPE = TrainConfig(
     recipe=Recipe.CARD,
-    loss="cosine_mse",
+    loss="sorted_cosine_mse",  # CosineSimilarityLoss in length-sorted mini-batches: same maths, half the padding
+    mini_batch_size=8,
     batch_size=16,
     epochs=5,
     learning_rate=5e-5,
@@ -277,6 +285,8 @@ CARD_RECIPE = TrainConfig(
     weight_decay=0.0,
     scheduler="linear",
     max_seq_length=512,
+    logging_at_least=None,  # every 500 steps exactly, from step 500: the published training log's rows
+    logging_first_step=False,
 )
 
 #: The default: in-batch-negatives contrastive training on query-like anchors, sized for minutes on a CPU.

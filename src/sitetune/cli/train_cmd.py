@@ -108,13 +108,21 @@ def train_command(
     max_seq_length: Annotated[int | None, typer.Option("--max-seq-length", help="Token limit")] = None,
     loss: Annotated[
         str | None,
-        typer.Option("--loss", help="Retrieval: sorted_mnrl (default), mnrl or cached_mnrl (same loss, other cost)"),
+        typer.Option(
+            "--loss",
+            help="Retrieval: sorted_mnrl (default), mnrl or cached_mnrl; card: sorted_cosine_mse (default) "
+            "or cosine_mse (same loss, other cost)",
+        ),
     ] = None,
     mini_batch_size: Annotated[
-        int | None, typer.Option("--mini-batch-size", help="Retrieval: rows per forward pass (cost, not maths)")
+        int | None, typer.Option("--mini-batch-size", help="Sorted losses: rows per forward pass (cost, not maths)")
     ] = None,
     checkpoint_every: Annotated[
         int | None, typer.Option("--checkpoint-every", help="Save a resumable checkpoint every N steps")
+    ] = None,
+    logging_steps: Annotated[
+        int | None,
+        typer.Option("--logging-steps", help="Log the mean loss every N steps (card recipe: 500, as the card)"),
     ] = None,
     budget_clock: Annotated[
         str,
@@ -154,8 +162,9 @@ def train_command(
 
     if budget_clock not in ("wall", "cpu"):
         raise SitetuneError(f"--budget-clock must be wall or cpu, not {budget_clock!r}")
-    if recipe is Recipe.CARD and (loss is not None or mini_batch_size is not None):
-        raise SitetuneError("--loss and --mini-batch-size belong to the retrieval recipe; the card recipe's are fixed")
+    card_losses = ("sorted_cosine_mse", "cosine_mse")
+    if recipe is Recipe.CARD and loss is not None and loss not in card_losses:
+        raise SitetuneError(f"--loss: the card recipe trains with {' or '.join(card_losses)}, not {loss!r}")
     config = dataclasses.replace(_preset(recipe), precision=precision, seed=seed, budget_clock=budget_clock)
     changes: dict[str, object] = {}
     if max_steps is not None:
@@ -171,6 +180,7 @@ def train_command(
         ("learning_rate", learning_rate),
         ("max_seq_length", max_seq_length),
         ("checkpoint_every", checkpoint_every),
+        ("logging_steps", logging_steps),
     ):
         if value is not None:
             changes[name] = value

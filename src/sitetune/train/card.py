@@ -2,7 +2,9 @@
 
 Transformer + mean Pooling with no Normalize module (the published architecture; the packaged
 all-MiniLM-L6-v2 ends in Normalize, which is dropped), max_seq_length 512, CosineSimilarityLoss (MSE
-between cosine and label), plain shuffled batches of 16.
+between cosine and label), plain shuffled batches of 16. The loss is computed over length-sorted mini-batches
+by default (:class:`~sitetune.train.losses.LengthSortedCosineLoss`: same loss and gradient, half the padded
+tokens); ``--loss cosine_mse`` runs sentence-transformers' own class.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sitetune.config import TrainConfig
 from sitetune.modelinfo import CARD_MODEL_INFO
 from sitetune.pairs.storage import Pairs
 from sitetune.train.core import Plan
+from sitetune.train.losses import LengthSortedCosineLoss
 from sitetune.train.samplers import SeededBatchSampler
 
 
@@ -45,9 +48,17 @@ def card_plan(pairs: Pairs, config: TrainConfig, *, base: str | Path = "base") -
     """Model, loss and batches for the card recipe."""
     from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
 
+    from sitetune.errors import SitetuneError
+
     model = card_model(base, config.max_seq_length)
     dataset = pairs.dataset.select_columns(["sentence_0", "sentence_1", "label"])
-    loss = CosineSimilarityLoss(model)  # type: ignore[arg-type]
+    loss: Any
+    if config.loss == "sorted_cosine_mse":
+        loss = LengthSortedCosineLoss(model, mini_batch_size=config.mini_batch_size)
+    elif config.loss == "cosine_mse":
+        loss = CosineSimilarityLoss(model)  # type: ignore[arg-type]
+    else:
+        raise SitetuneError(f"the card recipe trains with sorted_cosine_mse or cosine_mse, not {config.loss!r}")
     return Plan(
         model=model,  # type: ignore[arg-type]
         loss=loss,

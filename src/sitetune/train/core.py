@@ -109,6 +109,13 @@ def check_output(out: Path, *, overwrite: bool) -> None:
         raise SitetuneError(f"{out} already holds {what}: pass --overwrite to replace it")
 
 
+def logging_cadence(config: TrainConfig, steps: int) -> int:
+    """Steps between logged losses: ``logging_steps``, shrunk so a short run logs ``logging_at_least`` times."""
+    if config.logging_at_least is None:
+        return max(1, config.logging_steps)
+    return max(1, min(config.logging_steps, steps // config.logging_at_least or 1))
+
+
 def _make_trainer_class(sampler: SamplerFactory, recorder: BatchRecorder) -> type[Any]:
     from sentence_transformers import SentenceTransformerTrainer
 
@@ -146,7 +153,7 @@ def _training_args(config: TrainConfig, work: Path, plan: Plan, steps: StepPlan,
     # Uncapped epochs are left to the trainer (it derives the same count: ceil(epochs x batches)), so a
     # model card lists max_steps -1 exactly where the published recipe does.
     max_steps = steps.steps if (config.max_steps is not None or steps.capped) else -1
-    logging_steps = max(1, min(config.logging_steps, steps.steps // 4 or 1))
+    logging_steps = logging_cadence(config, steps.steps)
     return SentenceTransformerTrainingArguments(
         output_dir=str(work),
         num_train_epochs=config.epochs,
@@ -165,7 +172,7 @@ def _training_args(config: TrainConfig, work: Path, plan: Plan, steps: StepPlan,
         save_steps=config.checkpoint_every,
         save_total_limit=2,
         logging_steps=logging_steps,
-        logging_first_step=True,
+        logging_first_step=config.logging_first_step,
         report_to="none",
         disable_tqdm=not progress,
         dataloader_drop_last=False,
