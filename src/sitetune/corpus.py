@@ -7,9 +7,8 @@ under, so results, batches and metrics count a text once and can still say "appe
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sitetune.errors import InputError
@@ -72,14 +71,21 @@ class Chunk:
 class Corpus:
     """Section records and their deduplicated chunks.
 
-    Build one with :meth:`from_records` or :meth:`load`.
+    Build one with :meth:`from_records` or :meth:`load`; write one with :meth:`save`.
+
+    Attributes:
+        records: Every record, in corpus order.
+        chunks: One chunk per unique text, in order of first appearance.
+        source: The file the corpus was read from or last saved to (``None``: only in memory).
     """
 
     records: tuple[SectionRecord, ...]
     chunks: tuple[Chunk, ...] = field(repr=False)
+    source: str | None = field(default=None, compare=False)
 
     @classmethod
-    def from_records(cls, records: Iterable[SectionRecord]) -> Corpus:
+    def from_records(cls, records: Iterable[SectionRecord], *, source: str | None = None) -> Corpus:
+        """Deduplicate ``records`` by text into a corpus (``source``: the file they came from, if any)."""
         records = tuple(records)
         texts: dict[str, str] = {}
         places: dict[str, dict[Occurrence, None]] = {}
@@ -87,7 +93,7 @@ class Corpus:
             texts.setdefault(r.chunk_id, r.text)
             places.setdefault(r.chunk_id, {})[Occurrence(r.page_name, r.section_title, r.section_type, r.url)] = None
         chunks = tuple(Chunk(cid, texts[cid], tuple(places[cid])) for cid in texts)
-        return cls(records=records, chunks=chunks)
+        return cls(records=records, chunks=chunks, source=source)
 
     @classmethod
     def load(cls, path: str | Path) -> Corpus:
@@ -97,7 +103,18 @@ class Corpus:
         records = read_records(path)
         if not records:
             raise InputError("the corpus has no records", path=str(path))
-        return cls.from_records(records)
+        return cls.from_records(records, source=str(path))
+
+    def save(self, path: str | Path) -> Corpus:
+        """Write the records atomically as CSV, JSONL or Parquet (by extension).
+
+        Returns:
+            The same corpus with ``source`` set to ``path``.
+        """
+        from sitetune.recordio import write_records
+
+        write_records(self.records, path)
+        return replace(self, source=str(path))
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -181,7 +198,3 @@ def corpus_stats(corpus: Corpus, *, top_duplicates: int = 5) -> CorpusStats:
         over_512_tokens=sum(1 for x in lengths if x > 512),
     )
 
-
-def section_counter(corpus: Corpus) -> Counter[str]:
-    """How many unique chunks each page has."""
-    return Counter(p for c in corpus.chunks for p in c.pages)

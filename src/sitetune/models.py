@@ -20,9 +20,16 @@ if TYPE_CHECKING:
 BASE_MODEL_NAME = "base"
 BASE_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+#: Environment defaults set just before a model or tokenizer loads, never at import: every model is a local
+#: folder, so the Hugging Face libraries must not reach the network, and tokenizer threads must not fight the
+#: encoder's thread pool. A value the caller set wins.
+LOCAL_ONLY_ENVIRONMENT = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def prefer_local_files() -> None:
+    """Set :data:`LOCAL_ONLY_ENVIRONMENT` where unset; called where models load, before their libraries import."""
+    for name, value in LOCAL_ONLY_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
 
 
 def base_model_path() -> Path:
@@ -45,6 +52,7 @@ def base_model_path() -> Path:
 
 def resolve_model_path(name_or_path: str | Path) -> Path:
     """``"base"`` means the packaged model; anything else must be a sentence-transformers model folder."""
+    prefer_local_files()
     if str(name_or_path) == BASE_MODEL_NAME:
         return base_model_path()
     path = Path(name_or_path)
@@ -75,6 +83,7 @@ def use_bf16(precision: Precision | str) -> bool:
 
 def load_sentence_transformer(name_or_path: str | Path, *, device: str = "cpu") -> SentenceTransformer:
     """Load a sentence-transformers model from a local folder (``"base"`` for the packaged one)."""
+    prefer_local_files()
     from sentence_transformers import SentenceTransformer
 
     path = resolve_model_path(name_or_path)
@@ -87,6 +96,7 @@ def load_sentence_transformer(name_or_path: str | Path, *, device: str = "cpu") 
 @functools.cache
 def base_tokenizer() -> PreTrainedTokenizerBase:
     """The base model's tokenizer, for counting tokens the way the model sees them."""
+    prefer_local_files()
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(base_model_path()), local_files_only=True)

@@ -1,19 +1,20 @@
 """The main job: crawl (or read) a corpus, tune a model on it, index it, and serve it.
 
-``make run`` calls :func:`prepare` then :func:`serve`. Each step skips work whose inputs did not change:
-the crawl revalidates pages through its cache, the model is retrained only when the corpus changed,
-and the index re-embeds only changed chunks.
+``sitetune run`` (and so ``make run``) calls :func:`prepare` then :func:`serve`. Each step skips work whose
+inputs did not change: the crawl revalidates pages through its cache, the model is retrained only when the
+corpus changed, and the index re-embeds only changed chunks.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sitetune.atomic import atomic_write_text, sha256_file
-from sitetune.config import RETRIEVAL_RECIPE, EncoderConfig, TrainConfig
+from sitetune.config import RETRIEVAL_RECIPE, EncoderConfig, ServeConfig, TrainConfig
 
 #: Training preset for the main job: the retrieval recipe as is. Its step count is planned from the corpus
 #: (epochs, capped), not from a time box, so the same corpus gives the same model on any machine; the
@@ -29,16 +30,21 @@ class MainJobConfig:
 
     Attributes:
         workdir: Folder for the corpus, model, store and reports (created).
-        corpus: A corpus file to use instead of crawling the bundled sample site.
+        corpus: A corpus file to use instead of crawling.
+        start: What to crawl when ``corpus`` is not given: an http(s) URL, a site folder, or ``"sample"``
+            (the bundled sample site, the default).
         train: Training preset (the retrieval recipe; ``max_minutes`` adds an optional time cap).
         encoder: Encoder settings for indexing and serving.
+        serve: Where :func:`serve` listens.
         retrain: Train even if the model was built from this exact corpus already.
     """
 
     workdir: Path
     corpus: Path | None = None
+    start: str = "sample"
     train: TrainConfig = MAIN_JOB_RECIPE
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     retrain: bool = False
 
 
@@ -75,8 +81,9 @@ def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print
         SitetuneError: A step failed (bad corpus, crawl found nothing, training or indexing error).
     """
     from sitetune.corpus import Corpus
-    from sitetune.crawl import crawl_folder, sample_site_dir
+    from sitetune.crawl import SAMPLE_SITE, crawl_source
     from sitetune.index import build_index
+    from sitetune.pairs import build_pairs, default_pairs_config
     from sitetune.train import train
 
     say = log if callable(log) else print
@@ -87,12 +94,13 @@ def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print
     started = time.perf_counter()
     if config.corpus is None:
         corpus_path = workdir / "corpus.jsonl"
-        report = crawl_folder(sample_site_dir(), corpus_path, progress=progress)
-        say(f"[1/4] crawled the bundled sample site: {len(report.pages)} pages -> {corpus_path}")
+        corpus, report = crawl_source(config.start, corpus_path, progress=progress)
+        what = "the bundled sample site" if config.start == SAMPLE_SITE else config.start
+        say(f"[1/4] crawled {what}: {len(report.pages)} pages -> {corpus_path}")
     else:
         corpus_path = Path(config.corpus)
         say(f"[1/4] corpus: {corpus_path}")
-    corpus = Corpus.load(corpus_path)
+        corpus = Corpus.load(corpus_path)
     seconds["corpus"] = time.perf_counter() - started
     say(f"      {len(corpus.records)} rows, {len(corpus.pages)} pages, {len(corpus.chunks)} unique chunks")
 
@@ -110,8 +118,10 @@ def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print
     else:
         cap = f" (time cap {config.train.max_minutes:g} minutes)" if config.train.max_minutes else ""
         say(f"[2/4] training the retrieval recipe{cap} -> {model_dir}")
+        pairs = build_pairs(corpus.records, replace(default_pairs_config(config.train.recipe),
+                                                    recipe=config.train.recipe))
         result = train(
-            config.train, out=model_dir, corpus=corpus_path, overwrite=True, progress=progress,
+            config.train, out=model_dir, pairs=pairs, overwrite=True, progress=progress,
             log=lambda line: say(f"      {line}"),
         )
         steps = result.steps
@@ -122,7 +132,7 @@ def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print
 
     started = time.perf_counter()
     store = workdir / "store"
-    index = build_index(corpus_path, model_dir, store, config.encoder, progress=progress)
+    index = build_index(corpus, model_dir, store, config.encoder, progress=progress)
     seconds["index"] = time.perf_counter() - started
     say(f"[3/4] indexed {index.chunks} chunks into {store} ({index.embedded} embedded, {index.reused} reused)")
 
@@ -136,3 +146,16 @@ def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print
         {k: (str(v) if isinstance(v, Path) else v) for k, v in result_obj.__dict__.items()}, indent=2) + "\n")
     return result_obj
 
+
+
+def serve(result: MainJobResult, config: MainJobConfig, *, log: Callable[[str], object] = print) -> None:
+    """Serve the store :func:`prepare` built on ``config.serve``'s address until interrupted.
+
+    Args:
+        result: What :func:`prepare` returned.
+        config: The same job config (its encoder and serve settings are used).
+        log: Receives the line with the URL once the model is loaded.
+    """
+    from sitetune.serve import run_server
+
+    run_server(result.store, config.serve, encoder=config.encoder, log=log)

@@ -52,25 +52,14 @@ def crawl(
     Example: sitetune crawl sample --out runs/sample.csv
     Example: sitetune crawl ./mirror --out runs/mirror.jsonl --public-base https://www.example.edu/
     """
-    from sitetune.crawl import FOLDER_CRAWL, crawl_folder, crawl_site, sample_site_dir
+    from sitetune.crawl import crawl_source, default_crawl_config
 
-    folder = sample_site_dir() if start == "sample" else Path(start)
-    served = start == "sample" or ("://" not in start and folder.is_dir())
-    if delay is None:
-        # Politeness is for other people's servers; a folder is served by our own server on 127.0.0.1.
-        delay = FOLDER_CRAWL.delay_s if served else _CRAWL.delay_s
-    config = dataclasses.replace(_CRAWL, max_pages=max_pages, delay_s=delay, concurrency=concurrency,
-                                 timeout_s=timeout, retries=retries, max_bytes=max_bytes,
-                                 total_time_s=max_time)
-    common = {"config": config, "cache_dir": cache, "progress": progress, "report_path": report,
-              "public_base": public_base}
-    if served:
-        if prefix is not None:
-            raise typer.BadParameter("--prefix applies to URLs, not to a served folder",
-                                     param_hint="--prefix")
-        result = crawl_folder(folder, out, **common)  # type: ignore[arg-type]
-    else:
-        result = crawl_site(start, out, prefix=prefix, **common)  # type: ignore[arg-type]
+    defaults = default_crawl_config(start)
+    config = dataclasses.replace(defaults, max_pages=max_pages,
+                                 delay_s=defaults.delay_s if delay is None else delay, concurrency=concurrency,
+                                 timeout_s=timeout, retries=retries, max_bytes=max_bytes, total_time_s=max_time)
+    _corpus, result = crawl_source(start, out, prefix=prefix, config=config, cache_dir=cache, progress=progress,
+                                   report_path=report, public_base=public_base)
     if as_json:
         print_json(result.to_dict())
         return

@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 
 from sitetune.cli.common import handle_errors, print_json
+from sitetune.config import ServeConfig
+
+_SERVE = ServeConfig()  # flag defaults come from the config
 
 
 @handle_errors
@@ -22,8 +25,8 @@ def run(
                                                         "training (off by default; warns if it cuts training "
                                                         "short).")] = None,
     retrain: Annotated[bool, typer.Option("--retrain", help="Train even if the corpus did not change.")] = False,
-    host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
+    host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = _SERVE.host,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = _SERVE.port,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop after indexing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the job's figures as JSON (implies "
                                           "--no-serve).")] = False,
@@ -41,6 +44,7 @@ def run(
     config = pipeline.MainJobConfig(
         workdir=workdir, corpus=corpus, retrain=retrain,
         train=replace(pipeline.MAIN_JOB_RECIPE, max_minutes=train_minutes, max_steps=train_steps),
+        serve=replace(_SERVE, host=host, port=port),
     )
 
     def log(line: str) -> None:
@@ -56,11 +60,8 @@ def run(
     if no_serve:
         typer.echo(f"done: sitetune serve --store {result.store}")
         return
-    from sitetune.config import ServeConfig
-    from sitetune.serve import run_server
-
     typer.echo("[4/4] serving (Ctrl-C stops)")
-    run_server(result.store, ServeConfig(host=host, port=port), encoder=config.encoder, log=typer.echo)
+    pipeline.serve(result, config, log=typer.echo)
 
 
 def register(app: typer.Typer) -> None:

@@ -42,7 +42,7 @@ class EvaluationResult:
     """Everything the report shows.
 
     Attributes:
-        corpus: The corpus file.
+        corpus: The corpus file ("" for a corpus evaluated from memory).
         chunks: Unique chunks ranked.
         labels: Row labels in report order (models, ``bm25``, hybrids).
         text_forms: ``{label: how documents and queries were written for it}``.
@@ -166,7 +166,7 @@ def page_pair_similarities(corpus: Corpus, vectors: np.ndarray, *, n: int = 2000
 
 
 def evaluate(
-    corpus: str | Path,
+    corpus: Corpus | str | Path,
     models: Sequence[str | Path] = (BASE_LABEL,),
     queries: Sequence[str | Path] = (),
     split_from: str | Path | None = None,
@@ -185,7 +185,7 @@ def evaluate(
     """Evaluate models, BM25 and the served pipeline on every query set and write the report.
 
     Args:
-        corpus: Section-record file (CSV, JSONL, Parquet).
+        corpus: A :class:`~sitetune.corpus.Corpus` or a section-record file (CSV, JSONL, Parquet).
         models: ``"base"`` and/or model folders; ``base`` is added first when missing so every tuned
             model has its baseline beside it.
         queries: External query files, or names of packaged sets (``PACKAGED_QUERY_FILES``).
@@ -216,10 +216,12 @@ def evaluate(
     from sitetune.search import Searcher
 
     say = log or (lambda _msg: None)
-    corpus_path = Path(corpus)
-    if not corpus_path.is_file():
-        raise SitetuneError(f"corpus file {corpus_path} not found")
-    corp = Corpus.load(corpus_path)
+    if isinstance(corpus, Corpus):
+        corp = corpus
+    else:
+        if not Path(corpus).is_file():
+            raise SitetuneError(f"corpus file {corpus} not found")
+        corp = Corpus.load(corpus)
     specs = list(dict.fromkeys(str(m) for m in models)) or [BASE_LABEL]
     if BASE_LABEL not in specs:
         specs.insert(0, BASE_LABEL)
@@ -252,7 +254,7 @@ def evaluate(
         model_labels.append(label)
         store = Path(out) / "stores" / label
         say(f"indexing with {label} ({spec}) into {store}")
-        build_index(corpus_path, spec, store, encoder_config, progress)
+        build_index(corp, spec, store, encoder_config, progress)
         with Searcher.open(store, encoder_config, model=spec, config=search_cfg) as searcher:
             info = searcher.encoder.info
             text_forms[label] = (f"dense only; documents {info.document_template!r}, "
@@ -295,7 +297,8 @@ def evaluate(
             per_query[label][qs.name] = per["ndcg@10"]
     settings: dict[str, Any] = {"search": asdict(search_cfg), "answer": asdict(answer_cfg)}
     result = EvaluationResult(
-        corpus=str(corpus_path), chunks=len(corp.chunks), labels=labels, text_forms=text_forms,
+        corpus=str(Path(corp.source)) if corp.source else "", chunks=len(corp.chunks), labels=labels,
+        text_forms=text_forms,
         query_sets={qs.name: {"description": qs.description, "queries": len(qs.queries),
                               "unanswerable": len(qs.unanswerable),
                               "unknown_ids": qs.unknown_ids, "unjudgeable": qs.unjudgeable} for qs in sets},

@@ -138,7 +138,7 @@ def _approximate_index(
 
 
 def build_index(
-    corpus_path: str | Path,
+    corpus: Corpus | str | Path,
     model: str | Path,
     store: str | Path,
     encoder_config: EncoderConfig | None = None,
@@ -154,7 +154,8 @@ def build_index(
     is complete, so a crash or a full disk never loses the last good index.
 
     Args:
-        corpus_path: A corpus file (CSV, JSONL or Parquet of section records).
+        corpus: A :class:`~sitetune.corpus.Corpus`, or a corpus file (CSV, JSONL or Parquet of section
+            records).
         model: ``"base"`` or a model folder.
         store: Embedded store directory, ``milvus://PATH.db`` or ``http://HOST:19530``.
         encoder_config: Backend, precision and batch size for encoding.
@@ -172,7 +173,8 @@ def build_index(
     """
     started = time.perf_counter()
     uri = str(store)
-    corpus = Corpus.load(corpus_path)
+    if not isinstance(corpus, Corpus):
+        corpus = Corpus.load(corpus)
     chunks = list(corpus.chunks)
     bm25_text(chunks[0], bm25_fields)  # validate the option before the expensive part
     backend: EmbeddedStore | MilvusStore = MilvusStore(uri) if is_milvus_uri(uri) else EmbeddedStore(uri)
@@ -211,7 +213,7 @@ def build_index(
                 model_path=str(encoder.model_path),
                 model_fingerprint=fingerprint,
                 document_template=encoder.info.document_template,
-                corpus_path=str(Path(corpus_path).resolve()),
+                corpus_path=str(Path(corpus.source).resolve()) if corpus.source is not None else "",
                 corpus_hash=corpus_hash(chunks),
                 dim=encoder.dim,
                 count=len(chunks),

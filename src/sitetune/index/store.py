@@ -70,7 +70,7 @@ class Manifest:
         model_path: The model folder that embedded it.
         model_fingerprint: sha256 over the model's weights and config (see :func:`model_fingerprint`).
         document_template: How documents were formatted for the model.
-        corpus_path: The corpus file it was built from.
+        corpus_path: The corpus file it was built from ("" for a corpus built in memory).
         corpus_hash: sha256 over the chunks and their occurrences.
         dim: Vector size.
         count: Number of chunks.
