@@ -1,4 +1,4 @@
-"""Extractive answers: sentence splitting, cited sentences from real CBS sections, "not found" off-topic.
+"""Extractive answers: sentence splitting, cited pieces of real CBS sections, "not found" off-topic.
 
 Every answer is read from the real hybrid :class:`Searcher` over the serve tests' slice store, as the CLI
 and the HTTP API read it (the threshold was calibrated on hybrid hits).
@@ -18,7 +18,14 @@ import pytest
 from typer.testing import CliRunner
 
 from serve_helpers import SLICE_PAGES, session_store
-from sitetune.answer import NOT_FOUND_TEXT, Answerer, SentenceScorer, extractive_answer, split_sentences
+from sitetune.answer import (
+    NOT_FOUND_TEXT,
+    Answerer,
+    SentenceScorer,
+    extractive_answer,
+    split_sentences,
+    split_units,
+)
 from sitetune.config import AnswerConfig
 from sitetune.search import Searcher
 
@@ -83,13 +90,22 @@ def test_answer_is_made_of_cited_sentences_from_the_hits(answerer: Answerer) -> 
     # Every [n] is a citation, every citation points at a hit, every sentence is copied from its hit.
     markers = [int(n) for n in re.findall(r"\[(\d+)\]", answer.text)]
     assert sorted(set(markers)) == [c.n for c in answer.citations]
-    for part, cite in zip(re.split(r" ?\[\d+\] ?", answer.text), answer.citations, strict=False):
+    # Each cited group of blocks is copied from its hit, line by line.
+    cited = [b.n for b in answer.blocks if b.n is not None]
+    assert cited == [c.n for c in answer.citations]
+    group: list[str] = []
+    for block in answer.blocks:
+        group += block.lines
+        if block.n is None:
+            continue
+        cite = answer.citations[block.n - 1]
         hit = by_id[cite.chunk_id]
         assert cite.url == hit.url and cite.section_title == hit.section_title
-        for sentence in split_sentences(part):
-            assert sentence in " ".join(hit.text.split())
+        for line in group:
+            for sentence in split_sentences(line):
+                assert sentence in " ".join(hit.text.split())
+        group = []
     assert "deadline" in answer.text.lower() or "1 march" in answer.text.lower()
-    assert len(split_sentences(re.sub(r"\[\d+\]", "", answer.text))) <= AnswerConfig().max_sentences
 
 
 def test_sentences_of_one_source_stay_in_reading_order(answerer: Answerer) -> None:
@@ -98,7 +114,7 @@ def test_sentences_of_one_source_stay_in_reading_order(answerer: Answerer) -> No
     assert answer.found
     for cite in answer.citations:
         text = " ".join(next(h for h in answer.hits if h.chunk_id == cite.chunk_id).text.split())
-        group = re.search(rf"(?:^|\] )([^\[]*) \[{cite.n}\]", answer.text)
+        group = re.search(rf"(?:^|\]\s)([^\[]*) \[{cite.n}\]", answer.text)
         assert group is not None
         positions = [text.index(s) for s in split_sentences(group.group(1))]
         assert positions == sorted(positions)
@@ -152,27 +168,22 @@ def test_overlap_term_adds_its_weight_times_the_shared_content_words(searcher: S
     ).answer(THRESHOLD_QUESTION).found
 
 
-def _answer_sentences(text: str) -> list[str]:
-    return split_sentences(re.sub(r" ?\[\d+\]", "", text))
-
-
-def test_margin_keeps_exactly_the_sentences_within_it_of_the_best(searcher: Searcher, answerer: Answerer) -> None:
-    from sitetune.search.sentence_stage import SentenceView
-
+def test_margin_keeps_exactly_the_units_within_it_of_the_best(searcher: Searcher, answerer: Answerer) -> None:
     question = "How do I apply for a graduate programme?"
-    hits = answerer.answer(question).hits
-    views = [SentenceView(h.page_name, h.section_title, s) for h in hits for s in split_sentences(h.text)]
-    scores = answerer.scorer.score(question, views)
+    hits = answerer.answer(question).hits[: AnswerConfig().sections]
+    pairs = [pair for h in hits for pair in answerer.scorer.unit_views(h)]
+    scores = answerer.scorer.score(question, [view for _, view in pairs])
     ranked: dict[str, float] = {}
     for j in scores.argsort()[::-1]:
-        ranked.setdefault(views[j].text, float(scores[j]))
+        ranked.setdefault(pairs[j][0].text, float(scores[j]))
     best, second, third = list(ranked.values())[:3]
     assert best > second > third >= AnswerConfig().min_score, (best, second, third)
     top_two = set(list(ranked)[:2])
     for margin, expected in ((0.0, 1), ((best - second + best - third) / 2, 2), (10.0, 4)):
-        config = replace(AnswerConfig(), margin=margin, max_sentences=4)
+        # One margin for every section and no bonus: exactly the units within ``margin`` of the best.
+        config = replace(AnswerConfig(), margin=margin, second_margin=margin, top_hit_bonus=0.0, max_sentences=4)
         answer = Answerer(searcher, config).answer(question)
-        chosen = _answer_sentences(answer.text)
+        chosen = [line for block in answer.blocks for line in block.lines]
         assert len(chosen) == expected, (margin, chosen)
         assert set(chosen) <= set(ranked)
         if expected == 2:
@@ -261,8 +272,8 @@ def test_warm_encodes_every_sentence_ahead(slice_store: Path, base_encoder) -> N
         chunks = searcher.reader.chunks
         answerer = Answerer(searcher)
         count = answerer.warm(chunks)
-        assert count == sum(len(split_sentences(c.text)) for c in chunks) > 0
+        assert count == sum(len(split_units(c.text)) for c in chunks) > 0
         cached = len(answerer.scorer.cache)
-        assert cached == len({s for c in chunks for s in split_sentences(c.text)})
+        assert cached == len({u.scored for c in chunks for u in split_units(c.text)})
         assert answerer.answer("When is the application deadline?").found
         assert len(answerer.scorer.cache) == cached  # nothing new had to be encoded

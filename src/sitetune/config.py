@@ -141,19 +141,26 @@ class AnswerConfig:
 
     Attributes:
         sections: Top sections the answer draws sentences from.
-        max_sentences: Sentences in the answer.
+        max_sentences: Most pieces quoted (sentences, list items, rows: :mod:`sitetune.answer.passages`).
         min_score: Below this best sentence score the answer is "not found in the pages": chosen on the
             development half of two real sites' questions with tuned models, reported on the other half
             (benchmarks/answer_threshold.py; docs/serve.md).
         lexical_weight: Weight of the question-word overlap added to a sentence's cosine.
-        margin: Sentences scoring more than this below the best one are left out of the answer.
+        margin: Pieces of the best piece's section scoring more than this below the best one are left out.
+        second_margin: Another section is quoted only for a piece scoring within this of the best one (and
+            saying something not already quoted).
+        top_hit_bonus: Added to the pieces of search's first section when choosing what to quote (not to
+            the score compared with ``min_score``). margin, second_margin, top_hit_bonus and max_sentences
+            were chosen on the development half of two real sites' questions (benchmarks/answers.py).
     """
 
     sections: int = 5
-    max_sentences: int = 4
+    max_sentences: int = 6
     min_score: float = 0.40
     lexical_weight: float = 0.1
-    margin: float = 0.15
+    margin: float = 0.25
+    second_margin: float = 0.15
+    top_hit_bonus: float = 0.25
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Answers: extractive (sentences copied from the top sections, each cited) or generative through an
+"""Answers: extractive (pieces of the top sections quoted with their structure, each cited) or generative through an
 OpenAI-compatible endpoint with the retrieved text treated as untrusted data."""
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from sitetune.answer.llm import (
     llm_answer,
     sanitize_answer,
 )
-from sitetune.answer.types import NOT_FOUND_TEXT, Answer, Citation
+from sitetune.answer.passages import Unit, split_units
+from sitetune.answer.types import NOT_FOUND_TEXT, Answer, AnswerBlock, Citation
 from sitetune.sentences import split_sentences
 
 __all__ = [
     "NOT_FOUND_TEXT",
     "Answer",
+    "AnswerBlock",
     "Answerer",
     "Citation",
     "LLMConfig",
@@ -26,6 +28,7 @@ __all__ = [
     "ReuseLastQuery",
     "SearcherLike",
     "SentenceScorer",
+    "Unit",
     "build_messages",
     "chat_completion",
     "extractive_answer",
@@ -33,4 +36,5 @@ __all__ = [
     "not_found",
     "sanitize_answer",
     "split_sentences",
+    "split_units",
 ]

@@ -89,14 +89,14 @@ class Answerer:
                                      cache=getattr(searcher, "sentences", None))
 
     def warm(self, sections: Iterable[Any]) -> int:
-        """Encode every sentence of ``sections`` (objects with page_name, section_title, text) ahead of time.
+        """Encode every quotable unit of ``sections`` (objects with page_name, section_title, text) ahead of time.
 
-        A server does this once at start so no student's first question pays for encoding sentences.
+        A server does this once at start so no student's first question pays for encoding them.
 
         Returns:
-            Sentences encoded.
+            Units encoded or found cached.
         """
-        return self.scorer.cache.warm((s.page_name, s.section_title, s.text) for s in sections)
+        return self.scorer.warm(sections)
 
     def answer(
         self, question: str, *, k: int | None = None, page: str | None = None, fallback: bool = False

@@ -1,7 +1,9 @@
-"""Extractive answers: the sentences of the top sections that best match the question, each cited.
+"""Extractive answers: the pieces of the top sections that best match the question, quoted with their structure.
 
-Nothing is generated: every sentence in an answer is copied from a retrieved section, and when the best
-sentence scores below :attr:`AnswerConfig.min_score` the answer says the information was not found.
+Nothing is generated: every line of an answer is copied from a retrieved section. The pieces are the units
+of :mod:`sitetune.answer.passages` (sentences, whole list items under their lead-in, rows under their
+label), so a list is quoted as a list and no list item is cut. When the best piece scores below
+:attr:`AnswerConfig.min_score` the answer says the information was not found.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sitetune.answer.types import NOT_FOUND_TEXT, Answer, Citation
+from sitetune.answer.passages import Unit, split_units
+from sitetune.answer.types import NOT_FOUND_TEXT, Answer, AnswerBlock, Citation
 from sitetune.config import AnswerConfig
 from sitetune.search.sentence_stage import SentenceVectors, SentenceView
 from sitetune.search.types import SearchHit
-from sitetune.sentences import split_sentences
 
 if TYPE_CHECKING:
     from sitetune.encode import Encoder
@@ -98,10 +100,64 @@ class SentenceScorer:
             )
         return np.asarray(cosine, dtype=np.float32)
 
+    def unit_views(self, hit: SearchHit) -> list[tuple[Unit, SentenceView]]:
+        """The quotable units of a section, each dressed as a section for the model's document template."""
+        return [(u, SentenceView(hit.page_name, hit.section_title, u.scored)) for u in split_units(hit.text)]
+
+    def warm(self, sections: Iterable[Any], batch: int = 256) -> int:
+        """Encode every unit of ``sections`` (objects with page_name, section_title, text) ahead of time.
+
+        Returns:
+            Units encoded or found cached.
+        """
+        info = self.encoder.info
+        documents = [info.document(view) for s in sections for _, view in self.unit_views(s)]
+        for start in range(0, len(documents), batch):
+            self.sentence_vectors(documents[start : start + batch])
+        return len(documents)
+
 
 def not_found(hits: Sequence[SearchHit], score: float = 0.0, mode: str = "extractive") -> Answer:
     """The explicit "not found in the pages" answer; the hits stay as the closest sections."""
     return Answer(text=NOT_FOUND_TEXT, citations=[], found=False, hits=list(hits), score=score, mode=mode)
+
+
+def _repeat_key(text: str) -> str:
+    return " ".join(_WORD.findall(text.lower()))
+
+
+def quote_blocks(units: Sequence[Unit]) -> list[AnswerBlock]:
+    """The chosen units of one section as answer blocks, in reading order, structure kept.
+
+    Sentences of one paragraph make one text block; items of one list make one list block under one
+    copy of the list's lead-in (a text block); rows of one run make one rows block under their label.
+    The last block carries no citation here (the caller numbers it).
+    """
+    blocks: list[AnswerBlock] = []
+    last_line = ""
+    for unit in sorted(units, key=lambda u: u.order):
+        kind = {"sentence": "text", "item": "list", "row": "rows"}[unit.kind]
+        if unit.lead and _repeat_key(unit.lead) != _repeat_key(last_line):
+            same_lead = blocks and blocks[-1].kind == kind and blocks[-1].block == unit.block
+            if not same_lead:
+                blocks.append(AnswerBlock("text", (unit.lead,), block=-1 - unit.block))
+        previous = blocks[-1] if blocks else None
+        if previous is not None and previous.kind == kind and previous.block == unit.block:
+            blocks[-1] = previous.extended(unit.text)
+        else:
+            blocks.append(AnswerBlock(kind, (unit.text,), block=unit.block))
+        last_line = unit.text
+    return blocks
+
+
+def render(blocks: Sequence[AnswerBlock]) -> str:
+    """The answer's plain text: a text block's sentences on one line, one line per list item or row,
+    ``[n]`` after a block that closes a citation."""
+    lines = []
+    for block in blocks:
+        body = " ".join(block.lines) if block.kind == "text" else "\n".join(block.lines)
+        lines.append(f"{body} [{block.n}]" if block.n else body)
+    return "\n".join(lines)
 
 
 def extractive_answer(
@@ -109,12 +165,16 @@ def extractive_answer(
     hits: Sequence[SearchHit],
     scorer: SentenceScorer,
 ) -> Answer:
-    """Answer ``question`` with the best-matching sentences of the top ``hits``.
+    """Answer ``question`` by quoting the best-matching units of the top ``hits``, structure kept.
 
-    Each top section is split into sentences; every sentence gets the scorer's score. Sentences within
-    ``margin`` of the best one (and above ``min_score``) are kept, at most ``max_sentences``, duplicates
-    dropped. They are grouped by section, sections in order of their best sentence and sentences in
-    reading order, and each group ends with its ``[n]`` citation.
+    Every unit of the top ``sections`` sections (:func:`sitetune.answer.passages.split_units`) gets the
+    scorer's score (its evidence). When the best evidence is below ``min_score`` the answer is "not
+    found". Otherwise units are ranked by evidence plus ``top_hit_bonus`` for the units of search's first
+    section, and the best unit's section is quoted first: its units within ``margin`` of the best. Another
+    section is quoted only for a unit within ``second_margin`` of the best that says something not already
+    quoted; at most ``max_sentences`` units in all, none ranked below ``min_score``. Each section's units are
+    quoted in reading order as blocks (a list stays a list under its lead-in, a row stays a row under its
+    label) ending with the section's ``[n]`` citation.
 
     Args:
         question: The user's question.
@@ -122,43 +182,55 @@ def extractive_answer(
         scorer: Sentence scorer holding the encoder and :class:`AnswerConfig`.
 
     Returns:
-        The answer; ``found`` is False (and the text says "not found in the pages") when the best
-        sentence scores below ``min_score`` or there is nothing to read.
+        The answer; ``score`` is the best unit's evidence; ``found`` is False (and the text says "not
+        found in the pages") when it is below ``min_score`` or there is nothing to read.
     """
     config = scorer.config
     top = list(hits[: config.sections])
+    units: list[Unit] = []
     views: list[SentenceView] = []
     owner: list[int] = []  # index into top
     for i, hit in enumerate(top):
-        for sentence in split_sentences(hit.text):
-            views.append(SentenceView(hit.page_name, hit.section_title, sentence))
+        for unit, view in scorer.unit_views(hit):
+            units.append(unit)
+            views.append(view)
             owner.append(i)
     if not views:
         return not_found(hits)
-    scores = scorer.score(question, views)
-    best = float(scores.max())
-    if best < config.min_score:
-        return not_found(hits, best)
+    evidence = scorer.score(question, views)
+    found_score = float(evidence.max())
+    if found_score < config.min_score:
+        return not_found(hits, found_score)
 
-    floor = max(config.min_score, best - config.margin)
+    # Search's first section is its best guess: its units get a bonus in the choice of what to quote.
+    ranked = evidence + config.top_hit_bonus * (np.asarray(owner) == 0)
+    order = [int(j) for j in np.argsort(-ranked, kind="stable")]
+    best = float(ranked[order[0]])
+    first_section = owner[order[0]]
     chosen: list[int] = []
     seen: set[str] = set()
-    for j in np.argsort(-scores, kind="stable"):
-        if scores[j] < floor or len(chosen) >= config.max_sentences:
+    for j in order:
+        if len(chosen) >= config.max_sentences:
             break
-        key = " ".join(_WORD.findall(views[j].text.lower()))
+        margin = config.margin if owner[j] == first_section else config.second_margin
+        if ranked[j] < max(config.min_score, best - margin):
+            continue
+        key = _repeat_key(units[j].text)
         if key in seen:  # boilerplate repeated across sections
             continue
         seen.add(key)
-        chosen.append(int(j))
+        chosen.append(j)
 
-    # Group by section: sections ordered by their best chosen sentence, sentences in reading order.
-    groups: dict[int, list[int]] = {}
+    # Group by section: sections ordered by their best chosen unit, units in reading order.
+    groups: dict[int, list[Unit]] = {}
     for j in chosen:
-        groups.setdefault(owner[j], []).append(j)
+        groups.setdefault(owner[j], []).append(units[j])
     citations: list[Citation] = []
-    parts: list[str] = []
+    blocks: list[AnswerBlock] = []
     for n, (hit_index, members) in enumerate(groups.items(), start=1):
         citations.append(Citation.of(n, top[hit_index]))
-        parts.append(" ".join(views[j].text for j in sorted(members)) + f" [{n}]")
-    return Answer(text=" ".join(parts), citations=citations, found=True, hits=list(hits), score=best)
+        section_blocks = quote_blocks(members)
+        section_blocks[-1] = section_blocks[-1].cited(n)
+        blocks.extend(section_blocks)
+    return Answer(text=render(blocks), citations=citations, found=True, hits=list(hits), score=found_score,
+                  blocks=blocks)

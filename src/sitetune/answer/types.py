@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sitetune.search.types import SearchHit
 
@@ -35,6 +35,33 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class AnswerBlock:
+    """One structural piece of an extractive answer, as quoted: a paragraph, a list, or rows of a table.
+
+    Attributes:
+        kind: ``"text"`` (sentences of one paragraph, or a lead-in line), ``"list"`` (list items, each
+            line verbatim with its ``- `` marker, nested items indented under their item) or ``"rows"``
+            (``key: value`` lines of a table or a run of dates).
+        lines: The quoted lines: a text block's sentences, a list's items, the rows.
+        n: The citation number this block closes (``[n]`` after it), or None.
+        block: Which structural block of its section it came from (used to merge pieces of one list).
+    """
+
+    kind: str
+    lines: tuple[str, ...]
+    n: int | None = None
+    block: int = field(default=0, compare=False, repr=False)
+
+    def extended(self, line: str) -> AnswerBlock:
+        """This block with one more line."""
+        return replace(self, lines=(*self.lines, line))
+
+    def cited(self, n: int) -> AnswerBlock:
+        """This block closing citation ``n``."""
+        return replace(self, n=n)
+
+
+@dataclass(frozen=True)
 class Answer:
     """An answer to a question.
 
@@ -46,6 +73,8 @@ class Answer:
         score: The best sentence score (cosine plus lexical term), the one compared with the threshold.
         mode: ``"extractive"`` or ``"llm"``.
         warning: Set when the answer fell back from one mode to another, saying why.
+        blocks: The extractive answer's structure (paragraphs, lists, rows, each closing its citation);
+            ``text`` is these blocks as plain text. Empty for "not found" and generated answers.
     """
 
     text: str
@@ -55,3 +84,4 @@ class Answer:
     score: float = 0.0
     mode: str = "extractive"
     warning: str | None = field(default=None)
+    blocks: list[AnswerBlock] = field(default_factory=list)

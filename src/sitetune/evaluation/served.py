@@ -92,6 +92,10 @@ class AnswerOutcome:
         correct: For an answerable query, whether the answer holds a judged answer: one of its answer
             strings is in the answer text, or (for id-judged queries) the first citation is graded 2.
         score: The answer's best sentence score (what the threshold is compared with).
+        first_cited: For an answerable query, whether the answer's first citation is a grade-2 chunk (a
+            section that answers it).
+        words: Words of a found answer, citation markers removed (0 when not found).
+        stray: Whether a found answer cites a section not judged relevant to the query (no grade).
     """
 
     query_id: str
@@ -99,20 +103,30 @@ class AnswerOutcome:
     found: bool
     correct: bool
     score: float
+    first_cited: bool = False
+    words: int = 0
+    stray: bool = False
 
 
 def answer_outcome(answerer: Answerer, query: Query) -> AnswerOutcome:
     """Ask the answerer ``query`` as the service would and judge the answer."""
     answer = answerer.answer(query.text)
-    correct = False
-    if query.answerable and answer.found:
-        if query.answers:
-            text = normalise(_MARKER.sub("", answer.text))
-            correct = any(normalise(a) in text for a in query.answers)
-        else:
+    correct = first_cited = stray = False
+    words = 0
+    if answer.found:
+        plain = _MARKER.sub("", answer.text)
+        words = len(plain.split())
+        stray = any(query.relevant.get(c.chunk_id, 0) == 0 for c in answer.citations)
+        if query.answerable:
             first = answer.citations[0].chunk_id if answer.citations else None
-            correct = first is not None and query.relevant.get(first, 0) >= 2
-    return AnswerOutcome(query.id, query.answerable, answer.found, correct, answer.score)
+            first_cited = first is not None and query.relevant.get(first, 0) >= 2
+            if query.answers:
+                text = normalise(plain)
+                correct = any(normalise(a) in text for a in query.answers)
+            else:
+                correct = first_cited
+    return AnswerOutcome(query.id, query.answerable, answer.found, correct, answer.score, first_cited, words,
+                         stray)
 
 
 @dataclass(frozen=True)
