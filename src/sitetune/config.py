@@ -27,6 +27,13 @@ class Recipe(StrEnum):
     RETRIEVAL = "retrieval"  # the default: contrastive training on query-like anchors
 
 
+class RerankerKind(StrEnum):
+    """Second-stage rerankers (:mod:`sitetune.rerank`)."""
+
+    CROSS_ENCODER = "cross-encoder"  # a cross-encoder trained on the site, saved in MODEL/reranker
+    LATE_INTERACTION = "late-interaction"  # token-level max-sim with the bi-encoder's own token vectors
+
+
 @dataclass(frozen=True)
 class CrawlConfig:
     """How the crawler fetches a site.
@@ -121,6 +128,11 @@ class SearchConfig:
         sentence_weight: Weight of the second stage's ranking (the top ``sentence_depth`` candidates by
             their best sentence, :mod:`sitetune.search.sentence_stage`) in the fusion; 0 turns it off.
         sentence_depth: First-stage candidates the second stage reads.
+        rerank: Rerank the top ``rerank_depth`` fused candidates with the model folder's reranker when it
+            has one (``sitetune search --no-rerank`` turns it off).
+        rerank_depth: Fused candidates the reranker reads.
+        rerank_weight: Weight of the reranker's order of those candidates as another voter in the fusion;
+            0 leaves the fused order as it is (benchmarks/rerank.py measures the choice).
     """
 
     k: int = 5
@@ -133,6 +145,9 @@ class SearchConfig:
     program_boost: float = 0.05
     sentence_weight: float = 0.0
     sentence_depth: int = 30
+    rerank: bool = True
+    rerank_depth: int = 10
+    rerank_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -278,6 +293,46 @@ class TrainConfig:
     scale: float = 20.0
     budget_clock: str = "wall"
     save_max_seq_length: int | None = None
+
+
+class RerankInit(StrEnum):
+    """Where the trained cross-encoder's encoder weights start."""
+
+    BASE = "base"  # the packaged all-MiniLM-L6-v2
+    BI_ENCODER = "bi-encoder"  # the tuned bi-encoder just trained (it already knows the site's words)
+
+
+@dataclass(frozen=True)
+class RerankTrainConfig:
+    """How ``sitetune train --reranker`` trains the cross-encoder (:mod:`sitetune.rerank.train`).
+
+    Attributes:
+        steps: Optimizer steps.
+        batch_size: Anchors per step; each is scored against its positive and ``negatives`` hard negatives.
+        in_page_negatives: Hard negatives from the positive's own page (the tuned bi-encoder's nearest
+            sections of that page): "the right section of the right page".
+        cross_page_negatives: Hard negatives from other pages (the bi-encoder's nearest elsewhere, below
+            ``(1 - relative_margin)`` times the positive's score, which drops most unlabelled answers).
+        in_batch_negatives: Other anchors' positives added as negatives (listwise softmax over them all).
+        learning_rate: Peak learning rate (linear decay after ``warmup_ratio`` of the steps).
+        warmup_ratio: Fraction of steps warming the learning rate up.
+        max_length: Token limit of question + section.
+        init: Starting weights of the encoder (the scoring head is new either way).
+        relative_margin: See ``cross_page_negatives``.
+        seed: Seed of the anchor sample, the head's initialisation and the data order.
+    """
+
+    steps: int = 40
+    batch_size: int = 16
+    in_page_negatives: int = 2
+    cross_page_negatives: int = 1
+    in_batch_negatives: int = 1
+    learning_rate: float = 5e-5
+    warmup_ratio: float = 0.1
+    max_length: int = 256
+    init: RerankInit = RerankInit.BASE
+    relative_margin: float = 0.05
+    seed: int = 42
 
 
 #: The published model's recipe, reproduced exactly (CosineSimilarityLoss, batch 16, 5 epochs, lr 5e-5).

@@ -39,6 +39,11 @@ MinScoreOpt = Annotated[
     ),
 ]
 
+RerankOpt = Annotated[
+    bool,
+    typer.Option("--rerank/--no-rerank", help="Rerank the top candidates with the model folder's reranker."),
+]
+
 
 def _llm_config(url: str | None, model: str | None, key_env: str, timeout: float) -> LLMConfig | None:
     from sitetune.answer import LLMConfig
@@ -90,10 +95,11 @@ def register(app: typer.Typer) -> None:
         llm_key_env: LlmKeyEnvOpt = "SITETUNE_LLM_API_KEY",
         llm_timeout: LlmTimeoutOpt = 30.0,
         min_score: MinScoreOpt = None,
+        rerank: RerankOpt = True,
     ) -> None:
         """Answer QUESTION from the indexed pages, each sentence cited [n]; says so when the pages don't."""
         from sitetune.answer import Answerer
-        from sitetune.config import EncoderConfig
+        from sitetune.config import EncoderConfig, SearchConfig
         from sitetune.search import Searcher
 
         if not question.strip():
@@ -101,7 +107,7 @@ def register(app: typer.Typer) -> None:
         if len(question) > MAX_QUESTION_CHARS:
             raise InputError(f"the question is {len(question)} characters; the limit is {MAX_QUESTION_CHARS}")
         llm = _llm_config(llm_url, llm_model, llm_key_env, llm_timeout)
-        with Searcher.open(store, EncoderConfig(), model) as searcher:
+        with Searcher.open(store, EncoderConfig(), model, SearchConfig(rerank=rerank)) as searcher:
             result = Answerer(searcher, _answer_config(min_score), llm).answer(question, k=k, page=page)
         if json_out:
             print_json({"question": question, **dataclasses.asdict(result)})
@@ -149,9 +155,10 @@ def register(app: typer.Typer) -> None:
                 "no IP addresses or cookies; 10 MiB files, 5 kept). `sitetune report` summarises it.",
             ),
         ] = None,
+        rerank: RerankOpt = True,
     ) -> None:
         """Serve the search API and the web page for STORE (Ctrl-C stops)."""
-        from sitetune.config import EncoderConfig, ServeConfig
+        from sitetune.config import EncoderConfig, SearchConfig, ServeConfig
         from sitetune.serve import run_server
 
         config = ServeConfig(
@@ -172,4 +179,5 @@ def register(app: typer.Typer) -> None:
             access_log=access_log,
             query_log=query_log,
             log=typer.echo,
+            search_config=SearchConfig(rerank=rerank),
         )

@@ -76,6 +76,13 @@ def search(
         float,
         typer.Option("--program-boost", min=0.0, help="Added to sections of a programme the query names"),
     ] = (SearchConfig.program_boost),
+    rerank: Annotated[
+        bool,
+        typer.Option("--rerank/--no-rerank", help="Rerank the top candidates with the model folder's reranker"),
+    ] = SearchConfig.rerank,
+    rerank_depth: Annotated[
+        int, typer.Option("--rerank-depth", min=1, help="Fused candidates the reranker reads")
+    ] = SearchConfig.rerank_depth,
 ) -> None:
     """Hybrid dense + BM25 search, results unique by text, each with the pages it appears on.
 
@@ -90,6 +97,8 @@ def search(
         bm25_weight=bm25_weight,
         candidates=candidates,
         program_boost=program_boost,
+        rerank=rerank,
+        rerank_depth=rerank_depth,
     )
     with Searcher.open(store, EncoderConfig(backend=backend), model=model, config=config) as searcher:
         hits = searcher.search(question, k=k, page=page)

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from sitetune.cli.common import handle_errors, print_json
-from sitetune.config import CARD_RECIPE, RETRIEVAL_RECIPE, Precision, Recipe, TrainConfig
+from sitetune.config import CARD_RECIPE, RETRIEVAL_RECIPE, Precision, Recipe, RerankTrainConfig, TrainConfig
 
 
 def _preset(recipe: Recipe) -> TrainConfig:
@@ -147,6 +147,17 @@ def train_command(
     ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model folder")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar")] = True,
+    reranker: Annotated[
+        bool,
+        typer.Option(
+            "--reranker/--no-reranker",
+            help="Retrieval: also train a cross-encoder reranker into MODEL/reranker (off by default; "
+            "BENCHMARKS.md, 'Second stages', has its measurement)",
+        ),
+    ] = False,
+    reranker_steps: Annotated[
+        int, typer.Option("--reranker-steps", min=1, help="Reranker optimizer steps")
+    ] = RerankTrainConfig.steps,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Fine-tune the base model with a recipe and write a sentence-transformers model folder.
@@ -197,6 +208,7 @@ def train_command(
         resume=resume,
         progress=progress and not as_json,
         log=lambda line: typer.echo(line, err=as_json or line.startswith("warning:")),
+        reranker=RerankTrainConfig(steps=reranker_steps) if reranker else None,
     )
     if as_json:
         print_json(result)

@@ -20,6 +20,7 @@ from sitetune.errors import InputError
 from sitetune.index import StoreError, StoreReader, open_store
 from sitetune.index.identity import model_fingerprint
 from sitetune.models import resolve_model_path
+from sitetune.rerank import Reranker, load_reranker, reranker_documents
 from sitetune.search.programs import ProgramDetector
 from sitetune.search.sentence_stage import SentenceVectors, max_sim_order
 from sitetune.search.types import PagePlace, SearchHit
@@ -32,8 +33,9 @@ def hybrid_rank(
     config: SearchConfig,
     boosted: Collection[str] = (),
     sentence: Sequence[str] = (),
+    rerank: Sequence[str] = (),
 ) -> list[tuple[str, float]]:
-    """Fuse the dense, BM25 (and second-stage sentence) rankings and add the programme boost.
+    """Fuse the dense, BM25 (and second-stage sentence and reranker) rankings and add the programme boost.
 
     Args:
         dense: Ids by dense similarity, best first (``config.candidates`` deep).
@@ -41,6 +43,7 @@ def hybrid_rank(
         config: Weights, the RRF constant and the boost.
         boosted: Ids on a page the query names; each gets ``config.program_boost`` added.
         sentence: Ids of the top first-stage candidates by their best sentence (empty: no second stage).
+        rerank: Ids of the top fused candidates in the reranker's order (empty: no reranker).
 
     Returns:
         (id, score) pairs, best first.
@@ -51,6 +54,9 @@ def hybrid_rank(
     if sentence and config.sentence_weight:
         rankings.append(sentence)
         weights.append(config.sentence_weight)
+    if rerank and config.rerank_weight:
+        rankings.append(rerank)
+        weights.append(config.rerank_weight)
     fused = dict(reciprocal_rank_fusion(rankings, weights=weights, k=config.rrf_k))
     if config.program_boost and boosted:
         for doc_id in boosted:
@@ -75,7 +81,13 @@ class Searcher:
     other pages it appears on in ``also_on``.
     """
 
-    def __init__(self, reader: StoreReader, encoder: Encoder, config: SearchConfig | None = None) -> None:
+    def __init__(
+        self,
+        reader: StoreReader,
+        encoder: Encoder,
+        config: SearchConfig | None = None,
+        reranker: Reranker | None = None,
+    ) -> None:
         manifest = reader.manifest
         fingerprint = model_fingerprint(encoder.model_path)
         if fingerprint != manifest.model_fingerprint:
@@ -105,6 +117,8 @@ class Searcher:
         self.detector = ProgramDetector(self.pages, common_words=self.vocabulary.common_words)
         #: Sentence vectors of the second stage, shared with the answerer (one encoding per sentence).
         self.sentences = SentenceVectors(encoder)
+        #: The second-stage reranker (the model folder's cross-encoder), used when ``config.rerank``.
+        self.reranker = reranker
 
     @classmethod
     def open(
@@ -115,6 +129,7 @@ class Searcher:
         config: SearchConfig | None = None,
         *,
         encoder: Encoder | None = None,
+        reranker: Reranker | None = None,
     ) -> Searcher:
         """Open a store and the model to query it with.
 
@@ -124,6 +139,8 @@ class Searcher:
             model: The query model; default the one recorded in the store. Another model is refused.
             config: Search settings.
             encoder: An already loaded encoder to reuse (its model is checked the same way).
+            reranker: A reranker to use; default the model folder's cross-encoder when it has one and
+                ``config.rerank`` is on.
 
         Raises:
             StoreError: No index, no intact generation, or a model other than the store's.
@@ -137,7 +154,10 @@ class Searcher:
                         f"store {store} was built with {wanted}, which no longer exists: pass --model"
                     )
                 encoder = load_encoder(resolve_model_path(wanted), encoder_config)
-            return cls(reader, encoder, config)
+            cfg = config or SearchConfig()
+            if reranker is None and cfg.rerank:
+                reranker = load_reranker(encoder.model_path, None, encoder_config)
+            return cls(reader, encoder, cfg, reranker)
         except BaseException:
             reader.close()
             raise
@@ -153,7 +173,16 @@ class Searcher:
                 f"{self.reader.manifest.bm25_fields} (weight {cfg.bm25_weight}), top {cfg.candidates} of each; "
                 f"programme boost {cfg.program_boost}; second stage: "
                 + (f"best-sentence ranking of the top {cfg.sentence_depth} (weight {cfg.sentence_weight})"
-                   if cfg.sentence_weight else "off"))
+                   if cfg.sentence_weight else "off")
+                + "; reranker: "
+                + (f"{self.reranker.kind} order of the top {cfg.rerank_depth} (weight {cfg.rerank_weight})"
+                   if self.reranker is not None and self.reranking else "off"))
+
+    @property
+    def reranking(self) -> bool:
+        """Whether :meth:`rank` uses the reranker (one is loaded, ``config.rerank`` is on, its weight > 0)."""
+        cfg = self.config
+        return self.reranker is not None and cfg.rerank and cfg.rerank_weight > 0 and cfg.rerank_depth > 0
 
     def close(self) -> None:
         """Release the store (stops Milvus Lite's server process)."""
@@ -235,10 +264,15 @@ class Searcher:
                 boosted &= {str(r) for r in rows}
         dense_ids, bm25_ids = [str(r) for r in dense_rows], [str(r) for r in bm25_rows]
         fused = hybrid_rank(dense_ids, bm25_ids, cfg, boosted)
+        sentence_ids: list[str] = []
         if cfg.sentence_weight and cfg.sentence_depth:
             top = [int(r) for r, _ in fused[: cfg.sentence_depth]]
             sentence_ids = [str(top[i]) for i in self.sentence_order(qv, top)]
             fused = hybrid_rank(dense_ids, bm25_ids, cfg, boosted, sentence_ids)
+        if self.reranking:
+            top = [int(r) for r, _ in fused[: cfg.rerank_depth]]
+            rerank_ids = [str(top[i]) for i in self.rerank_order(query, top)]
+            fused = hybrid_rank(dense_ids, bm25_ids, cfg, boosted, sentence_ids, rerank_ids)
         return [(int(r), s) for r, s in fused[: max(cfg.candidates, 1)]], named
 
     def sentence_order(self, query_vector: np.ndarray, rows: Sequence[int]) -> list[int]:
@@ -246,6 +280,22 @@ class Searcher:
         chunks = self.reader.chunks
         sections = [(chunks[r].page_name, chunks[r].section_title, chunks[r].text) for r in rows]
         return max_sim_order(query_vector, sections, self.sentences)
+
+    def rerank_scores(self, query: str, rows: Sequence[int]) -> np.ndarray:
+        """The reranker's score of each row for ``query`` (higher is better).
+
+        Raises:
+            StoreError: The searcher has no reranker.
+        """
+        if self.reranker is None:
+            raise StoreError("this searcher has no reranker")
+        chunks = self.reader.chunks
+        return self.reranker.scores(query, reranker_documents([chunks[r] for r in rows]))
+
+    def rerank_order(self, query: str, rows: Sequence[int]) -> list[int]:
+        """Indexes into ``rows`` by the reranker's score, best first."""
+        scores = self.rerank_scores(query, rows)
+        return [int(i) for i in np.argsort(-scores, kind="stable")]
 
     def _bm25_scores(self, query: str) -> np.ndarray:
         try:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sitetune.config import AnswerConfig, EncoderConfig, ServeConfig
+from sitetune.config import AnswerConfig, EncoderConfig, SearchConfig, ServeConfig
 
 if TYPE_CHECKING:
     from sitetune.answer.llm import LLMConfig
@@ -24,6 +24,7 @@ def run_server(
     access_log: bool = False,
     query_log: str | Path | None = None,
     log: Callable[[str], object] = print,
+    search_config: SearchConfig | None = None,
 ) -> None:
     """Open ``store`` once and serve the API and web page on ``config.host:config.port`` until interrupted.
 
@@ -39,6 +40,7 @@ def run_server(
         query_log: Append questions and feedback to this JSON-lines file (see
             :mod:`sitetune.serve.querylog`); ``None`` logs nothing.
         log: Receives the line with the URL, printed once the model is loaded.
+        search_config: Search settings (``rerank=False`` serves without the model folder's reranker).
     """
     import uvicorn
 
@@ -48,7 +50,7 @@ def run_server(
 
     config = config or ServeConfig()
     questions = QueryLog(query_log) if query_log is not None else None  # a bad path fails before the model loads
-    with Searcher.open(store, encoder or EncoderConfig(), model) as searcher:
+    with Searcher.open(store, encoder or EncoderConfig(), model, search_config) as searcher:
         app = create_app(searcher, config, answer_config=answer_config, llm=llm,
                          model_name=Path(searcher.model_path).name, warm_answers=warm_answers,
                          query_log=questions)

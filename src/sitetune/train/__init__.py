@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from sitetune.config import Recipe, TrainConfig
+from sitetune.config import Recipe, RerankTrainConfig, TrainConfig
 from sitetune.errors import SitetuneError
 from sitetune.pairs.storage import Pairs
 from sitetune.train.core import TrainingInterrupted, TrainResult, check_output
@@ -36,6 +36,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], object] | None = None,
+    reranker: RerankTrainConfig | None = None,
 ) -> TrainResult:
     """Train ``config.recipe`` and write the model folder ``out``.
 
@@ -55,6 +56,8 @@ def train(
         progress: Show a progress bar.
         log: Called with the planned step count before training, and with a warning if ``max_minutes``
             cut the run short.
+        reranker: Also train the site's cross-encoder into ``out/reranker`` after the bi-encoder
+            (retrieval recipe only; :mod:`sitetune.rerank.train`); ``None``: no reranker.
 
     Returns:
         The run's figures.
@@ -96,7 +99,7 @@ def train(
         if config.recipe is Recipe.CARD
         else retrieval_plan(pairs, config, base=base)
     )
-    return run(
+    result = run(
         plan,
         config,
         out,
@@ -106,3 +109,12 @@ def train(
         log=log,
         extra_files={"pairs_info.json": json.dumps(pairs.info, indent=2, ensure_ascii=False) + "\n"},
     )
+    if reranker is not None and config.recipe is Recipe.RETRIEVAL:
+        from sitetune.rerank.train import train_reranker, write_card_section
+
+        trained = train_reranker(pairs.dataset, out, out, reranker, progress=progress)
+        write_card_section(out, trained)
+        if log is not None:
+            log(f"reranker -> {trained.folder}: {trained.steps} steps on {trained.anchors} anchors, "
+                f"{trained.seconds:.0f} s, last loss {trained.losses[-1][1] if trained.losses else float('nan'):.3f}")
+    return result
