@@ -10,12 +10,12 @@ from typer.testing import CliRunner
 
 from sitetune.cli.main import app
 from sitetune.config import ChunkingConfig
-from sitetune.crawl import sample_site_dir
+from sitetune.crawl import sample_site_dir, sectionize_source
 from sitetune.crawl.localsite import serve_site
 from sitetune.errors import InputError
 from sitetune.models import count_tokens
 from sitetune.records import section_type_of
-from sitetune.sectionize import sectionize_html, sectionize_source, split_to_fit
+from sitetune.sectionize import sectionize_html, split_to_fit
 
 SCM = sample_site_dir() / "programmes" / "msc-supply-chain-management.html"
 NOISE = ("Accept all", "We use cookies", "Search the site", "Quay Street", "dataLayer", "font-family",

@@ -83,7 +83,7 @@ def sectionize(
 
     Example: sitetune sectionize page.html --json
     """
-    from sitetune.sectionize import sectionize_source
+    from sitetune.crawl import sectionize_source
 
     records = sectionize_source(source, dataclasses.replace(ChunkingConfig(), max_tokens=max_tokens))
     if as_json:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sitetune.config import ChunkingConfig, CrawlConfig
+from sitetune.crawl.page import sectionize_source
 from sitetune.crawl.report import CrawlReport, PageResult, SkippedUrl
 from sitetune.errors import InputError, SitetuneError
 from sitetune.records import SectionRecord
@@ -35,6 +36,7 @@ __all__ = [
     "default_crawl_config",
     "default_report_path",
     "sample_site_dir",
+    "sectionize_source",
     "site_folder",
 ]
 
@@ -202,8 +204,11 @@ def site_folder(source: str | Path) -> Path | None:
 
 
 def default_crawl_config(source: str | Path) -> CrawlConfig:
-    """The crawl settings ``source`` gets by default: :data:`FOLDER_CRAWL` for a folder, else the polite
-    defaults of :class:`~sitetune.config.CrawlConfig` (politeness is for other people's servers)."""
+    """The crawl settings ``source`` gets by default.
+
+    :data:`FOLDER_CRAWL` for a folder (served by our own server on 127.0.0.1), else the polite defaults of
+    :class:`~sitetune.config.CrawlConfig` (politeness is for other people's servers).
+    """
     return FOLDER_CRAWL if site_folder(source) is not None else _DEFAULT_CRAWL
 
 

@@ -16,12 +16,14 @@ from urllib.parse import urljoin, urlsplit
 
 from sitetune.config import ChunkingConfig, CrawlConfig
 from sitetune.crawl.cache import CacheEntry, PageCache
+from sitetune.crawl.encoding import decode_body
 from sitetune.crawl.fetch import FetchError, RateLimiter, Response, fetch, make_client
 from sitetune.crawl.report import CrawlReport, PageResult, SkippedUrl
 from sitetune.crawl.robots import Robots, load_robots
 from sitetune.crawl.urls import TrapGuard, in_prefix
 from sitetune.errors import InputError
 from sitetune.records import SectionRecord
+from sitetune.sectionize import extract_links, sectionize_html
 
 if TYPE_CHECKING:
     import httpx
@@ -80,6 +82,7 @@ class Crawl:
         return url
 
     def skip(self, url: str, reason: str, detail: str = "") -> None:
+        """Record ``url`` as skipped for ``reason`` (under its public address)."""
         shown = self.public(url)
         self.state.skipped.setdefault(shown, SkippedUrl(shown, reason, detail))
 
@@ -100,6 +103,7 @@ class Crawl:
             self.bar.total += 1
 
     async def robots_for(self, client: httpx.AsyncClient, url: str) -> Robots:
+        """The robots.txt rules of ``url``'s origin, fetched once per origin."""
         origin = _origin(url)
         lock = self.robots_locks.setdefault(origin, asyncio.Lock())
         async with lock:
@@ -110,6 +114,7 @@ class Crawl:
             return self.state.robots[origin]
 
     def check_hop(self, target: str) -> None:
+        """Refuse a redirect hop that leaves the prefix or is disallowed (raises FetchError)."""
         if not in_prefix(target, self.prefix):
             raise FetchError("outside-prefix", f"redirects to {self.public(target)}")
         robots = self.state.robots.get(_origin(target))
@@ -147,9 +152,6 @@ class Crawl:
 
     async def process(self, client: httpx.AsyncClient, url: str, depth: int) -> None:
         """Fetch one URL, sectionize it, queue its links; every failure becomes a skip."""
-        from sitetune.sectionize import extract_links, sectionize_html
-        from sitetune.sectionize.encoding import decode_body
-
         exhausted = self._budget_exhausted()
         if exhausted:
             self.state.stopped = self.state.stopped or exhausted

@@ -56,7 +56,11 @@ def _is_utf8(body: bytes) -> bool:
 
 
 def decode_body(body: bytes, content_type: str | None = None) -> str:
-    """Decode an HTML body; see :func:`sitetune.sectionize.decode_html` for the order of evidence."""
+    """Decode an HTML body: a BOM wins, then the header charset, then ``<meta charset>``, then UTF-8/cp1252.
+
+    A declared single-byte charset loses to UTF-8 when the bytes are valid UTF-8 with non-ASCII
+    characters (servers often mislabel UTF-8 as ISO-8859-1); undecodable bytes become U+FFFD.
+    """
     for bom, name in _BOMS:
         if body.startswith(bom):
             return body[len(bom):].decode(name, errors="replace")

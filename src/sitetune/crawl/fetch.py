@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sitetune.config import CrawlConfig
+from sitetune.crawl.encoding import decode_body
 from sitetune.crawl.urls import normalize_url
 from sitetune.errors import InputError
 
@@ -73,6 +74,7 @@ class RateLimiter:
         self._lock = asyncio.Lock()
 
     async def wait(self) -> None:
+        """Sleep until the next request may start."""
         async with self._lock:
             now = time.monotonic()
             if self._next > now:
@@ -273,8 +275,6 @@ def fetch_one(url: str, cfg: CrawlConfig | None = None) -> FetchedPage:
     Raises:
         InputError: Malformed URL, or the fetch failed (the message gives the reason, e.g. ``http-404``).
     """
-    from sitetune.sectionize.encoding import decode_body
-
     cfg = cfg or CrawlConfig(delay_s=0.0)
     normalized = normalize_url(url)
     if normalized is None:

@@ -104,7 +104,7 @@ def load_encoder(model: str | Path, config: EncoderConfig | None = None) -> Enco
             export (or missing optional package) may fall back to torch instead of failing.
 
     Returns:
-        An :class:`Encoder`; load it once and reuse it (``sitetune.encode.service.shared_encoder``).
+        An :class:`Encoder`; load it once and reuse it (loading costs seconds).
 
     Raises:
         ExportError: The backend's export is missing, corrupted or stale, and ``fallback`` is off.

@@ -6,6 +6,7 @@ Use :func:`evaluate` (the ``sitetune evaluate`` verb); the pieces live in :mod:`
 
 from __future__ import annotations
 
-from sitetune.evaluation.evaluate import EvaluationResult, evaluate
+from sitetune.evaluation.evaluate import evaluate
+from sitetune.evaluation.result import EvaluationResult
 
 __all__ = ["EvaluationResult", "evaluate"]

@@ -12,7 +12,7 @@ from sitetune.atomic import atomic_write_text
 from sitetune.evaluation.metrics import METRICS
 
 if TYPE_CHECKING:
-    from sitetune.evaluation.evaluate import EvaluationResult
+    from sitetune.evaluation.result import EvaluationResult
 
 
 def _slug(name: str) -> str:

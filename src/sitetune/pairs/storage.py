@@ -12,7 +12,6 @@ The folder is written whole or not at all (:func:`sitetune.atomic.atomic_dir`).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -140,7 +139,3 @@ def load_pairs(folder: str | Path, *, recipe: Recipe | None = None) -> Pairs:
     heldout = read_records(heldout_path) if heldout_path.is_file() else []
     return Pairs(recipe=found, dataset=dataset, heldout=heldout, info=info)
 
-
-def page_counts(records: Sequence[SectionRecord]) -> int:
-    """Distinct pages among ``records``."""
-    return len({r.page_name for r in records})
