@@ -426,6 +426,31 @@ def test_quoted_sentence_is_highlighted_and_boilerplate_says_where_else(browser:
         page.context.close()
 
 
+def test_a_list_answer_shows_as_a_list_under_its_lead_in(browser: Any, sample_url: str) -> None:
+    """The issue's question: the answer quotes the English-test list as a list, the IELTS item whole."""
+    question = "what IELTS score do I need for supply chain"
+    expected = httpx.post(sample_url + "/answer", json={"question": question}, timeout=60).json()
+    assert expected["found"]
+    lists = [b for b in expected["blocks"] if b["kind"] == "list"]
+    ielts = "- IELTS Academic with an overall score of 7.0 and no band below 6.5"
+    assert lists and ielts in lists[0]["lines"]
+    assert expected["citations"][lists[0]["n"] - 1]["page_name"] == SUPPLY_CHAIN
+    lead = expected["blocks"][expected["blocks"].index(lists[0]) - 1]
+    assert lead["kind"] == "text" and lead["lines"] == ["One of the following is accepted:"]
+    assert "One of the following is accepted:\n" + ielts in expected["text"]  # the plain text keeps the lines
+    page = _open_page(browser, DESKTOP)
+    try:
+        _ask(page, sample_url, question)
+        items = page.locator("#answer-text ul.answer-list li")
+        assert items.count() == len(lists[0]["lines"])
+        assert items.first.inner_text().startswith(ielts.removeprefix("- "))  # the marker is the list's bullet
+        assert "One of the following is accepted:" in page.locator("#answer-text p.answer-para").all_inner_texts()
+        assert page.locator("#answer-text a.cite").count() == len(expected["citations"])
+        assert page.problems == []
+    finally:
+        page.context.close()
+
+
 def _focused(page: Any) -> str:
     focused: str = page.evaluate(
         "(() => { const e = document.activeElement; return e.id || e.className || e.tagName; })()"

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -120,6 +120,18 @@ class CitationOut(BaseModel):
     quotes: list[str] = Field(description="The passages of the section this citation quotes, verbatim.")
 
 
+class AnswerBlockOut(BaseModel):
+    """One structural piece of an extractive answer; ``text`` is these blocks as plain text."""
+
+    kind: Literal["text", "list", "rows"] = Field(
+        description='"text": sentences of one paragraph or a lead-in line; "list": list items, each line as '
+        'quoted with its "- " marker (a nested item stays inside its item, on indented lines); "rows": table '
+        'rows or "key: value" lines, one per line.'
+    )
+    lines: list[str] = Field(description="The quoted lines, verbatim page text: render as text.")
+    n: int | None = Field(default=None, description="The citation [n] this block closes, if any.")
+
+
 class AnswerRequest(BaseModel):
     """A question, optionally limited to one programme page."""
 
@@ -140,6 +152,10 @@ class AnswerResponse(BaseModel):
     found: bool = Field(description="False when the pages do not answer it; `text` then says so.")
     text: str = Field(description="Plain text with [n] citation markers; render as text.")
     citations: list[CitationOut]
+    blocks: list[AnswerBlockOut] = Field(
+        default_factory=list,
+        description="The extractive answer's structure (a list stays a list); empty when not found or generated.",
+    )
     hits: list[Hit] = Field(description="The sections searched (the closest ones when not found).")
     score: float
     mode: str
@@ -245,6 +261,7 @@ def _answer_out(answer: Answer, question: str, took_ms: float) -> AnswerResponse
         found=answer.found,
         text=answer.text,
         citations=citations,
+        blocks=[AnswerBlockOut(kind=b.kind, lines=list(b.lines), n=b.n) for b in answer.blocks],  # type: ignore[arg-type]
         hits=[Hit.of(h, sorted(set(quoted.get(h.chunk_id, [])))) for h in answer.hits],
         score=round(answer.score, 4),
         mode=answer.mode,

@@ -81,18 +81,49 @@
     sources.replaceChildren();
     const byNumber = new Map((data.citations || []).map((c) => [c.n, c]));
 
-    // Split on [n] markers: text stays text, each marker becomes a link to the quoted passage on its page.
-    const parts = String(data.text || "").split(/(\[\d+\])/);
-    for (const part of parts) {
-      const match = /^\[(\d+)\]$/.exec(part);
-      const cite = match ? byNumber.get(Number(match[1])) : undefined;
-      if (cite) {
-        const a = link(cite.link || cite.url, "[" + cite.n + "]", "cite");
-        a.title = cite.page_name + " \u2014 " + cite.section_title;
-        a.setAttribute("aria-label", "Source " + cite.n + ": " + cite.section_title + ", " + cite.page_name);
-        text.appendChild(a);
-      } else if (part) {
-        text.appendChild(document.createTextNode(part));
+    function citeLink(cite) {
+      const a = link(cite.link || cite.url, "[" + cite.n + "]", "cite");
+      a.title = cite.page_name + " \u2014 " + cite.section_title;
+      a.setAttribute("aria-label", "Source " + cite.n + ": " + cite.section_title + ", " + cite.page_name);
+      return a;
+    }
+
+    const blocks = data.found && Array.isArray(data.blocks) ? data.blocks : [];
+    if (blocks.length) {
+      // The quoted structure: a paragraph stays a paragraph, a list a list, table rows rows (all as text).
+      for (const block of blocks) {
+        const lines = (block.lines || []).map(String);
+        let node;
+        if (block.kind === "list" || block.kind === "rows") {
+          node = el("ul", block.kind === "list" ? "answer-list" : "answer-rows");
+          for (const line of lines) {
+            // An item keeps its nested items on the lines below it; the "- " markers become the list's.
+            const item = line.split("\n").map((l, i) => (i ? l.replace(/^(\s*)[-\u2022*\u2013]\s+/, "$1\u2022 ")
+              : l.replace(/^\s*[-\u2022*\u2013]\s+/, ""))).join("\n");
+            node.appendChild(el("li", null, item));
+          }
+        } else {
+          node = el("p", "answer-para", lines.join(" "));
+        }
+        const cite = block.n ? byNumber.get(Number(block.n)) : undefined;
+        if (cite) {
+          const last = node.lastElementChild || node;
+          last.appendChild(document.createTextNode(" "));
+          last.appendChild(citeLink(cite));
+        }
+        text.appendChild(node);
+      }
+    } else {
+      // Split on [n] markers: text stays text, each marker becomes a link to the quoted passage on its page.
+      const parts = String(data.text || "").split(/(\[\d+\])/);
+      for (const part of parts) {
+        const match = /^\[(\d+)\]$/.exec(part);
+        const cite = match ? byNumber.get(Number(match[1])) : undefined;
+        if (cite) {
+          text.appendChild(citeLink(cite));
+        } else if (part) {
+          text.appendChild(document.createTextNode(part));
+        }
       }
     }
     text.classList.toggle("not-found", !data.found);
