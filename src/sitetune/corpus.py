@@ -46,14 +46,17 @@ class Chunk:
 
     @property
     def page_name(self) -> str:
+        """The page of the home occurrence."""
         return self.home.page_name
 
     @property
     def section_title(self) -> str:
+        """The section title of the home occurrence."""
         return self.home.section_title
 
     @property
     def url(self) -> str:
+        """The URL of the home occurrence."""
         return self.home.url
 
     @property
@@ -126,6 +129,7 @@ class Corpus:
 
     @property
     def urls(self) -> tuple[str, ...]:
+        """Distinct URLs in corpus order."""
         return tuple(dict.fromkeys(r.url for r in self.records))
 
     def by_id(self) -> dict[str, Chunk]:

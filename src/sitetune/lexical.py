@@ -65,6 +65,7 @@ class BM25Index:
 
     @classmethod
     def load(cls, directory: str | Path) -> BM25Index:
+        """Read an index written by :meth:`save`."""
         import bm25s
 
         directory = Path(directory)

@@ -28,11 +28,19 @@ class Section(Protocol):
     """Anything with the fields a document template may use (records, chunks)."""
 
     @property
-    def page_name(self) -> str: ...
+    def page_name(self) -> str:
+        """The page's name."""
+        ...
+
     @property
-    def section_title(self) -> str: ...
+    def section_title(self) -> str:
+        """The section's title."""
+        ...
+
     @property
-    def text(self) -> str: ...
+    def text(self) -> str:
+        """The section's text."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -52,12 +60,15 @@ class ModelInfo:
     base_model: str | None = None
 
     def document(self, section: Section) -> str:
+        """The document text the model embeds for ``section``."""
         return document_text(section, self.document_template)
 
     def query(self, text: str) -> str:
+        """The text the model embeds for the question ``text``."""
         return self.query_template.format(query=text)
 
     def save(self, model_dir: str | Path) -> None:
+        """Write ``sitetune.json`` into ``model_dir``."""
         atomic_write_text(Path(model_dir) / MODEL_INFO_FILE, json.dumps(asdict(self), indent=2) + "\n")
 
 

@@ -283,8 +283,11 @@ def strip_degree_prefix(name: str, prefixes: Sequence[str]) -> str:
 
 
 def entity_names(page_name: str, prefixes: Sequence[str] = ()) -> list[str]:
-    """Ways a visitor names what a page is about: the full name, the part after " - ", the name without
-    its degree prefix ("MSc in Digital Business" -> "Digital Business"), without repeats."""
+    """Ways a visitor names what a page is about, without repeats.
+
+    The full name, the part after " - ", the name without its degree prefix ("MSc in Digital Business" ->
+    "Digital Business").
+    """
     full = " ".join(page_name.split())
     names = [full]
     if " - " in full:

@@ -49,4 +49,5 @@ def stats(
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``corpus`` to ``app``."""
     app.add_typer(corpus_app, name="corpus")

@@ -65,4 +65,5 @@ def run(
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``run`` to ``app``."""
     app.command("run")(run)

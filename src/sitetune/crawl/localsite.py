@@ -95,9 +95,11 @@ class SiteHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test and job output clean
+        """Log nothing (keeps test and job output clean)."""
         pass
 
     def do_HEAD(self) -> None:
+        """Answer HEAD as GET (the body is not sent)."""
         self.do_GET()
 
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
@@ -110,6 +112,7 @@ class SiteHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def do_GET(self) -> None:
+        """Serve a file of the folder, or the site's special routes."""
         server: Any = self.server
         path = unquote(urlsplit(self.path).path)
         route: Route | None = server.spec.routes.get(path)

@@ -1,0 +1,1 @@
+"""Packaged data: the sample site, the question sets and the STS pairs."""

@@ -102,10 +102,12 @@ class AnnInfo:
         return self.recall_at_10 >= self.target
 
     def to_dict(self) -> dict[str, Any]:
+        """The manifest record."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AnnInfo:
+        """Read a manifest record (unknown keys ignored)."""
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 

@@ -97,6 +97,7 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        """Read a manifest (keys of newer formats ignored)."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
@@ -188,6 +189,7 @@ class EmbeddedStore:
         return bool(self.generations())
 
     def gen_dir(self, generation: int) -> Path:
+        """The folder of generation ``generation``."""
         return self.root / f"gen-{generation:06d}"
 
     def read_manifest(self, generation: int) -> Manifest:

@@ -1,5 +1,6 @@
-"""Pseudo-questions: what a visitor of a university or organisation site would type, built from a
-section's heading, its page and the site's own name.
+"""Pseudo-questions: what a visitor of a university or organisation site would type.
+
+They are built from a section's heading, its page and the site's own name.
 
 Real questions name a topic ("deadline", "IELTS", "tuition fee"), often a programme, and are as often
 short lower-case phrases as full sentences ("tuition fee Public Management", "do I need GMAT").
@@ -172,8 +173,11 @@ _PARENTHETICAL = re.compile(r"\s*\([^)]*\)")
 
 
 def programme_names(page_name: str, degree_prefixes: Sequence[str] = ()) -> list[str]:
-    """Ways a student names the programme of ``page_name``: the full name, the part after " - " and the
-    name without its degree prefix (see :func:`sitetune.sitevocab.entity_names`)."""
+    """Ways a student names the programme of ``page_name``.
+
+    The full name, the part after " - " and the name without its degree prefix (see
+    :func:`sitetune.sitevocab.entity_names`).
+    """
     return entity_names(page_name, degree_prefixes)
 
 

@@ -47,9 +47,11 @@ _PROGRAMME_HEADINGS = re.compile(
 
 
 def programme_pages(records: Sequence[SectionRecord], prefixes: Sequence[str] | None = None) -> set[str]:
-    """Pages that describe a programme: their name starts with one of the site's degree prefixes ("MSc
-    in ...", see :func:`sitetune.sitevocab.degree_prefixes`), or they have an entry-requirements,
-    admission-process, about-the-programme or programme-structure section.
+    """Pages that describe a programme.
+
+    Their name starts with one of the site's degree prefixes ("MSc in ...", see
+    :func:`sitetune.sitevocab.degree_prefixes`), or they have an entry-requirements, admission-process,
+    about-the-programme or programme-structure section.
 
     Args:
         records: Every corpus row.

@@ -164,6 +164,7 @@ class Searcher:
 
     @property
     def model_path(self) -> Path:
+        """The folder of the query model."""
         return Path(self.encoder.model_path)
 
     def describe(self) -> str:

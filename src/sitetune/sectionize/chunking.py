@@ -20,7 +20,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+")
 
 
 def split_sentences(text: str) -> list[tuple[str, str]]:
-    """Sentences of ``text``, each with the separator that preceded it ("\\n" at a line break, else " ").
+    r"""Sentences of ``text``, each with the separator that preceded it ("\n" at a line break, else " ").
 
     Each line of a flattened list or table is its own piece, so packing keeps the line structure.
     """

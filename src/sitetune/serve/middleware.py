@@ -73,6 +73,7 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse an HTTP request whose body is over the limit (by its header or as it streams); pass on the rest."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -127,6 +128,7 @@ class SecurityHeadersMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on and add the security headers to its response."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
