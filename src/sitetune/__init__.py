@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "SearchHit": "sitetune.search",
     "Answerer": "sitetune.answer",
     "Answer": "sitetune.answer",
+    "answer_question": "sitetune.api",
     "evaluate": "sitetune.evaluation",
     "run_server": "sitetune.serve",
     # settings
@@ -76,6 +77,7 @@ __all__ = [
     "StoreError",
     "TrainConfig",
     "__version__",
+    "answer_question",
     "build_index",
     "build_pairs",
     "crawl_corpus",
@@ -88,7 +90,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from sitetune.answer import Answer, Answerer
-    from sitetune.api import build_pairs, crawl_corpus, load_corpus, train_model
+    from sitetune.api import answer_question, build_pairs, crawl_corpus, load_corpus, train_model
     from sitetune.config import (
         CARD_RECIPE,
         RETRIEVAL_RECIPE,

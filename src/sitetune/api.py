@@ -21,9 +21,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sitetune.config import RETRIEVAL_RECIPE, CrawlConfig, PairsConfig, Recipe, TrainConfig
+from sitetune.config import (
+    MAX_QUESTION_CHARS,
+    RETRIEVAL_RECIPE,
+    AnswerConfig,
+    CrawlConfig,
+    EncoderConfig,
+    PairsConfig,
+    Recipe,
+    SearchConfig,
+    TrainConfig,
+)
+from sitetune.errors import InputError
 
 if TYPE_CHECKING:
+    from sitetune.answer import Answer, LLMConfig
     from sitetune.corpus import Corpus
     from sitetune.pairs import Pairs
     from sitetune.train import TrainResult
@@ -123,3 +135,57 @@ def train_model(
 
     pairs = build_pairs(training_data, config.recipe) if isinstance(training_data, Corpus) else training_data
     return train(config, out=out, pairs=pairs, base=base, overwrite=overwrite, progress=progress, log=log)
+
+
+def check_question(question: str) -> None:
+    """Refuse a question search and answer cannot take.
+
+    Raises:
+        InputError: The question is empty or only whitespace, or longer than
+            :data:`~sitetune.config.MAX_QUESTION_CHARS`.
+    """
+    if not question.strip():
+        raise InputError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InputError(f"the question is {len(question)} characters; the limit is {MAX_QUESTION_CHARS}")
+
+
+def answer_question(
+    store: str | Path,
+    question: str,
+    *,
+    k: int | None = None,
+    page: str | None = None,
+    model: str | Path | None = None,
+    encoder_config: EncoderConfig | None = None,
+    search_config: SearchConfig | None = None,
+    answer_config: AnswerConfig | None = None,
+    llm: LLMConfig | None = None,
+) -> Answer:
+    """Open ``store``, answer one question with citations, and close it (``sitetune answer``).
+
+    To answer many questions, open a :class:`~sitetune.search.Searcher` once and reuse an
+    :class:`~sitetune.answer.Answerer` over it instead.
+
+    Args:
+        store: A store built by :func:`~sitetune.index.build_index`.
+        question: The question.
+        k: Sections returned with the answer (default: ``answer_config.sections``).
+        page: Only sections of this page.
+        model: Query model (default: the model that built the store).
+        encoder_config: Query encoder settings.
+        search_config: Search settings.
+        answer_config: Answer settings.
+        llm: Generative answers through an OpenAI-compatible endpoint; ``None`` answers extractively.
+
+    Raises:
+        InputError: The question is empty or too long.
+        StoreError: No usable index at ``store``, or ``model`` is not the store's model.
+        LLMError: Generative mode failed.
+    """
+    from sitetune.answer import Answerer
+    from sitetune.search import Searcher
+
+    check_question(question)
+    with Searcher.open(store, encoder_config or EncoderConfig(), model, search_config) as searcher:
+        return Answerer(searcher, answer_config, llm).answer(question, k=k, page=page)

@@ -10,6 +10,10 @@ from enum import StrEnum
 
 #: The base model's limit, special tokens included; the sectionizer never emits a longer chunk.
 MAX_MODEL_TOKENS = 512
+#: The longest question search and answer accept, on the command line and over HTTP (characters).
+MAX_QUESTION_CHARS = 1000
+#: The most sections one search or answer returns.
+MAX_RESULTS = 50
 
 
 class Precision(StrEnum):

@@ -1,4 +1,4 @@
-"""Shared CLI plumbing: turning stage errors into messages and exit codes, printing JSON."""
+"""Shared CLI plumbing: options several commands spell the same way, errors to exit codes, printing JSON."""
 
 from __future__ import annotations
 
@@ -8,15 +8,90 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
-from sitetune.errors import SitetuneError
+from sitetune.config import AnswerConfig
+from sitetune.errors import InputError, SitetuneError
+
+if TYPE_CHECKING:
+    from sitetune.answer import LLMConfig
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
+
+#: ``--store``: where an index lives.
+StoreOption = Annotated[
+    str,
+    typer.Option(
+        "--store", help="Store: a directory (embedded, default), milvus://PATH.db (Milvus Lite) or http://HOST:19530"
+    ),
+]
+#: ``--model`` for querying: the store's own model unless given.
+QueryModelOption = Annotated[
+    str | None, typer.Option("--model", help="Query model; default the one the store was built with.")
+]
+#: ``--backend``: which encoder backend to embed with (see docs/encode.md).
+BackendOption = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="Encoder backend: auto (fastest available whose quality holds), torch, openvino, "
+        "openvino-int8, static, sentence-transformers",
+    ),
+]
+#: ``--fallback-to-torch``: use torch when the backend's export is missing or broken, instead of failing.
+FallbackOption = Annotated[
+    bool,
+    typer.Option("--fallback-to-torch", help="Encode with torch if the backend's export is missing or broken"),
+]
+
+
+
+LlmUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--llm-url", help="OpenAI-compatible API base (e.g. http://localhost:8080/v1) for generative answers."
+    ),
+]
+LlmModelOption = Annotated[str | None, typer.Option("--llm-model", help="Model name sent to --llm-url.")]
+LlmKeyEnvOption = Annotated[
+    str, typer.Option("--llm-key-env", help="Environment variable holding the LLM API key.")
+]
+LlmTimeoutOption = Annotated[
+    float, typer.Option("--llm-timeout", min=0.1, help="Seconds to wait for the LLM.")
+]
+MinScoreOption = Annotated[
+    float | None,
+    typer.Option(
+        "--min-score", help="Best-sentence score below which the answer is 'not found' (default from config)."
+    ),
+]
+RerankOption = Annotated[
+    bool,
+    typer.Option("--rerank/--no-rerank", help="Rerank the top candidates with the model folder's reranker."),
+]
+
+
+def llm_config(url: str | None, model: str | None, key_env: str, timeout: float) -> LLMConfig | None:
+    """The LLM settings the ``--llm-*`` flags give, or ``None`` for extractive answers."""
+    from sitetune.answer import LLMConfig
+
+    if url is None and model is None:
+        return None
+    if url is None or model is None:
+        raise InputError("generative mode needs both --llm-url and --llm-model")
+    config = LLMConfig(url=url, model=model, api_key_env=key_env, timeout_s=timeout)
+    _ = config.endpoint  # a malformed URL fails now, before the model loads
+    return config
+
+
+def answer_config(min_score: float | None) -> AnswerConfig:
+    """The answer settings, with ``--min-score`` applied when given."""
+    config = AnswerConfig()
+    return config if min_score is None else dataclasses.replace(config, min_score=min_score)
 
 def _default(obj: object) -> object:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):

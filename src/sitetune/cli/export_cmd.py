@@ -1,8 +1,4 @@
-"""``sitetune export MODEL --backend NAME``: write a fast encoder backend's files beside the model.
-
-Also defines the ``--backend`` and ``--fallback-to-torch`` options every embedding command shares, so
-index, search, evaluate and serve spell them the same way.
-"""
+"""``sitetune export MODEL --backend NAME``: write a fast encoder backend's files beside the model."""
 
 from __future__ import annotations
 
@@ -13,23 +9,6 @@ from typing import Annotated
 import typer
 
 from sitetune.cli.common import handle_errors, print_json
-
-#: ``--backend``: which encoder backend to embed with (see docs/encode.md).
-BackendOption = Annotated[
-    str,
-    typer.Option(
-        "--backend",
-        help="Encoder backend: auto (fastest available whose quality holds), torch, openvino, "
-        "openvino-int8, static, sentence-transformers",
-    ),
-]
-#: ``--fallback-to-torch``: use torch when the backend's export is missing or broken, instead of failing.
-FallbackOption = Annotated[
-    bool,
-    typer.Option(
-        "--fallback-to-torch", help="Encode with torch if the backend's export is missing or broken"
-    ),
-]
 
 
 @handle_errors

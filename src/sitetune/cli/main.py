@@ -1,4 +1,4 @@
-"""The ``sitetune`` application: one sub-module per pipeline stage registers its commands here."""
+"""The ``sitetune`` application: one module per command group (``<group>_cmd.py``), each with ``register(app)``."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from sitetune.cli import (
     crawl_cmd,
     evaluate_cmd,
     export_cmd,
+    index_cmd,
     report_cmd,
     run_cmd,
-    service_cmd,
+    search_cmd,
+    serve_cmd,
     train_cmd,
 )
 
@@ -24,8 +26,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (crawl_cmd, corpus_cmd, train_cmd, evaluate_cmd, service_cmd, answer_cmd, export_cmd, run_cmd,
-               report_cmd):
+for module in (crawl_cmd, corpus_cmd, train_cmd, evaluate_cmd, index_cmd, search_cmd, answer_cmd, serve_cmd,
+               export_cmd, run_cmd, report_cmd):
     module.register(app)
 
 if __name__ == "__main__":

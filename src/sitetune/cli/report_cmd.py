@@ -10,41 +10,42 @@ import typer
 from sitetune.cli.common import handle_errors, print_json
 
 
+@handle_errors
+def report(
+    query_log: Annotated[
+        Path,
+        typer.Option("--query-log", help="The log written by `sitetune serve --query-log` (rotated files too)."),
+    ],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write report.md, report.json and the plot report.png into this folder."),
+    ] = None,
+    top: Annotated[int, typer.Option("--top", min=1, max=1000, help="Rows in each ranked list.")] = 10,
+) -> None:
+    """Summarise a query log: most asked topics, questions answered "not found", answers marked unhelpful."""
+    import json
+
+    from sitetune.serve.logreport import plot, summarise, to_text
+    from sitetune.serve.querylog import read_log
+
+    summary = summarise(read_log(query_log), top=top)
+    text = to_text(summary, str(query_log))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.md").write_text(text, encoding="utf-8")
+        (out / "report.json").write_text(
+            json.dumps(summary.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
+        plot(summary, out / "report.png")
+    if json_out:
+        print_json(summary.to_dict())
+    else:
+        typer.echo(text, nl=False)
+        if out is not None:
+            typer.echo(f"\nWrote {out / 'report.md'}, {out / 'report.json'} and {out / 'report.png'}.")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``report`` to ``app``."""
-
-    @app.command("report")
-    @handle_errors
-    def report(
-        query_log: Annotated[
-            Path,
-            typer.Option("--query-log", help="The log written by `sitetune serve --query-log` (rotated files too)."),
-        ],
-        json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-        out: Annotated[
-            Path | None,
-            typer.Option("--out", help="Also write report.md, report.json and the plot report.png into this folder."),
-        ] = None,
-        top: Annotated[int, typer.Option("--top", min=1, max=1000, help="Rows in each ranked list.")] = 10,
-    ) -> None:
-        """Summarise a query log: most asked topics, questions answered "not found", answers marked unhelpful."""
-        import json
-
-        from sitetune.serve.logreport import plot, summarise, to_text
-        from sitetune.serve.querylog import read_log
-
-        summary = summarise(read_log(query_log), top=top)
-        text = to_text(summary, str(query_log))
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "report.md").write_text(text, encoding="utf-8")
-            (out / "report.json").write_text(
-                json.dumps(summary.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-            )
-            plot(summary, out / "report.png")
-        if json_out:
-            print_json(summary.to_dict())
-        else:
-            typer.echo(text, nl=False)
-            if out is not None:
-                typer.echo(f"\nWrote {out / 'report.md'}, {out / 'report.json'} and {out / 'report.png'}.")
+    app.command("report")(report)

@@ -27,15 +27,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sitetune.answer import Answer, Answerer, LLMConfig, ReuseLastQuery, SearcherLike
-from sitetune.config import AnswerConfig, ServeConfig
+from sitetune.config import MAX_QUESTION_CHARS, MAX_RESULTS, AnswerConfig, ServeConfig
 from sitetune.search.types import SearchHit
 from sitetune.serve.deeplinks import opening_link, quote_link, quoted_spans
 from sitetune.serve.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from sitetune.serve.querylog import ID_PATTERN, QueryLog, section_entry
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-MAX_QUERY_CHARS = 1000
-MAX_K = 50
+MAX_QUERY_CHARS = MAX_QUESTION_CHARS
+MAX_K = MAX_RESULTS
 T = TypeVar("T")
 _FASTAPI_BODY_ERROR = "There was an error parsing the body"
 _LOG = logging.getLogger(__name__)

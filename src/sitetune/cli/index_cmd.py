@@ -1,0 +1,59 @@
+"""``sitetune index``: embed a corpus into a store."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sitetune.cli.common import BackendOption, FallbackOption, StoreOption, handle_errors, print_json
+from sitetune.config import EncoderConfig, Precision
+from sitetune.index.build import BM25_FIELDS, DEFAULT_BM25_FIELDS
+
+_ENCODER = EncoderConfig()  # flag defaults come from the config
+
+
+@handle_errors
+def index(
+    corpus: Annotated[Path, typer.Option("--corpus", help="Corpus file: .csv, .jsonl or .parquet")],
+    store: StoreOption,
+    model: Annotated[str, typer.Option("--model", help="'base' or a model folder")] = "base",
+    backend: BackendOption = _ENCODER.backend,
+    fallback: FallbackOption = _ENCODER.fallback,
+    precision: Annotated[Precision, typer.Option("--precision", help="auto: bf16 where the CPU has it")] = (
+        _ENCODER.precision
+    ),
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Texts per forward pass")] = (
+        _ENCODER.batch_size
+    ),
+    bm25_fields: Annotated[
+        str, typer.Option("--bm25-fields", help=", ".join(f"'{f}'" for f in BM25_FIELDS))
+    ] = DEFAULT_BM25_FIELDS,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+) -> None:
+    """Embed a corpus's unique chunks and store vectors, records and a BM25 index.
+
+    Re-indexing embeds only new or changed chunks; the previous generation stays until the new one is
+    complete. Example: sitetune index --corpus pages.csv --model base --store runs/store
+    """
+    from sitetune.index import build_index
+
+    encoder = dataclasses.replace(_ENCODER, backend=backend, fallback=fallback, precision=precision,
+                                  batch_size=batch_size)
+    report = build_index(corpus, model, store, encoder, progress=progress, bm25_fields=bm25_fields)
+    if as_json:
+        print_json(dataclasses.asdict(report))
+        return
+    typer.echo(
+        f"indexed {report.chunks:,} chunks into {report.store} (generation {report.generation}): "
+        f"{report.embedded:,} embedded, {report.reused:,} reused, {report.removed:,} removed "
+        f"in {report.seconds:.1f} s"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``index`` to ``app``."""
+    app.command("index")(index)

@@ -1,0 +1,101 @@
+"""``sitetune serve``: the HTTP API and the web page over a store."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated
+
+import typer
+
+from sitetune.answer.llm import LLMConfig
+from sitetune.cli.common import (
+    BackendOption,
+    FallbackOption,
+    LlmKeyEnvOption,
+    LlmModelOption,
+    LlmTimeoutOption,
+    LlmUrlOption,
+    MinScoreOption,
+    QueryModelOption,
+    RerankOption,
+    StoreOption,
+    answer_config,
+    handle_errors,
+    llm_config,
+)
+from sitetune.config import EncoderConfig, SearchConfig, ServeConfig
+
+_ENCODER = EncoderConfig()  # flag defaults come from the configs
+_SEARCH = SearchConfig()
+_SERVE = ServeConfig()
+
+
+@handle_errors
+def serve(
+    store: StoreOption,
+    host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = _SERVE.host,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = _SERVE.port,
+    model: QueryModelOption = None,
+    llm_url: LlmUrlOption = None,
+    llm_model: LlmModelOption = None,
+    llm_key_env: LlmKeyEnvOption = LLMConfig.api_key_env,
+    llm_timeout: LlmTimeoutOption = LLMConfig.timeout_s,
+    min_score: MinScoreOption = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option("--cors-origin", help="Allow this origin cross-origin (repeatable)."),
+    ] = None,
+    max_body_bytes: Annotated[
+        int, typer.Option("--max-body-bytes", min=1, help="Largest request body.")
+    ] = _SERVE.max_body_bytes,
+    threads: Annotated[
+        int, typer.Option("--threads", min=0, help="Torch threads (0: torch's default).")
+    ] = _ENCODER.threads,
+    max_in_flight: Annotated[
+        int, typer.Option("--max-in-flight", min=1, help="Requests admitted at once; more get 503.")
+    ] = _SERVE.max_in_flight,
+    backend: BackendOption = _ENCODER.backend,
+    fallback: FallbackOption = _ENCODER.fallback,
+    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+    warm: Annotated[
+        bool, typer.Option("--warm/--no-warm", help="Encode all answer sentences before serving.")
+    ] = True,
+    query_log: Annotated[
+        str | None,
+        typer.Option(
+            "--query-log",
+            help="Append questions and thumbs up/down to this JSON-lines file (off by default; "
+            "no IP addresses or cookies; 10 MiB files, 5 kept). `sitetune report` summarises it.",
+        ),
+    ] = None,
+    rerank: RerankOption = _SEARCH.rerank,
+) -> None:
+    """Serve the search API and the web page for STORE (Ctrl-C stops)."""
+    from sitetune.serve import run_server
+
+    config = dataclasses.replace(
+        _SERVE,
+        host=host,
+        port=port,
+        max_body_bytes=max_body_bytes,
+        cors_origins=tuple(cors_origin or ()),
+        max_in_flight=max_in_flight,
+    )
+    run_server(
+        store,
+        config,
+        encoder=dataclasses.replace(_ENCODER, backend=backend, threads=threads, fallback=fallback),
+        model=model,
+        answer_config=answer_config(min_score),
+        llm=llm_config(llm_url, llm_model, llm_key_env, llm_timeout),
+        warm_answers=warm,
+        access_log=access_log,
+        query_log=query_log,
+        log=typer.echo,
+        search_config=dataclasses.replace(_SEARCH, rerank=rerank),
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` to ``app``."""
+    app.command("serve")(serve)
