@@ -1,5 +1,7 @@
 """The HTTP API and the web page: ``create_app(searcher, config)`` builds the FastAPI app.
 
+The bodies are in :mod:`sitetune.serve.schemas`, the error shape in :mod:`sitetune.serve.errors`.
+
 Endpoints: ``GET /healthz``, ``GET /pages``, ``GET /search``, ``POST /answer``, ``POST /feedback``, the
 OpenAPI document at ``/openapi.json`` (``/docs`` shows it), and the single page at ``/`` with its files under
 ``/static``. Citations and results carry deep links (:mod:`sitetune.serve.deeplinks`); with a
@@ -14,226 +16,44 @@ encoding in its threadpool, never on the event loop.
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sitetune.answer import Answer, Answerer, LLMConfig, ReuseLastQuery, SearcherLike
-from sitetune.config import MAX_QUESTION_CHARS, MAX_RESULTS, AnswerConfig, ServeConfig
-from sitetune.search.types import SearchHit
+from sitetune.config import AnswerConfig, ServeConfig
 from sitetune.serve.deeplinks import opening_link, quote_link, quoted_spans
+from sitetune.serve.errors import InvalidInput, error_response, field_errors
 from sitetune.serve.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
-from sitetune.serve.querylog import ID_PATTERN, QueryLog, section_entry
+from sitetune.serve.querylog import QueryLog, section_entry
+from sitetune.serve.schemas import (
+    MAX_K,
+    MAX_QUERY_CHARS,
+    AnswerBlockOut,
+    AnswerRequest,
+    AnswerResponse,
+    CitationOut,
+    ErrorResponse,
+    FeedbackRequest,
+    FeedbackResponse,
+    FieldError,
+    Health,
+    Hit,
+    Pages,
+    SearchResponse,
+)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-MAX_QUERY_CHARS = MAX_QUESTION_CHARS
-MAX_K = MAX_RESULTS
 T = TypeVar("T")
 _FASTAPI_BODY_ERROR = "There was an error parsing the body"
 _LOG = logging.getLogger(__name__)
-
-
-class FieldError(BaseModel):
-    """One invalid field."""
-
-    field: str = Field(description="The parameter or body field at fault, e.g. 'q' or 'body.k'.")
-    message: str = Field(description="What is wrong with it.")
-
-
-class ErrorResponse(BaseModel):
-    """Every 4xx answer: one readable line plus the fields at fault."""
-
-    detail: str = Field(description="A readable summary, e.g. 'q: must not be empty or only whitespace'.")
-    errors: list[FieldError] = Field(default_factory=list)
-
-
-class Place(BaseModel):
-    """Another page a repeated section appears on."""
-
-    page_name: str
-    section_title: str
-    url: str
-
-
-class Span(BaseModel):
-    """Characters ``text[start:end]`` of a result."""
-
-    start: int = Field(ge=0)
-    end: int = Field(ge=0)
-
-
-class Hit(BaseModel):
-    """One search result. ``text`` is page text: render it as text, never as HTML or Markdown."""
-
-    chunk_id: str
-    text: str
-    score: float
-    page_name: str
-    section_title: str
-    url: str
-    link: str = Field(description="``url`` with a text fragment pointing at the section's opening words.")
-    also_on: list[Place] = Field(description="The other pages the same text appears on (boilerplate).")
-    quoted: list[Span] = Field(
-        default_factory=list, description="Parts of ``text`` the answer quotes (empty for /search)."
-    )
-
-    @classmethod
-    def of(cls, hit: SearchHit, quoted: Sequence[tuple[int, int]] = ()) -> "Hit":
-        return cls(
-            chunk_id=hit.chunk_id,
-            text=hit.text,
-            score=hit.score,
-            page_name=hit.page_name,
-            section_title=hit.section_title,
-            url=hit.url,
-            link=opening_link(hit.url, hit.text, hit.section_title),
-            also_on=[
-                Place(page_name=p.page_name, section_title=p.section_title, url=p.url) for p in hit.also_on
-            ],
-            quoted=[Span(start=a, end=b) for a, b in quoted],
-        )
-
-
-class SearchResponse(BaseModel):
-    query: str
-    k: int
-    page: str | None
-    results: list[Hit]
-    took_ms: float
-
-
-class CitationOut(BaseModel):
-    n: int = Field(description="The number used as [n] in the answer text.")
-    chunk_id: str
-    page_name: str
-    section_title: str
-    url: str
-    link: str = Field(description="``url`` with a text fragment pointing at the quoted passages.")
-    quotes: list[str] = Field(description="The passages of the section this citation quotes, verbatim.")
-
-
-class AnswerBlockOut(BaseModel):
-    """One structural piece of an extractive answer; ``text`` is these blocks as plain text."""
-
-    kind: Literal["text", "list", "rows"] = Field(
-        description='"text": sentences of one paragraph or a lead-in line; "list": list items, each line as '
-        'quoted with its "- " marker (a nested item stays inside its item, on indented lines); "rows": table '
-        'rows or "key: value" lines, one per line.'
-    )
-    lines: list[str] = Field(description="The quoted lines, verbatim page text: render as text.")
-    n: int | None = Field(default=None, description="The citation [n] this block closes, if any.")
-
-
-class AnswerRequest(BaseModel):
-    """A question, optionally limited to one programme page."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    question: str = Field(
-        min_length=1,
-        max_length=MAX_QUERY_CHARS,
-        pattern=r"\S",
-        examples=["What is the application deadline?"],
-    )
-    k: int = Field(default=5, ge=1, le=MAX_K, description="Sections returned with the answer.")
-    page: str | None = Field(default=None, description="Only sections of this page (see GET /pages).")
-
-
-class AnswerResponse(BaseModel):
-    question: str
-    found: bool = Field(description="False when the pages do not answer it; `text` then says so.")
-    text: str = Field(description="Plain text with [n] citation markers; render as text.")
-    citations: list[CitationOut]
-    blocks: list[AnswerBlockOut] = Field(
-        default_factory=list,
-        description="The extractive answer's structure (a list stays a list); empty when not found or generated.",
-    )
-    hits: list[Hit] = Field(description="The sections searched (the closest ones when not found).")
-    score: float
-    mode: str
-    warning: str | None = None
-    took_ms: float
-    log_id: str | None = Field(
-        default=None, description="Send it to POST /feedback with a thumbs up or down; null when not logged."
-    )
-
-
-class FeedbackRequest(BaseModel):
-    """A reader's verdict on one answer."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str = Field(pattern=ID_PATTERN, description="The answer's ``log_id``.", examples=["3f2a9c0d41b7e865"])
-    helpful: bool = Field(description="True for a thumbs up, false for a thumbs down.")
-
-
-class FeedbackResponse(BaseModel):
-    recorded: bool
-
-
-class Health(BaseModel):
-    status: str
-    model: str | None
-    pages: int
-    llm: bool
-
-
-class Pages(BaseModel):
-    pages: list[str]
-
-
-class InvalidInput(Exception):
-    """A request that passed the schema but names something that does not exist (an unknown page)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
-_FRIENDLY: dict[str, Callable[[dict[str, Any]], str]] = {
-    "missing": lambda ctx: "is required",
-    "string_too_short": lambda ctx: "must not be empty",
-    "string_too_long": lambda ctx: f"must be at most {ctx.get('max_length')} characters",
-    "string_pattern_mismatch": lambda ctx: "must not be empty or only whitespace",
-    "greater_than_equal": lambda ctx: f"must be between 1 and {MAX_K}",
-    "less_than_equal": lambda ctx: f"must be between 1 and {MAX_K}",
-    "int_parsing": lambda ctx: "must be a whole number",
-    "int_type": lambda ctx: "must be a whole number",
-    "int_from_float": lambda ctx: "must be a whole number",
-    "string_type": lambda ctx: "must be a string",
-    "extra_forbidden": lambda ctx: "is not a known field",
-    "json_invalid": lambda ctx: "is not valid JSON",
-    "model_attributes_type": lambda ctx: "must be a JSON object",
-    "dict_type": lambda ctx: "must be a JSON object",
-}
-
-
-def _field_errors(exc: RequestValidationError) -> list[FieldError]:
-    out = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ())]
-        if loc and loc[0] in ("query", "path", "header"):
-            loc = loc[1:]
-        field = ".".join(loc) or "request"
-        if loc[:1] == ["body"] and (len(loc) == 1 or err.get("type") == "json_invalid"):
-            field = "body"  # json_invalid's location ends in a character offset, not a field
-        friendly = _FRIENDLY.get(str(err.get("type")))
-        message = friendly(err.get("ctx") or {}) if friendly else str(err.get("msg", "is invalid"))
-        out.append(FieldError(field=field, message=message))
-    return out
-
-
-def _error(status: int, detail: str, errors: Sequence[FieldError] = ()) -> JSONResponse:
-    return JSONResponse(ErrorResponse(detail=detail, errors=list(errors)).model_dump(), status_code=status)
 
 
 def _answer_out(answer: Answer, question: str, took_ms: float) -> AnswerResponse:
@@ -245,23 +65,14 @@ def _answer_out(answer: Answer, question: str, took_ms: float) -> AnswerResponse
         spans = quoted_spans(answer.text, c.n, text) if answer.found else []
         quoted.setdefault(c.chunk_id, []).extend(spans)
         quotes = [text[a:b] for a, b in spans]
-        citations.append(
-            CitationOut(
-                n=c.n,
-                chunk_id=c.chunk_id,
-                page_name=c.page_name,
-                section_title=c.section_title,
-                url=c.url,
-                link=quote_link(c.url, text, spans) if spans else opening_link(c.url, text, c.section_title),
-                quotes=quotes,
-            )
-        )
+        link = quote_link(c.url, text, spans) if spans else opening_link(c.url, text, c.section_title)
+        citations.append(CitationOut.of(c, link, quotes))
     return AnswerResponse(
         question=question,
         found=answer.found,
         text=answer.text,
         citations=citations,
-        blocks=[AnswerBlockOut(kind=b.kind, lines=list(b.lines), n=b.n) for b in answer.blocks],  # type: ignore[arg-type]
+        blocks=[AnswerBlockOut.model_validate(b) for b in answer.blocks],
         hits=[Hit.of(h, sorted(set(quoted.get(h.chunk_id, [])))) for h in answer.hits],
         score=round(answer.score, 4),
         mode=answer.mode,
@@ -341,12 +152,12 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = _field_errors(exc)
-        return _error(422, "; ".join(f"{e.field}: {e.message}" for e in errors), errors)
+        errors = field_errors(exc)
+        return error_response(422, "; ".join(f"{e.field}: {e.message}" for e in errors), errors)
 
     @app.exception_handler(InvalidInput)
     async def on_unknown(request: Request, exc: InvalidInput) -> JSONResponse:
-        return _error(422, str(exc), [FieldError(field=exc.field, message=exc.message)])
+        return error_response(422, str(exc), [FieldError(field=exc.field, message=exc.message)])
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -355,8 +166,8 @@ def create_app(
             # FastAPI's answer to a body it cannot decode (bytes that are not UTF-8): a malformed
             # request like any other, so the same 422 shape with the field named.
             message = "is not valid JSON text (UTF-8 expected)"
-            return _error(422, f"body: {message}", [FieldError(field="body", message=message)])
-        response = _error(exc.status_code, detail)
+            return error_response(422, f"body: {message}", [FieldError(field="body", message=message)])
+        response = error_response(exc.status_code, detail)
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
         return response
