@@ -77,6 +77,27 @@ def test_rows_keep_their_label_and_a_heading_is_only_a_lead_in() -> None:
     ]
 
 
+TABLE = (
+    "Bachelor's degrees that give direct access (no assessment of course content needed)\n"
+    "University: Degree\n"
+    "Harbour School of Business: BSc in Business Administration and Economics\n"
+    "Northport Technical University: BEng in Production Engineering\n"
+    "University of Westmere: BSc in Economics"
+)
+
+
+def test_a_table_row_keeps_its_header_row(scorer: SentenceScorer) -> None:
+    rows = [u for u in split_units(TABLE) if u.kind == "row"]
+    assert [u.text for u in rows] == TABLE.splitlines()[2:]
+    assert {u.lead for u in rows} == {"University: Degree"}
+    answer = extractive_answer("is a BEng in Production Engineering from Northport accepted",
+                               [_hit(0, TABLE, "Entry requirements")], scorer)
+    assert answer.found
+    header = answer.blocks.index(AnswerBlock("text", ("University: Degree",)))
+    assert answer.blocks[header + 1].kind == "rows"
+    assert "Northport Technical University: BEng in Production Engineering" in answer.blocks[header + 1].lines
+
+
 def test_text_without_line_breaks_is_read_as_sentences() -> None:
     assert [(u.kind, u.text) for u in split_units(ECTS)] == [
         ("sentence", "Your bachelor must include 30 ECTS points in business economics."),

@@ -7,7 +7,7 @@ answer may quote, together with the line that gives it its meaning:
 - a sentence of a prose line;
 - a list item, whole (with its nested items), under the list's lead-in line ("You need one of these:");
 - a short ``key: value`` line of a run of such lines (a table row, a date), under the run's label line
-  ("Autumn semester").
+  ("Autumn semester") or, for a table, its header row ("University: Degree").
 
 The lead-in or label is part of what is scored and what is quoted, so a unit is never a bare line cut off
 from what it refers to, and nothing inside a list item is ever cut. Text without line breaks (a corpus
@@ -71,6 +71,13 @@ def _indent(line: str) -> int:
 
 def _is_row(line: str) -> bool:
     return len(line.split()) <= ROW_WORDS and _ROW.match(line.strip()) is not None
+
+
+def _is_header(line: str) -> bool:
+    """A table's header row as sectionize writes it ("University: Degree"): short cells, no figures."""
+    key, _, value = line.strip().partition(": ")
+    cells = [key, *value.split(", ")]
+    return not any(c.isdigit() for c in line) and all(0 < len(cell.split()) <= 3 for cell in cells)
 
 
 def _is_label(line: str) -> bool:
@@ -143,6 +150,8 @@ def split_units(text: str) -> list[Unit]:
             end = i + 1
             while end < len(lines) and kinds[end] == kind:
                 end += 1
+            if kind == "row" and end - i >= 3 and _is_header(lines[i]):
+                lead, i = lines[i].strip(), i + 1  # a table's header row: quoted above any row of it
             if not (kind == "short" and end == i + 1 and end < len(lines)):  # else a heading: a lead only
                 first = len(units)
                 units += [Unit("row", line.strip(), lead, block, first + n) for n, line in enumerate(lines[i:end])]
