@@ -8,22 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from sitetune.answer.llm import LLMConfig
-from sitetune.cli.common import (
-    BackendOption,
-    FallbackOption,
-    LlmKeyEnvOption,
-    LlmModelOption,
-    LlmTimeoutOption,
-    LlmUrlOption,
-    MinScoreOption,
-    QueryModelOption,
-    RerankOption,
-    StoreOption,
-    answer_config,
-    handle_errors,
-    llm_config,
-    print_json,
-)
+from sitetune.cli import common
 from sitetune.config import MAX_RESULTS, AnswerConfig, EncoderConfig, SearchConfig
 
 if TYPE_CHECKING:
@@ -33,24 +18,24 @@ _ENCODER = EncoderConfig()  # flag defaults come from the configs
 _SEARCH = SearchConfig()
 
 
-@handle_errors
+@common.handle_errors
 def answer(
     question: Annotated[str, typer.Argument(help="The question, in quotes.")],
-    store: StoreOption,
+    store: common.StoreOption,
     k: Annotated[int, typer.Option("--k", min=1, max=MAX_RESULTS, help="Sections listed with the answer.")] = (
         AnswerConfig().sections
     ),
     page: Annotated[str | None, typer.Option("--page", help="Only sections of this page.")] = None,
-    model: QueryModelOption = None,
+    model: common.QueryModelOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
-    llm_url: LlmUrlOption = None,
-    llm_model: LlmModelOption = None,
-    llm_key_env: LlmKeyEnvOption = LLMConfig.api_key_env,
-    llm_timeout: LlmTimeoutOption = LLMConfig.timeout_s,
-    min_score: MinScoreOption = None,
-    rerank: RerankOption = _SEARCH.rerank,
-    backend: BackendOption = _ENCODER.backend,
-    fallback: FallbackOption = _ENCODER.fallback,
+    llm_url: common.LlmUrlOption = None,
+    llm_model: common.LlmModelOption = None,
+    llm_key_env: common.LlmKeyEnvOption = LLMConfig.api_key_env,
+    llm_timeout: common.LlmTimeoutOption = LLMConfig.timeout_s,
+    min_score: common.MinScoreOption = None,
+    rerank: common.RerankOption = _SEARCH.rerank,
+    backend: common.BackendOption = _ENCODER.backend,
+    fallback: common.FallbackOption = _ENCODER.fallback,
 ) -> None:
     """Answer QUESTION from the indexed pages, each sentence cited [n]; says so when the pages don't."""
     from sitetune.api import answer_question, check_question
@@ -64,11 +49,11 @@ def answer(
         model=model,
         encoder_config=dataclasses.replace(_ENCODER, backend=backend, fallback=fallback),
         search_config=dataclasses.replace(_SEARCH, rerank=rerank),
-        answer_config=answer_config(min_score),
-        llm=llm_config(llm_url, llm_model, llm_key_env, llm_timeout),
+        answer_config=common.answer_config(min_score),
+        llm=common.llm_config(llm_url, llm_model, llm_key_env, llm_timeout),
     )
     if json_out:
-        print_json({"question": question, **dataclasses.asdict(result)})
+        common.print_json({"question": question, **dataclasses.asdict(result)})
     else:
         _print_answer(result)
 

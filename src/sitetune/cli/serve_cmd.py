@@ -8,21 +8,7 @@ from typing import Annotated
 import typer
 
 from sitetune.answer.llm import LLMConfig
-from sitetune.cli.common import (
-    BackendOption,
-    FallbackOption,
-    LlmKeyEnvOption,
-    LlmModelOption,
-    LlmTimeoutOption,
-    LlmUrlOption,
-    MinScoreOption,
-    QueryModelOption,
-    RerankOption,
-    StoreOption,
-    answer_config,
-    handle_errors,
-    llm_config,
-)
+from sitetune.cli import common
 from sitetune.config import EncoderConfig, SearchConfig, ServeConfig
 
 _ENCODER = EncoderConfig()  # flag defaults come from the configs
@@ -30,17 +16,17 @@ _SEARCH = SearchConfig()
 _SERVE = ServeConfig()
 
 
-@handle_errors
+@common.handle_errors
 def serve(
-    store: StoreOption,
+    store: common.StoreOption,
     host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = _SERVE.host,
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = _SERVE.port,
-    model: QueryModelOption = None,
-    llm_url: LlmUrlOption = None,
-    llm_model: LlmModelOption = None,
-    llm_key_env: LlmKeyEnvOption = LLMConfig.api_key_env,
-    llm_timeout: LlmTimeoutOption = LLMConfig.timeout_s,
-    min_score: MinScoreOption = None,
+    model: common.QueryModelOption = None,
+    llm_url: common.LlmUrlOption = None,
+    llm_model: common.LlmModelOption = None,
+    llm_key_env: common.LlmKeyEnvOption = LLMConfig.api_key_env,
+    llm_timeout: common.LlmTimeoutOption = LLMConfig.timeout_s,
+    min_score: common.MinScoreOption = None,
     cors_origin: Annotated[
         list[str] | None,
         typer.Option("--cors-origin", help="Allow this origin cross-origin (repeatable)."),
@@ -54,8 +40,8 @@ def serve(
     max_in_flight: Annotated[
         int, typer.Option("--max-in-flight", min=1, help="Requests admitted at once; more get 503.")
     ] = _SERVE.max_in_flight,
-    backend: BackendOption = _ENCODER.backend,
-    fallback: FallbackOption = _ENCODER.fallback,
+    backend: common.BackendOption = _ENCODER.backend,
+    fallback: common.FallbackOption = _ENCODER.fallback,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
     warm: Annotated[
         bool, typer.Option("--warm/--no-warm", help="Encode all answer sentences before serving.")
@@ -68,7 +54,7 @@ def serve(
             "no IP addresses or cookies; 10 MiB files, 5 kept). `sitetune report` summarises it.",
         ),
     ] = None,
-    rerank: RerankOption = _SEARCH.rerank,
+    rerank: common.RerankOption = _SEARCH.rerank,
 ) -> None:
     """Serve the search API and the web page for STORE (Ctrl-C stops)."""
     from sitetune.serve import run_server
@@ -86,8 +72,8 @@ def serve(
         config,
         encoder=dataclasses.replace(_ENCODER, backend=backend, threads=threads, fallback=fallback),
         model=model,
-        answer_config=answer_config(min_score),
-        llm=llm_config(llm_url, llm_model, llm_key_env, llm_timeout),
+        answer_config=common.answer_config(min_score),
+        llm=common.llm_config(llm_url, llm_model, llm_key_env, llm_timeout),
         warm_answers=warm,
         access_log=access_log,
         query_log=query_log,

@@ -31,6 +31,23 @@ EncodeRows = Callable[[Sequence[int]], np.ndarray]
 
 
 @dataclass(frozen=True)
+class NewGeneration:
+    """What a new generation holds besides its vectors.
+
+    Attributes:
+        manifest: The generation's identity (its number is filled in by the store).
+        chunks: The corpus's unique chunks, in row order.
+        doc_hashes: Hash of each chunk's document text (what the model embeds).
+        bm25: The lexical index over ``chunks``.
+    """
+
+    manifest: Manifest
+    chunks: Sequence[Chunk]
+    doc_hashes: Sequence[str]
+    bm25: BM25Index
+
+
+@dataclass(frozen=True)
 class WrittenGeneration:
     """What writing a generation did.
 
@@ -59,21 +76,12 @@ class VectorStore(Protocol):
         ...
 
     def write_generation(
-        self,
-        manifest: Manifest,
-        chunks: Sequence[Chunk],
-        doc_hashes: Sequence[str],
-        bm25: BM25Index,
-        encode: EncodeRows,
-        check_queries: Callable[[], np.ndarray],
+        self, content: NewGeneration, encode: EncodeRows, check_queries: Callable[[], np.ndarray]
     ) -> WrittenGeneration:
         """Encode what the store does not hold yet (same model, same document text) and switch to a new generation.
 
         Args:
-            manifest: The generation's identity (its number is filled in by the store).
-            chunks: The corpus's unique chunks, in row order.
-            doc_hashes: Hash of each chunk's document text.
-            bm25: The lexical index over ``chunks``.
+            content: Its manifest, chunks, document hashes and BM25 index.
             encode: Encodes the documents of the given rows.
             check_queries: Query vectors for an approximate index's recall check (called only if one is built).
         """
@@ -150,15 +158,10 @@ class EmbeddedBackend:
         return self._previous
 
     def write_generation(
-        self,
-        manifest: Manifest,
-        chunks: Sequence[Chunk],
-        doc_hashes: Sequence[str],
-        bm25: BM25Index,
-        encode: EncodeRows,
-        check_queries: Callable[[], np.ndarray],
+        self, content: NewGeneration, encode: EncodeRows, check_queries: Callable[[], np.ndarray]
     ) -> WrittenGeneration:
         """Write every vector into a new generation: kept where model and text match, encoded for the rest."""
+        manifest, chunks, doc_hashes = content.manifest, content.chunks, content.doc_hashes
         prev = self._previous
         # A vector is reusable when the same model embedded the same document text under the same id.
         old_rows: dict[tuple[str, str], int] = {}
@@ -186,7 +189,7 @@ class EmbeddedBackend:
             and all(p.chunk_id == c.chunk_id for p, c in zip(prev.chunks, chunks, strict=True))
         )
         ann = self._approximate_index(vectors, prev.ann if same_rows and prev is not None else None, check_queries)
-        number = self.store.write(manifest, chunks, doc_hashes, vectors, bm25, ann)
+        number = self.store.write(manifest, chunks, doc_hashes, vectors, content.bm25, ann)
         return WrittenGeneration(number, len(todo), ann.info.to_dict() if ann is not None else None)
 
     def _approximate_index(
@@ -273,15 +276,10 @@ class MilvusBackend:
         return _last_intact(self.milvus.sidecar)
 
     def write_generation(
-        self,
-        manifest: Manifest,
-        chunks: Sequence[Chunk],
-        doc_hashes: Sequence[str],
-        bm25: BM25Index,
-        encode: EncodeRows,
-        check_queries: Callable[[], np.ndarray],
+        self, content: NewGeneration, encode: EncodeRows, check_queries: Callable[[], np.ndarray]
     ) -> WrittenGeneration:
         """Upsert the rows the model's collection lacks, switch the sidecar, then delete stale rows."""
+        manifest, chunks, doc_hashes = content.manifest, content.chunks, content.doc_hashes
         # The model's own collection says which rows need no encoding: those it holds with the same
         # document text (this also resumes a run that died after writing some rows).
         self.milvus.use_model(manifest.model_fingerprint)
@@ -289,7 +287,7 @@ class MilvusBackend:
         todo = [i for i, (c, h) in enumerate(zip(chunks, doc_hashes, strict=True)) if present.get(c.chunk_id) != h]
         fresh = encode(todo)
         self.milvus.upsert([chunks[i].chunk_id for i in todo], [doc_hashes[i] for i in todo], fresh, dim=manifest.dim)
-        number = self.milvus.sidecar.write(manifest, chunks, doc_hashes, None, bm25)
+        number = self.milvus.sidecar.write(manifest, chunks, doc_hashes, None, content.bm25)
         self._clean_up(sorted(set(present) - {c.chunk_id for c in chunks}))
         return WrittenGeneration(number, len(todo))
 

@@ -13,7 +13,7 @@ from sitetune.corpus import Chunk, Corpus
 from sitetune.encode import Encoder, load_encoder
 from sitetune.errors import SitetuneError
 from sitetune.index import ann as ann_module
-from sitetune.index.backends import open_backend
+from sitetune.index.backends import NewGeneration, open_backend
 from sitetune.index.identity import corpus_hash, doc_hash, model_fingerprint
 from sitetune.index.store import Manifest
 from sitetune.lexical import BM25Index
@@ -139,10 +139,7 @@ def build_index(
             prev = backend.previous()
             removed_ids = sorted({c.chunk_id for c in prev.chunks} - {c.chunk_id for c in chunks}) if prev else []
             written = backend.write_generation(
-                manifest,
-                chunks,
-                hashes,
-                bm25,
+                NewGeneration(manifest, chunks, hashes, bm25),
                 encode=lambda rows: encoder.encode([documents[i] for i in rows], show_progress=progress),
                 check_queries=lambda: _check_queries(encoder, chunks),
             )
