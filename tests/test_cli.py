@@ -47,3 +47,12 @@ def test_fallback_to_torch_is_reachable_from_index_and_search(tmp_path: Path) ->
                                 "--fallback-to-torch", "--no-rerank", "-k", "1", "--json"])
     assert found.exit_code == 0, found.output
     assert "IELTS 7.0" in found.output
+
+
+def test_library_errors_reach_the_command_line_as_flags(tmp_path: Path) -> None:
+    # The library says `prefix` (a parameter); the command says --prefix (the flag the user typed).
+    result = runner.invoke(app, ["crawl", "sample", "--out", str(tmp_path / "c.csv"), "--prefix",
+                                 "https://example.org/", "--no-progress"])
+    assert result.exit_code == 2
+    assert "--prefix applies to URLs, not to a served folder" in result.output
+    assert "`prefix`" not in result.output

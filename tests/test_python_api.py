@@ -90,6 +90,6 @@ def test_a_corpus_saves_and_loads_unchanged(tmp_path: Path) -> None:
 def test_library_errors_name_parameters_not_flags() -> None:
     import sitetune
 
-    with pytest.raises(sitetune.InputError, match="prefix applies to URLs") as caught:
+    with pytest.raises(sitetune.InputError, match="`prefix` applies to URLs") as caught:
         sitetune.crawl_corpus("sample", prefix="https://example.org/", progress=False)
     assert "--" not in str(caught.value)

@@ -83,7 +83,7 @@ def atomic_dir(dest: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     """
     dest = Path(dest)
     if dest.exists() and not overwrite:
-        raise FileExistsError(f"{dest} already exists (pass --overwrite to replace it)")
+        raise FileExistsError(f"{dest} already exists (pass `overwrite=True` to replace it)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:

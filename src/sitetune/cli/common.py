@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -110,6 +111,38 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=_default, ensure_ascii=False, indent=2) + "\n")
 
 
+#: Library errors name parameters in code style (`overwrite=True`, `model`); the CLI says the flag instead.
+PARAMETER_FLAGS = {
+    "corpus": "--corpus",
+    "fallback": "--fallback-to-torch",
+    "holdout_pages": "--holdout-pages",
+    "model": "--model",
+    "overwrite": "--overwrite",
+    "prefix": "--prefix",
+    "recipe": "--recipe",
+    "resume": "--resume",
+    "split_from": "--split-from",
+}
+_PARAMETER = re.compile(r"`(\w+)(?:=([^`\s]*))?`")
+
+
+def as_flags(message: str) -> str:
+    """``message`` with each parameter it names in backticks written as the command-line flag.
+
+    For example "pass `overwrite=True`" becomes "pass --overwrite" and "`model=runs/m`" becomes
+    "--model runs/m"; a name without a flag stays as it is.
+    """
+
+    def flag(match: re.Match[str]) -> str:
+        name, value = match.group(1), match.group(2)
+        if name not in PARAMETER_FLAGS:
+            return match.group(0)
+        option = PARAMETER_FLAGS[name]
+        return option if value in (None, "", "True") else f"{option} {value}"
+
+    return _PARAMETER.sub(flag, message)
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print an error on stderr and return the exit to raise."""
     typer.echo(f"error: {message}", err=True)
@@ -124,9 +157,9 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except SitetuneError as exc:
-            raise fail(str(exc)) from None
+            raise fail(as_flags(str(exc))) from None
         except (FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-            raise fail(str(exc)) from None
+            raise fail(as_flags(str(exc))) from None
         except OSError as exc:
             raise fail(f"I/O error: {exc}") from None
 

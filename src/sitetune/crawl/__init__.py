@@ -120,7 +120,7 @@ def _crawl(start_url: str, out: Path | None, *, prefix: str | None, config: Craw
         raise InputError("not a valid http(s) URL", path=start_url)
     scope = normalize_url(prefix) if prefix else default_prefix(start)
     if scope is None:
-        raise InputError("prefix is not a valid http(s) URL", path=prefix)
+        raise InputError("`prefix` is not a valid http(s) URL", path=prefix)
     if not in_prefix(start, scope):
         raise InputError(f"the start URL is outside the prefix {scope}", path=start_url)
     if public_base is not None and normalize_url(public_base) is None:
@@ -252,7 +252,7 @@ def crawl_source(
                                  "report_path": report_path, "chunking": chunking, "public_base": public_base}
     if folder is not None:
         if prefix is not None:
-            raise InputError("prefix applies to URLs, not to a served folder", path=str(source))
+            raise InputError("`prefix` applies to URLs, not to a served folder", path=str(source))
         records, report = _crawl_folder(folder, out, **common)  # type: ignore[arg-type]
     else:
         records, report = _crawl(str(source), out, prefix=prefix, **common)  # type: ignore[arg-type]

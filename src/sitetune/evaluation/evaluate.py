@@ -58,7 +58,7 @@ def load_heldout(pairs_dir: str | Path) -> tuple[list[Any], dict[str, Any]]:
     pairs_dir = Path(pairs_dir)
     heldout = pairs_dir / "heldout.jsonl"
     if not heldout.is_file():
-        raise SitetuneError(f"{pairs_dir} has no heldout.jsonl: --split-from needs the pairs folder "
+        raise SitetuneError(f"{pairs_dir} has no heldout.jsonl: `split_from` needs the pairs folder "
                             "written by 'sitetune train' (heldout.jsonl + pairs_info.json)")
     info: dict[str, Any] = {}
     info_path = pairs_dir / "pairs_info.json"

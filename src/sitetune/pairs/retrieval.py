@@ -72,7 +72,7 @@ def sentences_of(text: str) -> list[str]:
 def split_pages(pages: Sequence[str], fraction: float, seed: int) -> tuple[set[str], set[str]]:
     """A seeded page split: (train pages, held-out pages); ``fraction`` 0 holds out nothing."""
     if not 0.0 <= fraction < 1.0:
-        raise InputError(f"--holdout-pages must be in [0, 1), got {fraction}")
+        raise InputError(f"`holdout_pages` must be in [0, 1), got {fraction}")
     if fraction == 0.0:
         return set(pages), set()
     order = sorted(pages)

@@ -67,7 +67,7 @@ def save_pairs(pairs: Pairs, out: str | Path, *, overwrite: bool = False) -> Pat
 
     out = Path(out)
     if out.exists() and not overwrite:
-        raise SitetuneError(f"{out} already exists (pass --overwrite to replace it)")
+        raise SitetuneError(f"{out} already exists (pass `overwrite=True` to replace it)")
     with atomic_dir(out, overwrite=overwrite) as tmp:
         pairs.dataset.save_to_disk(str(tmp / TRAIN_DIR))
         write_records(pairs.heldout, tmp / HELDOUT_FILE)
@@ -117,8 +117,8 @@ def load_pairs(folder: str | Path, *, recipe: Recipe | None = None) -> Pairs:
     found = Recipe(info["recipe"])
     if recipe is not None and found is not recipe:
         raise InputError(
-            f"holds {found.value}-recipe pairs, but --recipe {recipe.value} was asked for: rebuild with "
-            f"`sitetune pairs CORPUS --recipe {recipe.value} --out DIR` or pass --recipe {found.value}",
+            f"holds {found.value}-recipe pairs, but `recipe={recipe.value}` was asked for: rebuild with "
+            f"`sitetune pairs CORPUS --recipe {recipe.value} --out DIR` or pass `recipe={found.value}`",
             path=str(folder),
         )
     if not (folder / TRAIN_DIR).is_dir():

@@ -93,7 +93,7 @@ class Searcher:
         if fingerprint != manifest.model_fingerprint:
             raise StoreError(
                 f"store {reader.uri} was built with the model at {manifest.model_path}; the query model "
-                f"{encoder.model_path} is a different model: search with --model {manifest.model_path} "
+                f"{encoder.model_path} is a different model: search with `model={manifest.model_path}` "
                 f"or re-index with this model"
             )
         if encoder.dim != manifest.dim:
@@ -151,7 +151,7 @@ class Searcher:
                 wanted = model if model is not None else reader.manifest.model_path
                 if model is None and not Path(wanted).is_dir():
                     raise StoreError(
-                        f"store {store} was built with {wanted}, which no longer exists: pass --model"
+                        f"store {store} was built with {wanted}, which no longer exists: pass `model`"
                     )
                 encoder = load_encoder(resolve_model_path(wanted), encoder_config)
             cfg = config or SearchConfig()

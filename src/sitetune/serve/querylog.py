@@ -180,7 +180,7 @@ def log_files(path: str | Path) -> list[Path]:
     if path.is_file():
         files.append(path)
     if not files:
-        raise InputError("no query log here (start `sitetune serve` with --query-log to write one)", path=str(path))
+        raise InputError("no query log here (`sitetune serve --query-log FILE` writes one)", path=str(path))
     return files
 
 
