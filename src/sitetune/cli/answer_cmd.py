@@ -34,7 +34,7 @@ def answer(
     llm_timeout: common.LlmTimeoutOption = LLMConfig.timeout_s,
     min_score: common.MinScoreOption = None,
     rerank: common.RerankOption = _SEARCH.rerank,
-    backend: common.BackendOption = _ENCODER.backend,
+    backend: common.BackendOption = common.DEFAULT_BACKEND,
     fallback: common.FallbackOption = _ENCODER.fallback,
 ) -> None:
     """Answer QUESTION from the indexed pages, each sentence cited [n]; says so when the pages don't."""

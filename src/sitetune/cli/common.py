@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
-from sitetune.config import AnswerConfig
+from sitetune.config import AnswerConfig, Backend, EncoderConfig
 from sitetune.errors import InputError, SitetuneError
 
 if TYPE_CHECKING:
@@ -36,13 +36,11 @@ QueryModelOption = Annotated[
 ]
 #: ``--backend``: which encoder backend to embed with (see docs/encode.md).
 BackendOption = Annotated[
-    str,
-    typer.Option(
-        "--backend",
-        help="Encoder backend: auto (fastest available whose quality holds), torch, openvino, "
-        "openvino-int8, static, sentence-transformers",
-    ),
+    Backend,
+    typer.Option("--backend", help="Encoder backend (auto: the fastest available whose quality holds)"),
 ]
+#: ``--backend``'s default: the encoder config's.
+DEFAULT_BACKEND = Backend(EncoderConfig().backend)
 #: ``--fallback-to-torch``: use torch when the backend's export is missing or broken, instead of failing.
 FallbackOption = Annotated[
     bool,

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from sitetune.cli.common import handle_errors, print_json
+from sitetune.config import Backend
 from sitetune.evaluation.querysets import PACKAGED_QUERY_FILES
 
 
@@ -26,7 +27,9 @@ def evaluate_command(
         "--hybrid/--no-hybrid", help="Also score <model>+search, the served search pipeline")] = True,
     answers: Annotated[bool, typer.Option(
         "--answers/--no-answers", help="Answer-level metrics for the query files (served answerer)")] = True,
-    backend: Annotated[str | None, typer.Option("--backend", help="Encoder backend (default: search's, auto)")] = None,
+    backend: Annotated[Backend | None, typer.Option("--backend", help="Encoder backend (default: search's, auto)")] = (
+        None
+    ),
     same_page: Annotated[int, typer.Option("--same-page", help="Chunks sampled for the same-page set")] = 300,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the page split and samples")] = 13,
     as_json: Annotated[bool, typer.Option(

@@ -9,12 +9,15 @@ from typing import Annotated
 import typer
 
 from sitetune.cli.common import handle_errors, print_json
+from sitetune.config import ExportBackend
 
 
 @handle_errors
 def export(
     model: Annotated[str, typer.Argument(help="Model folder, or 'base' for the packaged all-MiniLM-L6-v2")],
-    backend: Annotated[str, typer.Option("--backend", help="openvino, openvino-int8 or static")] = "openvino",
+    backend: Annotated[ExportBackend, typer.Option("--backend", help="The backend to export for")] = (
+        ExportBackend.OPENVINO
+    ),
     corpus: Annotated[
         Path | None,
         typer.Option("--corpus", help="The site's corpus file: calibrates openvino-int8, weights static"),

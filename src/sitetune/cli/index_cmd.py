@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
-from sitetune.cli.common import BackendOption, FallbackOption, StoreOption, handle_errors, print_json
-from sitetune.config import EncoderConfig, Precision
-from sitetune.index.build import BM25_FIELDS, DEFAULT_BM25_FIELDS
+from sitetune.cli.common import DEFAULT_BACKEND, BackendOption, FallbackOption, StoreOption, handle_errors, print_json
+from sitetune.config import DEFAULT_BM25_FIELDS, Bm25Fields, EncoderConfig, Precision
 
 _ENCODER = EncoderConfig()  # flag defaults come from the config
+_BM25_FIELDS = Bm25Fields(DEFAULT_BM25_FIELDS)
 
 
 @handle_errors
@@ -20,7 +20,7 @@ def index(
     corpus: Annotated[Path, typer.Option("--corpus", help="Corpus file: .csv, .jsonl or .parquet")],
     store: StoreOption,
     model: Annotated[str, typer.Option("--model", help="'base' or a model folder")] = "base",
-    backend: BackendOption = _ENCODER.backend,
+    backend: BackendOption = DEFAULT_BACKEND,
     fallback: FallbackOption = _ENCODER.fallback,
     precision: Annotated[Precision, typer.Option("--precision", help="auto: bf16 where the CPU has it")] = (
         _ENCODER.precision
@@ -28,9 +28,7 @@ def index(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Texts per forward pass")] = (
         _ENCODER.batch_size
     ),
-    bm25_fields: Annotated[
-        str, typer.Option("--bm25-fields", help=", ".join(f"'{f}'" for f in BM25_FIELDS))
-    ] = DEFAULT_BM25_FIELDS,
+    bm25_fields: Annotated[Bm25Fields, typer.Option("--bm25-fields", help="What BM25 matches")] = _BM25_FIELDS,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
 ) -> None:
@@ -43,7 +41,7 @@ def index(
 
     encoder = dataclasses.replace(_ENCODER, backend=backend, fallback=fallback, precision=precision,
                                   batch_size=batch_size)
-    report = build_index(corpus, model, store, encoder, progress=progress, bm25_fields=bm25_fields)
+    report = build_index(corpus, model, store, encoder, progress=progress, bm25_fields=bm25_fields.value)
     if as_json:
         print_json(dataclasses.asdict(report))
         return

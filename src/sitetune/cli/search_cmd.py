@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from sitetune.cli.common import (
+    DEFAULT_BACKEND,
     BackendOption,
     FallbackOption,
     QueryModelOption,
@@ -29,7 +30,7 @@ def search(
     page: Annotated[str | None, typer.Option("--page", help="Only sections of this page/programme")] = None,
     as_json: Annotated[bool, typer.Option("--json", help='Print {"results": [...]}')] = False,
     model: QueryModelOption = None,
-    backend: BackendOption = _ENCODER.backend,
+    backend: BackendOption = DEFAULT_BACKEND,
     fallback: FallbackOption = _ENCODER.fallback,
     dense_weight: Annotated[float, typer.Option("--dense-weight", min=0.0)] = _SEARCH.dense_weight,
     bm25_weight: Annotated[float, typer.Option("--bm25-weight", min=0.0)] = _SEARCH.bm25_weight,

@@ -40,7 +40,7 @@ def serve(
     max_in_flight: Annotated[
         int, typer.Option("--max-in-flight", min=1, help="Requests admitted at once; more get 503.")
     ] = _SERVE.max_in_flight,
-    backend: common.BackendOption = _ENCODER.backend,
+    backend: common.BackendOption = common.DEFAULT_BACKEND,
     fallback: common.FallbackOption = _ENCODER.fallback,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
     warm: Annotated[

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from sitetune.config import EncoderConfig
+from sitetune.config import Backend, EncoderConfig, ExportBackend
 from sitetune.encode.export import ExportError, export_dir, require_texts
 from sitetune.encode.torch_backend import SentenceTransformersEncoder, TorchEncoder
 from sitetune.errors import MissingDependencyError, SitetuneError
@@ -23,16 +23,16 @@ from sitetune.models import resolve_model_path
 
 log = logging.getLogger(__name__)
 
-AUTO = "auto"
-TORCH = "torch"
-OPENVINO = "openvino"
-OPENVINO_INT8 = "openvino-int8"
-STATIC = "static"
-SENTENCE_TRANSFORMERS = "sentence-transformers"
+AUTO = Backend.AUTO.value
+TORCH = Backend.TORCH.value
+OPENVINO = Backend.OPENVINO.value
+OPENVINO_INT8 = Backend.OPENVINO_INT8.value
+STATIC = Backend.STATIC.value
+SENTENCE_TRANSFORMERS = Backend.SENTENCE_TRANSFORMERS.value
 #: Every backend name ``load_encoder`` accepts.
-BACKENDS = (AUTO, TORCH, OPENVINO, OPENVINO_INT8, STATIC, SENTENCE_TRANSFORMERS)
+BACKENDS = tuple(b.value for b in Backend)
 #: Backends that need ``sitetune export`` first.
-EXPORTED_BACKENDS = (OPENVINO, OPENVINO_INT8, STATIC)
+EXPORTED_BACKENDS = tuple(b.value for b in ExportBackend)
 #: Backends an export needs calibration texts (``--corpus``) for.
 CALIBRATED_BACKENDS = (OPENVINO_INT8, STATIC)
 

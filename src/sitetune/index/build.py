@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sitetune.config import EncoderConfig
+from sitetune.config import DEFAULT_BM25_FIELDS, Bm25Fields, EncoderConfig
 from sitetune.corpus import Chunk, Corpus
 from sitetune.encode import Encoder, load_encoder
 from sitetune.errors import SitetuneError
@@ -18,11 +18,8 @@ from sitetune.index.identity import corpus_hash, doc_hash, model_fingerprint
 from sitetune.index.store import Manifest
 from sitetune.lexical import BM25Index
 
-#: What the BM25 index matches: page name, section title and text. Names and titles carry the words
-#: questions use ("Deadlines", "Supply Chain Management"): BM25 alone scores nDCG@10 0.478 on the reference
-#: questions with them, 0.447 with the title only, 0.416 with the text only.
-DEFAULT_BM25_FIELDS = "page+title+text"
-BM25_FIELDS = ("page+title+text", "title+text", "text")
+#: Every value of ``bm25_fields`` (the default, :data:`~sitetune.config.DEFAULT_BM25_FIELDS`, and why it is).
+BM25_FIELDS = tuple(f.value for f in Bm25Fields)
 
 
 def bm25_text(chunk: Chunk, fields: str = DEFAULT_BM25_FIELDS) -> str:
