@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sitetune.atomic import sha256_file
+from sitetune.environment import cache_dir
 from sitetune.errors import SitetuneError
 
 EXPORT_DIRNAME = "sitetune-export"
@@ -58,9 +59,8 @@ def _is_packaged_base(model_path: Path) -> bool:
 def export_root(model_path: Path) -> Path:
     """The folder holding a model's exports: beside it, or the cache for the packaged base model."""
     if _is_packaged_base(model_path) or not os.access(model_path, os.W_OK):
-        cache = Path(os.environ.get("SITETUNE_CACHE_DIR") or Path.home() / ".cache" / "sitetune")
         key = hashlib.sha256(str(model_path.resolve()).encode()).hexdigest()[:12]
-        return cache / EXPORT_DIRNAME / f"{model_path.name}-{key}"
+        return cache_dir() / EXPORT_DIRNAME / f"{model_path.name}-{key}"
     return model_path / EXPORT_DIRNAME
 
 

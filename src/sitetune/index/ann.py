@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from sitetune.environment import number_from_env
 from sitetune.errors import SitetuneError
 
 ANN_FILE = "hnsw.faiss"
@@ -51,16 +52,8 @@ _QUERY_NOISE = 1.17
 
 def min_vectors() -> int:
     """The store size from which :func:`build_index` builds an ANN index (env override, else default)."""
-    raw = os.environ.get(MIN_VECTORS_ENV)
-    if not raw:
-        return MIN_VECTORS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise SitetuneError(f"{MIN_VECTORS_ENV}={raw!r}: expected a whole number of vectors (0: always)")
-    return value
+    return number_from_env(MIN_VECTORS_ENV, MIN_VECTORS, int, lambda n: n >= 0,
+                           "a whole number of vectors (0: always)")
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from sitetune.environment import cache_dir, number_from_env
 from sitetune.errors import SitetuneError
 from sitetune.index.store import EmbeddedStore, Generation, StoreError
 
@@ -46,16 +47,7 @@ def is_milvus_uri(store: str) -> bool:
 
 
 def _timeout_from_env() -> float:
-    raw = os.environ.get(TIMEOUT_ENV)
-    if not raw:
-        return DEFAULT_TIMEOUT_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise SitetuneError(f"{TIMEOUT_ENV}={raw!r}: expected a positive number of seconds")
-    return value
+    return number_from_env(TIMEOUT_ENV, DEFAULT_TIMEOUT_S, float, lambda s: s > 0, "a positive number of seconds")
 
 
 def _quiet_pymilvus() -> None:
@@ -106,8 +98,7 @@ class MilvusStore:
             self.name = match.group(2) or DEFAULT_COLLECTION
             self.client_uri = uri if match.group(2) is None else uri[: uri.rindex("/")]
             folder = re.sub(r"\W", "_", f"{match.group(1)}_{self.name}")
-            cache = Path(os.environ.get("SITETUNE_CACHE_DIR") or Path.home() / ".cache" / "sitetune")
-            self.sidecar = EmbeddedStore(cache / "milvus" / folder)
+            self.sidecar = EmbeddedStore(cache_dir() / "milvus" / folder)
             self.lite = False
         #: The collection searched and written: set by :meth:`use_model` (from a manifest's fingerprint).
         self.collection = ""
