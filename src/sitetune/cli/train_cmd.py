@@ -47,12 +47,9 @@ def pairs_command(
     Example: sitetune pairs ../shared/data/cbs_graduate_programs.csv --recipe card --out runs/card-pairs
     """
     from sitetune.corpus import Corpus
-    from sitetune.pairs import build_pairs, default_pairs_config, save_pairs
+    from sitetune.pairs import build_pairs, check_pairs_folder, default_pairs_config, save_pairs
 
-    if out.exists() and not overwrite:
-        from sitetune.errors import SitetuneError
-
-        raise SitetuneError(f"{out} already exists: pass --overwrite to replace it")
+    check_pairs_folder(out, overwrite=overwrite)  # before the pairs are built, not after
     config = dataclasses.replace(
         default_pairs_config(recipe),
         recipe=recipe,

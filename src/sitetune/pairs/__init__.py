@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from sitetune.config import CARD_PAIRS, RETRIEVAL_PAIRS, PairsConfig, Recipe
 from sitetune.pairs.card import build_card_pairs
 from sitetune.pairs.retrieval import DOCUMENT_TEMPLATE, build_retrieval_pairs
-from sitetune.pairs.storage import Pairs, load_pairs, read_info, save_pairs
+from sitetune.pairs.storage import Pairs, check_pairs_folder, load_pairs, read_info, save_pairs
 from sitetune.records import SectionRecord
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "build_card_pairs",
     "build_pairs",
     "build_retrieval_pairs",
+    "check_pairs_folder",
     "default_pairs_config",
     "load_pairs",
     "read_info",

@@ -52,6 +52,16 @@ class Pairs:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def check_pairs_folder(out: str | Path, *, overwrite: bool = False) -> None:
+    """Refuse an existing ``out`` unless ``overwrite``: call it before building pairs, not only when saving.
+
+    Raises:
+        SitetuneError: ``out`` exists and ``overwrite`` is False.
+    """
+    if Path(out).exists() and not overwrite:
+        raise SitetuneError(f"{out} already exists (pass `overwrite=True` to replace it)")
+
+
 def save_pairs(pairs: Pairs, out: str | Path, *, overwrite: bool = False) -> Path:
     """Write a pairs folder atomically.
 
@@ -66,8 +76,7 @@ def save_pairs(pairs: Pairs, out: str | Path, *, overwrite: bool = False) -> Pat
     from sitetune.recordio import write_records
 
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise SitetuneError(f"{out} already exists (pass `overwrite=True` to replace it)")
+    check_pairs_folder(out, overwrite=overwrite)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         pairs.dataset.save_to_disk(str(tmp / TRAIN_DIR))
         write_records(pairs.heldout, tmp / HELDOUT_FILE)
