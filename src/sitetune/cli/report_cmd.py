@@ -24,26 +24,17 @@ def report(
     top: Annotated[int, typer.Option("--top", min=1, max=1000, help="Rows in each ranked list.")] = 10,
 ) -> None:
     """Summarise a query log: most asked topics, questions answered "not found", answers marked unhelpful."""
-    import json
-
-    from sitetune.serve.logreport import plot, summarise, to_text
+    from sitetune.serve.logreport import summarise, to_text, write_report
     from sitetune.serve.querylog import read_log
 
     summary = summarise(read_log(query_log), top=top)
-    text = to_text(summary, str(query_log))
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "report.md").write_text(text, encoding="utf-8")
-        (out / "report.json").write_text(
-            json.dumps(summary.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-        )
-        plot(summary, out / "report.png")
+    written = write_report(summary, str(query_log), out) if out is not None else []
     if json_out:
         print_json(summary.to_dict())
-    else:
-        typer.echo(text, nl=False)
-        if out is not None:
-            typer.echo(f"\nWrote {out / 'report.md'}, {out / 'report.json'} and {out / 'report.png'}.")
+        return
+    typer.echo(to_text(summary, str(query_log)), nl=False)
+    if written:
+        typer.echo(f"\nWrote {written[0]}, {written[1]} and {written[2]}.")
 
 
 def register(app: typer.Typer) -> None:

@@ -15,6 +15,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from sitetune.atomic import atomic_write_text
+
 # Words that say nothing about a question's topic (question words, fillers, "programme"-like words
 # people type on any site's search box are kept: they are what the team wants to see grouped).
 _FILLER = frozenset(
@@ -222,6 +224,21 @@ def to_text(report: LogReport, log_path: str) -> str:
         "None.",
     )
     return "\n".join(lines) + "\n"
+
+
+def write_report(report: LogReport, log_path: str, out: Path) -> list[Path]:
+    """Write ``report.md`` (the text summary), ``report.json`` and the plot ``report.png`` into ``out``.
+
+    Returns:
+        The three files, in that order.
+    """
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    text_file, json_file = out / "report.md", out / "report.json"
+    atomic_write_text(text_file, to_text(report, log_path))
+    atomic_write_text(json_file, json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n")
+    return [text_file, json_file, plot(report, out / "report.png")]
 
 
 def plot(report: LogReport, out: Path) -> Path:
