@@ -33,7 +33,24 @@ def embedding_dim(model: SentenceTransformer) -> int:
     return int(dim) if dim else 384
 
 
-class TorchEncoder:
+class _SentenceTransformerOnTorch:
+    """What both torch encoders hold: the config, the thread count, the loaded model and its facts."""
+
+    model_path: Path
+    model: SentenceTransformer
+
+    def _load(self, model: str | Path, config: EncoderConfig | None) -> None:
+        self.config = config or EncoderConfig()
+        self.threads = choose_threads(self.config.threads)
+        set_torch_threads(self.threads)
+        self.model_path = resolve_model_path(model)
+        self.model = load_sentence_transformer(self.model_path)
+        self.model.eval()
+        self.info = load_model_info(self.model_path)
+        self.dim = embedding_dim(self.model)
+
+
+class TorchEncoder(_SentenceTransformerOnTorch):
     """The model's own modules on torch, with length-sorted batches; bf16 weights where the CPU has them.
 
     Use it where no exported backend exists or exactness to the training framework matters; it needs
@@ -49,18 +66,11 @@ class TorchEncoder:
     def __init__(self, model: str | Path, config: EncoderConfig | None = None) -> None:
         import torch
 
-        self.config = config or EncoderConfig()
-        self.threads = choose_threads(self.config.threads)
-        set_torch_threads(self.threads)
-        self.model_path = resolve_model_path(model)
-        self.model: SentenceTransformer = load_sentence_transformer(self.model_path)
-        self.model.eval()
+        self._load(model, config)
         self.bf16 = use_bf16(self.config.precision)
         if self.bf16:
             self.model.to(torch.bfloat16)
         self.precision = "bf16" if self.bf16 else "fp32"
-        self.info = load_model_info(self.model_path)
-        self.dim = embedding_dim(self.model)
         self.max_length = int(self.model.max_seq_length or 512)
         tokenizer = self.model.tokenizer
         self._tokenizer = tokenizer
@@ -92,7 +102,7 @@ class TorchEncoder:
             )
 
 
-class SentenceTransformersEncoder:
+class SentenceTransformersEncoder(_SentenceTransformerOnTorch):
     """Plain ``SentenceTransformer.encode`` in fp32: the reference every other backend is measured against.
 
     Slow on purpose (no bf16, no export); use it for quality baselines, not for serving.
@@ -102,14 +112,7 @@ class SentenceTransformersEncoder:
     precision = "fp32"
 
     def __init__(self, model: str | Path, config: EncoderConfig | None = None) -> None:
-        self.config = config or EncoderConfig()
-        self.threads = choose_threads(self.config.threads)
-        set_torch_threads(self.threads)
-        self.model_path = resolve_model_path(model)
-        self.model: SentenceTransformer = load_sentence_transformer(self.model_path)
-        self.model.eval()
-        self.info = load_model_info(self.model_path)
-        self.dim = embedding_dim(self.model)
+        self._load(model, config)
 
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
         """Encode texts with sentence-transformers' own ``encode`` (fp32, its own length sorting)."""
