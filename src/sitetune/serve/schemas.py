@@ -1,21 +1,23 @@
 """The HTTP API's request and response bodies (pydantic), built from the pipeline's own types.
 
-A result, a citation and an answer block are made from :class:`~sitetune.search.SearchHit`,
-:class:`~sitetune.answer.Citation` and :class:`~sitetune.answer.AnswerBlock` (their fields, validated), plus
-what only the API adds (deep links, quoted spans); the field descriptions here are the OpenAPI document's.
+A result, another page, a citation and an answer block take their fields from
+:class:`~sitetune.search.SearchHit`, :class:`~sitetune.search.PagePlace`, :class:`~sitetune.answer.Citation`
+and :class:`~sitetune.answer.AnswerBlock` (declared once there; see :func:`fields_of`) and are filled from
+them; the API adds only what is its own (deep links, quoted spans, descriptions for the OpenAPI document).
 """
 
 # No ``from __future__ import annotations``: pydantic and FastAPI read these annotations at run time.
 
 import dataclasses
+import typing
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from sitetune.answer import Citation
 from sitetune.config import MAX_QUESTION_CHARS, MAX_RESULTS
-from sitetune.search.types import SearchHit
+from sitetune.search.types import PagePlace, SearchHit
 from sitetune.serve.deeplinks import opening_link
 from sitetune.serve.querylog import ID_PATTERN
 
@@ -37,12 +39,21 @@ class ErrorResponse(BaseModel):
     errors: list[FieldError] = Field(default_factory=list)
 
 
-class Place(BaseModel):
-    """Another page a repeated section appears on."""
+def fields_of(record: type, *, leave_out: Sequence[str] = ()) -> type[BaseModel]:
+    """A pydantic base with the fields (names, types, order) of the dataclass ``record``.
 
-    page_name: str
-    section_title: str
-    url: str
+    The API's bodies subclass it, so a result or a citation is declared once, by the pipeline's own type,
+    and the API adds only what is its own (links, quotes, descriptions).
+    """
+    hints = typing.get_type_hints(record)
+    fields: dict[str, Any] = {
+        f.name: (hints[f.name], ...) for f in dataclasses.fields(record) if f.name not in leave_out
+    }
+    return create_model(f"_{record.__name__}Fields", **fields)
+
+
+class Place(fields_of(PagePlace)):  # type: ignore[misc]
+    """Another page a repeated section appears on."""
 
 
 class Span(BaseModel):
@@ -52,15 +63,9 @@ class Span(BaseModel):
     end: int = Field(ge=0)
 
 
-class Hit(BaseModel):
+class Hit(fields_of(SearchHit, leave_out=("also_on",))):  # type: ignore[misc]
     """One search result. ``text`` is page text: render it as text, never as HTML or Markdown."""
 
-    chunk_id: str
-    text: str
-    score: float
-    page_name: str
-    section_title: str
-    url: str
     link: str = Field(description="``url`` with a text fragment pointing at the section's opening words.")
     also_on: list[Place] = Field(description="The other pages the same text appears on (boilerplate).")
     quoted: list[Span] = Field(
@@ -71,9 +76,10 @@ class Hit(BaseModel):
     def of(cls, hit: SearchHit, quoted: Sequence[tuple[int, int]] = ()) -> "Hit":
         """The result for ``hit`` (its fields, the other pages included), with its link and quoted spans."""
         link = opening_link(hit.url, hit.text, hit.section_title)
-        return cls.model_validate(
+        result: Hit = cls.model_validate(
             {**dataclasses.asdict(hit), "link": link, "quoted": [{"start": a, "end": b} for a, b in quoted]}
         )
+        return result
 
 
 class SearchResponse(BaseModel):
@@ -84,19 +90,18 @@ class SearchResponse(BaseModel):
     took_ms: float
 
 
-class CitationOut(BaseModel):
+class CitationOut(fields_of(Citation)):  # type: ignore[misc]
     n: int = Field(description="The number used as [n] in the answer text.")
-    chunk_id: str
-    page_name: str
-    section_title: str
-    url: str
     link: str = Field(description="``url`` with a text fragment pointing at the quoted passages.")
     quotes: list[str] = Field(description="The passages of the section this citation quotes, verbatim.")
 
     @classmethod
     def of(cls, citation: Citation, link: str, quotes: Sequence[str]) -> "CitationOut":
         """The citation ``citation`` (its fields) with its link and the passages it quotes."""
-        return cls.model_validate({**dataclasses.asdict(citation), "link": link, "quotes": list(quotes)})
+        result: CitationOut = cls.model_validate(
+            {**dataclasses.asdict(citation), "link": link, "quotes": list(quotes)}
+        )
+        return result
 
 
 class AnswerBlockOut(BaseModel):
