@@ -56,3 +56,13 @@ def test_library_errors_reach_the_command_line_as_flags(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "--prefix applies to URLs, not to a served folder" in result.output
     assert "`prefix`" not in result.output
+
+
+def test_run_takes_a_corpus_or_a_site_to_crawl_not_both(tmp_path: Path) -> None:
+    # The main job can crawl any site now (MainJobConfig.start); a corpus file and a site together are refused
+    # before any work, in the flags' words.
+    result = runner.invoke(app, ["run", "--workdir", str(tmp_path / "job"), "--corpus", str(tmp_path / "c.csv"),
+                                 "--site", "https://www.example.edu/", "--no-serve"])
+    assert result.exit_code == 2
+    assert "give --corpus or --site, not both" in result.output
+    assert not (tmp_path / "job").exists()

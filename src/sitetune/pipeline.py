@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sitetune.atomic import atomic_write_text, sha256_file
 from sitetune.config import RETRIEVAL_RECIPE, EncoderConfig, ServeConfig, TrainConfig
+from sitetune.errors import InputError
 
 #: Training preset for the main job: the retrieval recipe as is. Its step count is planned from the corpus
 #: (epochs, capped), not from a time box, so the same corpus gives the same model on any machine; the
@@ -29,7 +30,7 @@ class MainJobConfig:
     """What the main job works on and where it writes.
 
     Attributes:
-        workdir: Folder for the corpus, model, store and reports (created).
+        workdir: Folder for the corpus, model, store and reports (created; default ``runs/default``).
         corpus: A corpus file to use instead of crawling.
         start: What to crawl when ``corpus`` is not given: an http(s) URL, a site folder, or ``"sample"``
             (the bundled sample site, the default).
@@ -39,7 +40,7 @@ class MainJobConfig:
         retrain: Train even if the model was built from this exact corpus already.
     """
 
-    workdir: Path
+    workdir: Path = Path("runs/default")
     corpus: Path | None = None
     start: str = "sample"
     train: TrainConfig = MAIN_JOB_RECIPE
@@ -78,6 +79,7 @@ def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print
         Paths and figures of every step.
 
     Raises:
+        InputError: Both ``corpus`` and a ``start`` to crawl were given.
         SitetuneError: A step failed (bad corpus, crawl found nothing, training or indexing error).
     """
     from sitetune.corpus import Corpus
@@ -86,6 +88,8 @@ def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print
     from sitetune.pairs import build_pairs, default_pairs_config
     from sitetune.train import train
 
+    if config.corpus is not None and config.start != SAMPLE_SITE:
+        raise InputError("give `corpus` or `start`, not both: a corpus file is used as it is, never crawled")
     say = log if callable(log) else print
     workdir = Path(config.workdir)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -120,6 +120,7 @@ PARAMETER_FLAGS = {
     "recipe": "--recipe",
     "resume": "--resume",
     "split_from": "--split-from",
+    "start": "--site",
 }
 _PARAMETER = re.compile(r"`(\w+)(?:=([^`\s]*))?`")
 

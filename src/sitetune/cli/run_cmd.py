@@ -9,16 +9,19 @@ import typer
 
 from sitetune.cli.common import handle_errors, print_json
 from sitetune.config import ServeConfig
+from sitetune.pipeline import MainJobConfig
 
-_SERVE = ServeConfig()  # flag defaults come from the config
+_SERVE = ServeConfig()  # flag defaults come from the configs
+_JOB = MainJobConfig()
 
 
 @handle_errors
 def run(
     corpus: Annotated[Path | None, typer.Option("--corpus", help="Corpus file to use instead of crawling "
                                                 "the bundled sample site.")] = None,
-    workdir: Annotated[Path, typer.Option("--workdir", help="Where corpus, model and store go.")] = Path(
-        "runs/default"),
+    site: Annotated[str, typer.Option("--site", help="What to crawl without --corpus: an http(s) URL, a site "
+                                      "folder, or 'sample' (the bundled sample site).")] = _JOB.start,
+    workdir: Annotated[Path, typer.Option("--workdir", help="Where corpus, model and store go.")] = _JOB.workdir,
     train_steps: Annotated[int | None, typer.Option("--train-steps", min=1, help="Train exactly this many steps "
                                                     "(default: planned from the corpus).")] = None,
     train_minutes: Annotated[float | None, typer.Option("--train-minutes", min=0.01, help="Optional time cap on "
@@ -31,7 +34,7 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the job's figures as JSON (implies "
                                           "--no-serve).")] = False,
 ) -> None:
-    """Crawl the bundled sample site (or read --corpus), train a model, index it and serve it.
+    """Crawl the bundled sample site (or --site, or read --corpus), train a model, index it and serve it.
 
     Training runs a step count planned from the corpus, so the same corpus gives the same model anywhere.
 
@@ -42,7 +45,7 @@ def run(
     from sitetune import pipeline
 
     config = pipeline.MainJobConfig(
-        workdir=workdir, corpus=corpus, retrain=retrain,
+        workdir=workdir, corpus=corpus, start=site, retrain=retrain,
         train=replace(pipeline.MAIN_JOB_RECIPE, max_minutes=train_minutes, max_steps=train_steps),
         serve=replace(_SERVE, host=host, port=port),
     )
