@@ -4,25 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-from sitetune.atomic import atomic_path
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on servers; must precede the pyplot import
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, dest: Path) -> None:
-    plt = _pyplot()
-    with atomic_path(dest, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+from sitetune.plotting import pyplot, save_png
 
 
 def metric_bars(metrics: Mapping[str, Mapping[str, float]], title: str, dest: Path) -> None:
@@ -33,7 +16,7 @@ def metric_bars(metrics: Mapping[str, Mapping[str, float]], title: str, dest: Pa
         title: Plot title (the query set).
         dest: PNG path.
     """
-    plt = _pyplot()
+    plt = pyplot()
     labels = list(metrics)
     names = list(next(iter(metrics.values())))
     width = 0.8 / max(1, len(labels))
@@ -45,25 +28,25 @@ def metric_bars(metrics: Mapping[str, Mapping[str, float]], title: str, dest: Pa
     ax.set_ylim(0, 1)
     ax.set_title(title)
     ax.legend(fontsize="small")
-    _save(fig, dest)
+    save_png(fig, dest)
 
 
 def similarity_histogram(same: Sequence[float], other: Sequence[float], title: str, dest: Path) -> None:
     """Overlaid histograms of cosine similarity for same-page and other-page chunk pairs."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.hist(list(other), bins=40, range=(-0.2, 1.0), alpha=0.6, density=True, label="other-page pairs")
     ax.hist(list(same), bins=40, range=(-0.2, 1.0), alpha=0.6, density=True, label="same-page pairs")
     ax.set_xlabel("cosine similarity")
     ax.set_title(title)
     ax.legend()
-    _save(fig, dest)
+    save_png(fig, dest)
 
 
 def per_query_scatter(base: Mapping[str, float], tuned: Mapping[str, float], title: str, xlabel: str,
                       ylabel: str, dest: Path) -> None:
     """Per-query nDCG@10 of ``base`` (x) against a tuned model (y); points above the diagonal improved."""
-    plt = _pyplot()
+    plt = pyplot()
     ids = [q for q in base if q in tuned]
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.scatter([base[q] for q in ids], [tuned[q] for q in ids], s=14, alpha=0.6)
@@ -73,4 +56,4 @@ def per_query_scatter(base: Mapping[str, float], tuned: Mapping[str, float], tit
     ax.set_xlabel(f"{xlabel} nDCG@10")
     ax.set_ylabel(f"{ylabel} nDCG@10")
     ax.set_title(title)
-    _save(fig, dest)
+    save_png(fig, dest)

@@ -226,7 +226,8 @@ LOSS_FIGURE = "loss.png"
 
 def write_card_section(model_dir: str | Path, result: RerankTrainResult) -> None:
     """Append the reranker's section (recipe, loss table, loss figure) to the model folder's README.md."""
-    from sitetune.evaluation.plots import _pyplot, _save
+    from sitetune.plotting import pyplot as _pyplot
+    from sitetune.plotting import save_png as _save
 
     folder = Path(result.folder)
     if result.losses:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sitetune.atomic import atomic_write_text
+from sitetune.plotting import pyplot
 
 # Words that say nothing about a question's topic (question words, fillers, "programme"-like words
 # people type on any site's search box are kept: they are what the team wants to see grouped).
@@ -243,12 +244,9 @@ def write_report(report: LogReport, log_path: str, out: Path) -> list[Path]:
 
 def plot(report: LogReport, out: Path) -> Path:
     """Draw questions per day, the top topics, the top content gaps and the feedback to ``out`` (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
+    plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(14, 8.5), gridspec_kw={"width_ratios": [1, 1.4]})
     (days_ax, topics_ax), (votes_ax, gaps_ax) = axes
     labels = [d["day"] for d in report.per_day]
