@@ -19,6 +19,7 @@ import argparse
 import datetime as dt
 import itertools
 import json
+import pickle
 import statistics
 import time
 from collections.abc import Sequence
@@ -72,6 +73,35 @@ class Site:
     stages: dict[str, CachedReranker]
 
 
+def cache_file(cache: Path | None, site: str) -> Path | None:
+    return None if cache is None else cache / f"{site}.pkl"
+
+
+def load_cache(site: Site, path: Path | None) -> None:
+    """Reuse scores and vectors a previous run computed for this site (same store, same models)."""
+    if path is None or not path.is_file():
+        return
+    with path.open("rb") as fh:
+        saved = pickle.load(fh)
+    site.searcher.sentences._cache.update(saved.get("sentences", {}))
+    for name, stage in site.stages.items():
+        stage.cache.update(saved.get("scores", {}).get(name, {}))
+        inner_cache = getattr(stage.inner, "_cache", None)
+        if isinstance(inner_cache, dict):
+            inner_cache.update(saved.get("inner", {}).get(name, {}))
+
+
+def save_cache(site: Site, path: Path | None) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    saved = {"sentences": dict(site.searcher.sentences._cache),
+             "scores": {name: dict(stage.cache) for name, stage in site.stages.items()},
+             "inner": {name: dict(getattr(stage.inner, "_cache", {})) for name, stage in site.stages.items()}}
+    with path.open("wb") as fh:
+        pickle.dump(saved, fh)
+
+
 def open_site(spec: str, kinds: Sequence[RerankerKind]) -> Site:
     """``name=STORE:set1,set2`` → an opened store (reranking off), its questions split, its rerankers."""
     name, rest = spec.split("=", 1)
@@ -105,14 +135,14 @@ def score(site: Site, queries: list[Query], config: SearchConfig, stage: str | N
     return means["ndcg@10"], means["answers@1"]
 
 
-def candidates(stages: Sequence[str]) -> list[tuple[str, str | None, SearchConfig]]:
+def candidates(stages: Sequence[str], depths: Sequence[int] = DEPTHS) -> list[tuple[str, str | None, SearchConfig]]:
     """(stage family, reranker, config) for every setting tried."""
     base = replace(SearchConfig(), rerank=False)
     out: list[tuple[str, str | None, SearchConfig]] = [("fused (served today)", None, base)]
-    for w, depth in itertools.product(WEIGHTS, DEPTHS):
+    for w, depth in itertools.product(WEIGHTS, depths):
         out.append(("sentence max-sim", None, replace(base, sentence_weight=w, sentence_depth=depth)))
     for stage in stages:
-        for w, depth in itertools.product((*WEIGHTS, 100.0), DEPTHS):
+        for w, depth in itertools.product((*WEIGHTS, 100.0), depths):
             cfg = replace(base, rerank=True, rerank_weight=w, rerank_depth=depth)
             out.append((stage, stage, cfg))
     return out
@@ -162,12 +192,17 @@ def main() -> None:
                         help="rerankers to measure (default: late-interaction and cross-encoder)")
     parser.add_argument("--out", type=Path, default=RESULT)
     parser.add_argument("--json", type=Path, default=None, help="also write every dev score here")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="keep computed sentence vectors and stage scores here between runs (a folder)")
+    parser.add_argument("--depths", default=",".join(map(str, DEPTHS)), help="candidate depths tried, comma-separated")
     args = parser.parse_args()
     kinds = args.kind or [RerankerKind.LATE_INTERACTION, RerankerKind.CROSS_ENCODER]
 
     sites = [open_site(spec, kinds) for spec in args.site]
+    for site in sites:
+        load_cache(site, cache_file(args.cache, site.name))
     stages = sorted(set.intersection(*(set(s.stages) for s in sites)))
-    tried = candidates(stages)
+    tried = candidates(stages, [int(d) for d in args.depths.split(",")])
     dev: dict[str, float] = {}
     for family, stage, cfg in tried:
         per_site = [score(site, site.dev, cfg, stage) for site in sites]
@@ -181,6 +216,8 @@ def main() -> None:
             best[family] = (stage, cfg)
     if args.json:
         args.json.write_text(json.dumps(dev, indent=1))
+    for site in sites:
+        save_cache(site, cache_file(args.cache, site.name))
 
     head = " | ".join(f"{s.name} {half} nDCG@10 | {s.name} {half} answers@1"
                       for s in sites for half in ("dev", "test", "all"))
@@ -206,6 +243,8 @@ def main() -> None:
                 n, a = score(site, queries, cfg, stage)
                 cells += [f"{n:.3f}", f"{a:.1%}"]
         lines.append(f"| {family} | {label(cfg, stage)} | " + " | ".join(cells) + " |")
+    for site in sites:  # before the latency runs, which empty the caches to time cold scoring
+        save_cache(site, cache_file(args.cache, site.name))
     lines += ["", "Cost of the stage alone per query (median ms over 20 questions; cold: nothing cached):", "",
               "| second stage | setting | " + " | ".join(f"{s.name} cold | {s.name} warm" for s in sites) + " |",
               "|---" * (2 + 2 * len(sites)) + "|"]

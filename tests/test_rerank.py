@@ -125,3 +125,23 @@ def test_late_interaction_prefers_the_section_holding_the_question_words() -> No
     scores = late.scores("what IELTS score do applicants need", docs)
     assert int(np.argmax(scores)) == 1
     assert np.allclose(scores, late.scores("what IELTS score do applicants need", docs), atol=1e-3)
+
+
+def test_cli_search_accepts_the_rerank_flags(store: Path, searcher: Searcher) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from sitetune.cli.main import app
+
+    def ids(*flags: str) -> list[str]:
+        result = CliRunner().invoke(app, ["search", "What are the entry requirements?", "--store", str(store),
+                                          "-k", "5", "--json", *flags])
+        assert result.exit_code == 0, result.output
+        return [h["chunk_id"] for h in json.loads(result.stdout[result.stdout.index("{") :])["results"]]
+
+    # The shipped weight is 0: with or without the reranker loaded, search serves the fused order.
+    plain = ids("--no-rerank")
+    assert ids("--rerank", "--rerank-depth", "5") == plain
+    searcher.config = replace(SearchConfig(), rerank_weight=0.0)
+    assert plain == [h.chunk_id for h in searcher.search("What are the entry requirements?", k=5)]
