@@ -21,6 +21,7 @@ import itertools
 import json
 import pickle
 import statistics
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -224,7 +225,7 @@ def main() -> None:
     lines = [
         "## Second stages: fused order, sentence max-sim, late interaction, trained cross-encoder",
         "",
-        f"- Command: `python benchmarks/rerank.py {' '.join('--site ' + s for s in args.site)}`",
+        f"- Command: `python benchmarks/rerank.py {' '.join(sys.argv[1:])}`",
         f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {describe_machine()}",
         "- Split: a hash of each query id; " + "; ".join(
             f"{s.name}: {len(s.dev)} development, {len(s.test)} test questions "
