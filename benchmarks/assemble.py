@@ -13,7 +13,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 ORDER = [
-    "quality", "fusion", "fusion-base", "rerank", "rerank-ce", "answer_threshold", "answers", "train_step_cost",
+    "quality", "fusion", "fusion-base", "rerank", "rerank-ce", "rerank-combiner",
+    "answer_threshold", "answers", "train_step_cost",
     "train_step_trainer",
     "train_step_quality", "training", "card_gpu",
     "encode-quiet", "encode", "encode-memory-latency", "latency", "ann", "ann-1m", "ann-1m-lowdim",
