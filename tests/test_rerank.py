@@ -145,3 +145,17 @@ def test_cli_search_accepts_the_rerank_flags(store: Path, searcher: Searcher) ->
     assert ids("--rerank", "--rerank-depth", "5") == plain
     searcher.config = replace(SearchConfig(), rerank_weight=0.0)
     assert plain == [h.chunk_id for h in searcher.search("What are the entry requirements?", k=5)]
+
+
+def test_train_with_reranker_trains_both_into_one_model_folder(site: tuple[Path, Corpus], tmp_path: Path) -> None:
+    from sitetune.config import RETRIEVAL_RECIPE
+    from sitetune.train import train
+
+    d, _ = site
+    lines: list[str] = []
+    out = tmp_path / "model"
+    config = replace(RETRIEVAL_RECIPE, max_steps=1, batch_size=8, max_seq_length=64, logging_at_least=None)
+    train(config, out=out, corpus=d / "corpus.csv", progress=False, log=lines.append, reranker=FEW)
+    assert (out / "modules.json").is_file() and has_reranker(out)
+    assert "## Reranker" in (out / "README.md").read_text()
+    assert any(line.startswith("reranker -> ") for line in lines)
