@@ -69,6 +69,8 @@ def card_model(tmp_path_factory: pytest.TempPathFactory, cbs_csv: Path) -> Path:
             str(base / "model"),
             "--max-steps",
             "2",
+            "--logging-steps",
+            "1",
             "--no-progress",
             "--json",
         ],
@@ -106,7 +108,8 @@ def test_card_model_card_has_real_figures(card_model: Path) -> None:
     card = (card_model / "README.md").read_text()
     for expected in (
         "dataset_size:13697",
-        "loss:CosineSimilarityLoss",
+        "loss:LengthSortedCosineLoss",  # CosineSimilarityLoss in length-sorted mini-batches (same maths)
+        '"loss_fct": "torch.nn.modules.loss.MSELoss"',
         "sentence_0",
         "sentence_1",
         "label",
@@ -132,6 +135,43 @@ def test_card_model_card_has_real_figures(card_model: Path) -> None:
     assert len(rows) >= 2  # one row per logged step of this run, with its real loss
     summary = json.loads((card_model / "training" / "summary.json").read_text())
     assert summary["steps"] == 2 and summary["precision"] in ("bf16", "fp32")
+
+
+def test_card_recipe_logs_like_the_published_card(tmp_path: Path, tiny_corpus: Path) -> None:
+    """The card's cadence: a row every N steps from step N (no step-1 row), the window's mean loss, the
+    trainer's epoch fraction (published: step 500 = epoch 0.5834 of 857 steps per epoch)."""
+    import math
+
+    result = runner.invoke(app, ["pairs", str(tiny_corpus), "--recipe", "card", "--out", str(tmp_path / "pairs")])
+    assert result.exit_code == 0, result.output
+    pairs = json.loads((tmp_path / "pairs" / "pairs_info.json").read_text())["pairs"]
+    per_epoch = math.ceil(pairs / 16)
+    steps = per_epoch + 2  # into the second epoch: the fraction keeps counting past 1
+
+    def train(every: int, name: str) -> list[dict[str, float]]:
+        args = ["train", "--pairs", str(tmp_path / "pairs"), "--recipe", "card", "--out", str(tmp_path / name)]
+        args += ["--max-steps", str(steps), "--logging-steps", str(every), "--max-seq-length", "64"]
+        outcome = runner.invoke(app, [*args, "--precision", "fp32", "--no-progress", "--json"])
+        assert outcome.exit_code == 0, outcome.output[-2000:]
+        return json.loads((tmp_path / name / "training" / "log_history.json").read_text())
+
+    every = 2
+    windows = train(every, "windows")
+    assert [row["step"] for row in windows] == list(range(every, steps + 1, every))
+    for row in windows:
+        assert f"{row['epoch']:.4f}" == f"{row['step'] / per_epoch:.4f}"
+    card = (tmp_path / "windows" / "README.md").read_text().split("### Training Logs")[1].split("###")[0]
+    table = [[cell.strip() for cell in line.strip("|").split("|")] for line in card.splitlines()[3:] if line]
+    assert [(round(float(e), 4), int(s), float(loss)) for e, s, loss in table] == [
+        (round(row["epoch"], 4), row["step"], round(row["loss"], 4)) for row in windows
+    ]
+    # The same seeded run logged every step: each window's row is the mean of its steps' losses.
+    each = {row["step"]: row["loss"] for row in train(1, "each")}
+    assert sorted(each) == list(range(1, steps + 1))
+    for row in windows:
+        window = [each[s] for s in range(row["step"] - every + 1, row["step"] + 1)]
+        assert row["loss"] == pytest.approx(sum(window) / every, abs=2e-4)  # logged to 4 decimals
+    assert len({round(v, 4) for v in each.values()}) > 1  # real, changing losses
 
 
 @pytest.fixture(scope="module")

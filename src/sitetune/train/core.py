@@ -276,7 +276,8 @@ def run(
             f"stopped by SIGTERM at step {trainer.state.global_step}; checkpoint saved in {work}: "
             "rerun the same command with --resume to continue"
         )
-    losses = [float(h["loss"]) for h in trainer.state.log_history if "loss" in h]
+    logged = loss_log(trainer.state.log_history)
+    losses = [row["loss"] for row in logged]
     done = trainer.state.global_step
     cut_short: str | None = None
     if budget is not None and budget.stopped_by_budget and done < steps.steps:
@@ -313,13 +314,32 @@ def run(
         cut_short=cut_short,
     )
     if dist.is_main:
-        _write_model(plan, out, work, result, overwrite=overwrite, extra_files=extra_files or {})
+        _write_model(plan, out, work, result, logged, overwrite=overwrite, extra_files=extra_files or {})
     barrier()
     return result
 
 
+LOG_HISTORY = "log_history.json"
+
+
+def loss_log(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """The logged training losses of a trainer's ``log_history``: step, epoch and mean loss over the window."""
+    return [
+        {"step": int(h["step"]), "epoch": float(h["epoch"]), "loss": float(h["loss"])}
+        for h in log_history
+        if "loss" in h
+    ]
+
+
 def _write_model(
-    plan: Plan, out: Path, work: Path, result: TrainResult, *, overwrite: bool, extra_files: dict[str, str]
+    plan: Plan,
+    out: Path,
+    work: Path,
+    result: TrainResult,
+    logged: list[dict[str, float]],
+    *,
+    overwrite: bool,
+    extra_files: dict[str, str],
 ) -> None:
     from dataclasses import asdict
 
@@ -340,6 +360,8 @@ def _write_model(
         if log.is_file():
             shutil.copyfile(log, training / ckpt.BATCH_LOG)
         (training / "summary.json").write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")
+        # The logged losses (step, epoch, mean loss over the window), as the model card's table shows them.
+        (training / LOG_HISTORY).write_text(json.dumps(logged, indent=1) + "\n", encoding="utf-8")
         for name, text in extra_files.items():
             (training / name).write_text(text, encoding="utf-8")
         # mkdtemp makes the folder private (0700); a model folder is meant to be shared and served.
