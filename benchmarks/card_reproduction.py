@@ -169,6 +169,7 @@ def main() -> None:
     parser.add_argument("--retrieval-model", type=Path, help="A retrieval-recipe model to score beside it")
     parser.add_argument("--queries", default="cbs,cbs-v2", help="Packaged question sets for --evaluate")
     parser.add_argument("--workdir", type=Path, default=REPO / "runs" / "card-reproduction")
+    parser.add_argument("--note", action="append", default=[], help="A line for the fragment (e.g. resumes)")
     parser.add_argument("--json", action="store_true", help="Print the figures as JSON")
     args = parser.parse_args()
     started = dt.datetime.now(dt.UTC)
@@ -209,6 +210,8 @@ def main() -> None:
     ]
     lines += [f"| {r['step']} | {r['published_epoch']:.4f} | {r['epoch']:.4f} | {r['published_loss']:.4f} | "
               f"{r['loss']:.4f} | {r['ratio']:.2f} |" for r in rows]
+    if args.note:
+        lines += ["", *args.note]
     if window:
         lines += ["", f"### Precision: the same {args.precision_window} steps in fp32 and bf16", "",
                   "| step | fp32 loss | bf16 loss | bf16 / fp32 |", "|---:|---:|---:|---:|"]
