@@ -16,7 +16,7 @@ ORDER = [
     "quality", "fusion", "fusion-base", "rerank", "rerank-ce", "rerank-combiner",
     "answer_threshold", "answers", "train_step_cost",
     "train_step_trainer",
-    "train_step_quality", "training", "card_gpu",
+    "train_step_quality", "training", "card_reproduction", "card_gpu",
     "encode-quiet", "encode", "encode-memory-latency", "latency", "ann", "ann-1m", "ann-1m-lowdim",
     "milvus_server", "load", "crash_index", "robots_parsers", "crawl",
 ]
