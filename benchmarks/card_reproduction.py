@@ -194,7 +194,8 @@ def main() -> None:
                "precision_window": window, "evaluation": scores}
     if args.json:
         print(json.dumps(figures, indent=2))
-    command = "python benchmarks/card_reproduction.py " + " ".join(sys.argv[1:])
+    shown = [a for a, before in zip(sys.argv[1:], ["", *sys.argv[1:]], strict=True) if before != "--note"]
+    command = "python benchmarks/card_reproduction.py " + " ".join(a if a != "--note" else "--note …" for a in shown)
     lines = [
         "## Card recipe vs the published training log",
         "",

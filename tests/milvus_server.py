@@ -42,10 +42,14 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: every socket stays bound until all are picked, so the OS cannot hand
+    the same just-released port out twice (it did: two of Milvus's keys got one port and resolve() failed)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 @dataclass
@@ -120,11 +124,11 @@ def start_milvus_server(root: Path, timeout_s: float = 180.0) -> MilvusServerPro
     # Every listening port picked by the OS now, not by scanning up from Milvus's defaults (19530, 2379,
     # ...), so a Milvus already running here, or another test session's, is never in the way.
     port_keys = [key for key in config.configurable_items if key.endswith("_port")]
-    config.update(**{key: _free_port() for key in port_keys})
+    *ports, metrics_port = _free_ports(len(port_keys) + 1)
+    config.update(**dict(zip(port_keys, ports, strict=True)))
     config.resolve()  # writes ROOT/configs/milvus.yaml
     milvus._initialize_data_files(str(root))  # unpacks ROOT/bin/milvus and its libraries (~250 MB)
     port = int(config.get("proxy_port"))
-    metrics_port = _free_port()
     env = {
         **os.environ,
         "DEPLOY_MODE": "STANDALONE",
