@@ -170,6 +170,8 @@ class SearchConfig:
         rerank_depth: Fused candidates the reranker reads.
         rerank_weight: Weight of the reranker's order of those candidates as another voter in the fusion;
             0 leaves the fused order as it is (benchmarks/rerank.py measures the choice).
+        correct_spelling: Map the question's unknown words to the site's words before ranking
+            ("requirments" → "requirements"; :mod:`sitetune.search.spelling`).
     """
 
     k: int = 5
@@ -185,6 +187,7 @@ class SearchConfig:
     rerank: bool = True
     rerank_depth: int = 10
     rerank_weight: float = 0.0
+    correct_spelling: bool = True
 
 
 @dataclass(frozen=True)

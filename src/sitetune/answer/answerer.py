@@ -31,6 +31,8 @@ class SearcherLike(Protocol):
 
     def search(self, query: str, k: int = 5, page: str | None = None) -> list[SearchHit]: ...
 
+    def normalise_query(self, query: str) -> str: ...
+
 
 class ReuseLastQuery:
     """Wraps an encoder so a thread encoding the same single text twice in a row pays once.
@@ -116,15 +118,18 @@ class Answerer:
         k = k or self.config.sections
         hits = self.searcher.search(question, k=max(k, self.config.sections), page=page)
         shown = hits[:k]
+        # Sentences are scored against the question as search read it (typos corrected), which also lets
+        # the scorer reuse search's query vector.
+        read_as = self.searcher.normalise_query(question)
         if self.llm is None:
-            result = extractive_answer(question, hits, self.scorer)
+            result = extractive_answer(read_as, hits, self.scorer)
         else:
             try:
                 result = llm_answer(question, hits, self.scorer, self.llm)
             except LLMError as exc:
                 if not fallback:
                     raise
-                result = extractive_answer(question, hits, self.scorer)
+                result = extractive_answer(read_as, hits, self.scorer)
                 result = _with(result, warning=f"generative mode failed, extractive answer shown: {exc}")
         return _with(result, hits=shown)
 

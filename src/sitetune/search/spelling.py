@@ -1,0 +1,129 @@
+"""Query spelling: unknown words in a question mapped to the site's own words ("requirments" → "requirements").
+
+Students type fast: "tution fee for internatinal studnets", "suply chain managment". BM25 and the
+programme detector match words exactly, so one typo loses the word; the dense model's word pieces split a
+misspelled word into fragments that mean little. :class:`QuerySpeller` learns the site's vocabulary from
+its own sections (texts, section titles, page names) and replaces a question's word only when
+
+- the word is unknown: not a site word and not a whole word of the query model's tokenizer vocabulary
+  (which holds common English words and names: "nigeria", "americans" stay as typed);
+- it is long enough to carry a typo (``min_length`` letters);
+- a site word that starts with the same letter is within one edit (insertion, deletion, substitution or
+  adjacent transposition; two edits for words of ``two_edit_length`` letters or more); the closest, then
+  the most frequent, wins. Typists rarely miss a word's first letter, and a different first letter is
+  how a real word turns into another real word ("defer" is not "refer").
+
+Candidates come from a delete index (SymSpell, Garbe 2012): every word and its one-letter deletions (two
+for long words) are keys, so a lookup costs a few dictionary probes, not a scan of the vocabulary.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def _deletes(word: str, depth: int = 1) -> set[str]:
+    """Every string ``word`` becomes with 1 .. ``depth`` letters deleted."""
+    out: set[str] = set()
+    layer = {word}
+    for _ in range(depth):
+        layer = {w[:i] + w[i + 1:] for w in layer for i in range(len(w))}
+        out |= layer
+    return out
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Optimal-string-alignment distance: insertions, deletions, substitutions, adjacent transpositions."""
+    if a == b:
+        return 0
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, start=1):
+            cost = 0 if ca == cb else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def tokenizer_words(model_path: str | Path) -> frozenset[str]:
+    """Whole lower-case words of a WordPiece tokenizer's ``vocab.txt`` (empty when the model has none)."""
+    vocab = Path(model_path) / "vocab.txt"
+    if not vocab.is_file():
+        return frozenset()
+    lines = vocab.read_text(encoding="utf-8").split("\n")
+    return frozenset(w for w in lines if w.isalpha() and w.islower() and not w.startswith("##"))
+
+
+class QuerySpeller:
+    """Corrects a question's unknown words to the site's words.
+
+    Args:
+        texts: The site's text (sections, titles, page names); its words and their counts are the
+            vocabulary.
+        known_words: Words that are right as typed even when the site never uses them (the query model's
+            tokenizer words, :func:`tokenizer_words`).
+        min_length: Shorter words are never changed ("fe", "ba" are too ambiguous to correct).
+        two_edit_length: Words at least this long may be two edits from their correction.
+        min_count: A site word is a candidate only if it occurs this often (one-off typos in the pages
+            are not corrections).
+        max_words: Only the site's most frequent words are candidates (bounds the index's memory on
+            very large sites).
+    """
+
+    def __init__(
+        self,
+        texts: Iterable[str],
+        known_words: Iterable[str] = (),
+        *,
+        min_length: int = 5,
+        two_edit_length: int = 9,
+        min_count: int = 2,
+        max_words: int = 50_000,
+    ) -> None:
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(w.lower() for w in _WORD.findall(text))
+        self.counts = counts
+        self.known = frozenset(known_words) | frozenset(counts)
+        self.min_length = min_length
+        self.two_edit_length = two_edit_length
+        self._by_delete: dict[str, set[str]] = defaultdict(set)
+        for word, n in counts.most_common(max_words):
+            if n >= min_count and len(word) >= min_length - 1:
+                self._by_delete[word].add(word)
+                for d in _deletes(word, self._depth(word)):
+                    self._by_delete[d].add(word)
+
+    def _depth(self, word: str) -> int:
+        return 2 if len(word) >= self.two_edit_length else 1
+
+    def suggest(self, word: str) -> str | None:
+        """The site word ``word`` most likely stands for, or None when it is known or has no close word."""
+        w = word.lower()
+        if len(w) < self.min_length or w in self.known:
+            return None
+        limit = self._depth(w)
+        candidates: set[str] = set(self._by_delete.get(w, ()))
+        for d in _deletes(w, limit):
+            candidates |= self._by_delete.get(d, set())
+        scored = [(edit_distance(w, c), -self.counts[c], c) for c in candidates if c[0] == w[0]]
+        scored = [s for s in scored if s[0] <= limit]
+        return min(scored)[2] if scored else None
+
+    def correct(self, query: str) -> str:
+        """``query`` with each unknown word replaced by its suggestion (the rest kept as typed)."""
+
+        def replace(match: re.Match[str]) -> str:
+            suggestion = self.suggest(match.group(0))
+            return match.group(0) if suggestion is None else suggestion
+
+        return _WORD.sub(replace, query)
