@@ -229,6 +229,8 @@ class ServeConfig:
         max_in_flight: Searches and answers admitted at once (running or queued for the model); more get
             an immediate 503 with Retry-After instead of queueing until clients time out.
         cors_origins: Origins allowed cross-origin access; empty means no CORS headers at all.
+        workers: Server processes sharing the listening socket, each with its own encoder (an embedded
+            store's vectors are memory-mapped, so they are in memory once); ``max_in_flight`` is per worker.
     """
 
     host: str = "127.0.0.1"
@@ -236,6 +238,7 @@ class ServeConfig:
     max_body_bytes: int = 16_384
     max_in_flight: int = 32
     cors_origins: tuple[str, ...] = ()
+    workers: int = 1
 
 
 @dataclass(frozen=True)

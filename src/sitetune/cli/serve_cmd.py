@@ -55,6 +55,15 @@ def serve(
         ),
     ] = None,
     rerank: common.RerankOption = _SEARCH.rerank,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Server processes on the one port, each with its own model (the store's vectors are "
+            "memory-mapped, in memory once); --max-in-flight is per worker.",
+        ),
+    ] = _SERVE.workers,
 ) -> None:
     """Serve the search API and the web page for STORE (Ctrl-C stops)."""
     from sitetune.serve import run_server
@@ -66,6 +75,7 @@ def serve(
         max_body_bytes=max_body_bytes,
         cors_origins=tuple(cors_origin or ()),
         max_in_flight=max_in_flight,
+        workers=workers,
     )
     run_server(
         store,

@@ -31,7 +31,7 @@ from sitetune.answer import Answer, Answerer, LLMConfig, ReuseLastQuery, Searche
 from sitetune.config import AnswerConfig, ServeConfig
 from sitetune.serve.deeplinks import opening_link, quote_link, quoted_spans
 from sitetune.serve.errors import InvalidInput, error_response, field_errors
-from sitetune.serve.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from sitetune.serve.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware, WorkerHeaderMiddleware
 from sitetune.serve.querylog import QueryLog, section_entry
 from sitetune.serve.schemas import (
     MAX_K,
@@ -273,7 +273,9 @@ def create_app(
             allow_headers=["Content-Type"],
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
-    app.add_middleware(SecurityHeadersMiddleware)  # added last: outermost, so every response gets them
+    app.add_middleware(SecurityHeadersMiddleware)  # outside the others, so every response gets them
+    if config.workers > 1:
+        app.add_middleware(WorkerHeaderMiddleware)  # which of `serve --workers N` answered
     return app
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +28,11 @@ def run_server(
     log: Callable[[str], object] = print,
     search_config: SearchConfig | None = None,
 ) -> None:
-    """Open ``store`` once and serve the API and web page on ``config.host:config.port`` until interrupted.
+    """Open ``store`` and serve the API and web page on ``config.host:config.port`` until interrupted.
+
+    With ``config.workers`` above 1, that many processes serve on the one socket, each opening the store
+    and loading the model itself (:mod:`sitetune.serve.workers`); with ``encoder.threads`` 0 each worker
+    then gets an equal share of this process's CPUs (at least one thread).
 
     Args:
         store: A store built by ``sitetune index``.
@@ -41,16 +47,34 @@ def run_server(
             :mod:`sitetune.serve.querylog`); ``None`` logs nothing.
         log: Receives the line with the URL, printed once the model is loaded.
         search_config: Search settings (``rerank=False`` serves without the model folder's reranker).
+
+    Raises:
+        InputError: ``config.workers`` below 1, several workers over Milvus Lite, or a bad query log path.
+        SitetuneError: The store or model cannot be opened (in a worker: a worker failed to start).
     """
     import uvicorn
 
     from sitetune.search import Searcher
     from sitetune.serve.app import create_app
     from sitetune.serve.querylog import QueryLog
+    from sitetune.serve.workers import WorkerSettings, check_workers, run_workers
 
     config = config or ServeConfig()
+    check_workers(store, config.workers)
     questions = QueryLog(query_log) if query_log is not None else None  # a bad path fails before the model loads
-    with Searcher.open(store, encoder or EncoderConfig(), model, search_config) as searcher:
+    encoder = encoder or EncoderConfig()
+    if config.workers > 1:
+        if encoder.threads == 0:  # torch's default in every worker would oversubscribe the cores
+            cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            encoder = replace(encoder, threads=max(1, cpus // config.workers))
+        settings = WorkerSettings(
+            store=str(store), serve=config, encoder=encoder, model=None if model is None else str(model),
+            answer=answer_config, llm=llm, search=search_config, warm_answers=warm_answers,
+            query_log=None if questions is None else str(questions.path),
+        )
+        run_workers(settings, access_log=access_log, log=log)
+        return
+    with Searcher.open(store, encoder, model, search_config) as searcher:
         app = create_app(searcher, config, answer_config=answer_config, llm=llm,
                          model_name=Path(searcher.model_path).name, warm_answers=warm_answers,
                          query_log=questions)

@@ -1,0 +1,231 @@
+"""``sitetune serve --workers N``: N server processes answering on one listening socket.
+
+How: uvicorn's own supervisor (``uvicorn.supervisors.Multiprocess``). The parent binds the socket once
+and starts N *spawned* (not forked) children that inherit it; each child imports :func:`worker_app` by
+name and calls it, so every worker opens the store and loads its own encoder from scratch (forking a
+process that already holds torch, OpenVINO or tokenizer threads is not safe). The supervisor pings the
+workers, replaces one that dies while serving, stops everything when a worker fails at startup, and on
+SIGINT or SIGTERM stops every worker before it exits. That is why it was chosen over a hand-written
+pre-fork: all of that already exists and is tested. Its one awkward part, that an app factory takes no
+arguments, is met by passing the settings as JSON in an environment variable (``SITETUNE_SERVE_WORKER``),
+validated in the child.
+
+What the workers share: an embedded store's ``vectors.npy`` and HNSW index are memory-mapped read-only
+(:meth:`sitetune.index.store.EmbeddedStore.load_generation`, :meth:`sitetune.index.ann.AnnIndex.load`), so
+their pages are in memory once, in the page cache, however many workers read them. Each worker holds its
+own encoder, BM25 index, answer-sentence vectors (``--warm`` encodes them in every worker) and admission
+count (``max_in_flight`` is per worker). A query log is shared safely: each line is written under a file
+lock (:mod:`sitetune.serve.querylog`). Milvus server stores work unchanged (each worker is a client);
+Milvus Lite (``milvus://PATH.db``) opens its file in one process only and is refused.
+"""
+
+# No ``from __future__ import annotations``: pydantic reads WorkerSettings' annotations at run time.
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from sitetune.answer.llm import LLMConfig
+from sitetune.config import AnswerConfig, EncoderConfig, SearchConfig, ServeConfig
+from sitetune.errors import InputError, SitetuneError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+#: The environment variable that carries :class:`WorkerSettings` (JSON) from the parent to the workers.
+SETTINGS_ENV = "SITETUNE_SERVE_WORKER"
+#: Seconds a worker may take to answer the supervisor's ping (it answers from a thread, also while its
+#: model loads). uvicorn's 5 s default is tight on a loaded 2-core machine, where a missed ping kills and
+#: restarts a healthy worker; longer delays noticing a dead one (a worker that failed at startup
+#: included: its ping waits this long before the supervisor looks at its exit code).
+HEALTHCHECK_S = 10
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+class WorkerSettings(BaseModel):
+    """Everything a worker needs to build the same app as a single ``sitetune serve`` process.
+
+    Attributes:
+        store: The store to open.
+        serve: Address, limits, CORS origins and the number of workers.
+        encoder: Query encoder settings.
+        model: Query model (default: the store's).
+        answer: Extractive answer settings.
+        llm: Generative answers; ``None`` answers extractively.
+        search: Search settings.
+        warm_answers: Encode every answer sentence before serving.
+        query_log: The shared query log, or ``None``.
+        parent_pid: The supervisor; a worker stops when it is gone.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    store: str
+    serve: ServeConfig
+    encoder: EncoderConfig
+    model: str | None = None
+    answer: AnswerConfig | None = None
+    llm: LLMConfig | None = None
+    search: SearchConfig | None = None
+    warm_answers: bool = True
+    query_log: str | None = None
+    parent_pid: int | None = None
+
+
+def settings_from_env(environ: dict[str, str] | None = None) -> WorkerSettings:
+    """The settings the parent put in ``SITETUNE_SERVE_WORKER``.
+
+    Raises:
+        InputError: The variable is unset or does not hold valid settings.
+    """
+    env = os.environ if environ is None else environ
+    text = env.get(SETTINGS_ENV)
+    if not text:
+        raise InputError(
+            f"${SETTINGS_ENV} is not set: workers are started by `sitetune serve --workers N`, not directly"
+        )
+    try:
+        return WorkerSettings.model_validate_json(text)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InputError(f"${SETTINGS_ENV} holds invalid worker settings: {problems}") from None
+
+
+def _stop_with_parent(parent_pid: int | None) -> None:
+    """Ask Linux to send this worker SIGTERM when its supervisor dies (even by SIGKILL): no orphans."""
+    if parent_pid is None or not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent_pid:  # the supervisor died before the request above took effect
+        raise InputError(f"the supervisor (pid {parent_pid}) is gone")
+
+
+def _thread_lock_for_progress_bars() -> None:
+    """Give tqdm a thread lock: its default, a multiprocessing semaphore, is reported as "leaked" at exit.
+
+    The encoder creates tqdm bars (hidden) while serving; workers never share a terminal bar, so a lock
+    between processes buys nothing, and the resource tracker's warning on every stop would be noise.
+    """
+    with contextlib.suppress(ImportError):
+        from tqdm import tqdm
+
+        tqdm.set_lock(threading.RLock())
+
+
+def worker_app() -> "FastAPI":
+    """The app factory each worker calls (``uvicorn ... --factory``): open the store, load the model.
+
+    A worker that cannot start prints ``error: ...`` and exits with uvicorn's startup-failure code, which
+    makes the supervisor stop instead of restarting it in a loop.
+    """
+    import atexit
+
+    from uvicorn.config import STARTUP_FAILURE
+
+    from sitetune.search import Searcher
+    from sitetune.serve.app import create_app
+    from sitetune.serve.querylog import QueryLog
+
+    _thread_lock_for_progress_bars()
+    try:
+        settings = settings_from_env()
+        _stop_with_parent(settings.parent_pid)
+        questions = QueryLog(settings.query_log) if settings.query_log is not None else None
+        searcher = Searcher.open(settings.store, settings.encoder, settings.model, settings.search)
+        atexit.register(searcher.close)
+        app = create_app(
+            searcher,
+            settings.serve,
+            answer_config=settings.answer,
+            llm=settings.llm,
+            model_name=Path(searcher.model_path).name,
+            warm_answers=settings.warm_answers,
+            query_log=questions,
+        )
+    except (SitetuneError, OSError) as exc:
+        print(f"error: worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
+        sys.exit(STARTUP_FAILURE)
+    print(f"worker {os.getpid()}: model loaded, serving", flush=True)
+    return app
+
+
+def check_workers(store: str | Path, workers: int) -> None:
+    """Refuse a worker count or store that ``--workers`` cannot serve.
+
+    Raises:
+        InputError: ``workers`` is below 1, or several workers would open a Milvus Lite file.
+    """
+    if workers < 1:
+        raise InputError(f"--workers must be 1 or more, got {workers}")
+    if workers > 1 and str(store).startswith("milvus://"):
+        raise InputError(
+            "--workers needs an embedded store or a Milvus server (http://HOST:19530): "
+            "Milvus Lite (milvus://PATH.db) can be opened by one process only"
+        )
+
+
+def run_workers(
+    settings: WorkerSettings, *, access_log: bool = False, log: Callable[[str], object] = print
+) -> None:
+    """Serve with ``settings.serve.workers`` processes until SIGINT or SIGTERM stops the supervisor.
+
+    Args:
+        settings: What every worker serves (``parent_pid`` is filled in here).
+        access_log: Log every request.
+        log: Receives the line with the URL, printed as the workers start.
+
+    Raises:
+        InputError: See :func:`check_workers`.
+        SitetuneError: A worker failed to start (its own message is printed above); the others were stopped.
+    """
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    workers = settings.serve.workers
+    check_workers(settings.store, workers)
+    settings = settings.model_copy(update={"parent_pid": os.getpid()})
+    serve = settings.serve
+    config = uvicorn.Config(
+        f"{__name__}:worker_app",
+        factory=True,
+        host=serve.host,
+        port=serve.port,
+        workers=workers,
+        log_level="warning",
+        access_log=access_log,
+        timeout_worker_healthcheck=HEALTHCHECK_S,
+    )
+    previous = os.environ.get(SETTINGS_ENV)
+    os.environ[SETTINGS_ENV] = settings.model_dump_json()  # the spawned workers inherit the environment
+    sock = config.bind_socket()
+    try:
+        supervisor = Multiprocess(config, sockets=[sock])
+        shown = f"[{serve.host}]" if ":" in serve.host else serve.host
+        log(f"sitetune serving {settings.store} at http://{shown}:{serve.port}/ with {workers} workers, "
+            "each loading its model (API docs /docs, OpenAPI /openapi.json)")
+        if settings.query_log is not None:
+            log(f"logging questions and feedback to {settings.query_log} (no IP addresses or cookies)")
+        supervisor.run()
+    finally:
+        sock.close()
+        if previous is None:
+            os.environ.pop(SETTINGS_ENV, None)
+        else:
+            os.environ[SETTINGS_ENV] = previous
+    failed = [p.pid for p in supervisor.processes if p.exitcode == STARTUP_FAILURE]
+    if failed:
+        raise SitetuneError(
+            f"{len(failed)} of {workers} workers failed to start (see their errors above); all stopped"
+        )
