@@ -8,6 +8,13 @@ pinned with ``taskset`` to one core; this generator pins itself to another.
     python benchmarks/load.py --store STORE [--rate 50] [--duration 60] [--endpoint search --endpoint answer]
 
 Writes ``benchmarks/results/load.md`` (command, machine, date, throughput, p50/p95/p99, errors).
+
+With ``--workers N`` (repeatable: ``--workers 1 --workers 2``) it compares ``sitetune serve --workers N``
+in one run: a server per worker count, pinned to N cores, each loaded with the ``--rate`` steps from the
+lowest up until a step misses the goal (p99 over ``--p99-goal`` ms or any error), every request on a new
+connection (keep-alive connections stay with the worker that accepted them; nginx proxies with a new
+connection per request by default). It writes ``benchmarks/results/load_workers.md``: every step, which
+worker answered how many requests, and the highest passing step per worker count with the ratio.
 """
 
 from __future__ import annotations
@@ -27,12 +34,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
-from machine import describe_machine
+from machine import describe_machine, write_fragment
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_QUESTIONS = REPO / "src" / "sitetune" / "data" / "questions" / "cbs_questions.json"
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "load.md"
+WORKERS_OUT = REPO / "benchmarks" / "results" / "load_workers.md"
+WORKER_HEADER = "x-sitetune-worker"
 
 
 @dataclass
@@ -47,6 +57,9 @@ class RunResult:
     errors: dict[str, int] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
     wall_s: float = 0.0
+    workers: int = 1
+    #: Requests answered per worker pid (``X-Sitetune-Worker``), in --workers runs.
+    answered_by: dict[str, int] = field(default_factory=dict)
 
     def percentile(self, q: float) -> float:
         if not self.latencies_ms:
@@ -62,6 +75,13 @@ class RunResult:
     @property
     def error_count(self) -> int:
         return sum(self.errors.values())
+
+    def meets(self, p99_ms: float) -> bool:
+        """The goal: every request answered, p99 within ``p99_ms``."""
+        return self.error_count == 0 and self.ok > 0 and self.percentile(99) <= p99_ms
+
+    def add_error(self, key: str) -> None:
+        self.errors[key] = self.errors.get(key, 0) + 1
 
 
 def load_questions(path: Path) -> list[str]:
@@ -80,8 +100,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen[bytes]:
-    """``sitetune serve`` in a subprocess, pinned to ``--server-cpu`` where taskset exists."""
+def server_cpus(args: argparse.Namespace, workers: int) -> list[int]:
+    """The cores the server is pinned to: ``--server-cpu`` and the next ones, one per worker."""
+    count = os.cpu_count() or 1
+    return sorted({(args.server_cpu + i) % count for i in range(min(workers, count))})
+
+
+def start_server(args: argparse.Namespace, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
+    """``sitetune serve`` in a subprocess, pinned to one core per worker where taskset exists."""
     command = [
         sys.executable,
         "-m",
@@ -96,8 +122,10 @@ def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen[bytes]
     ]
     if args.model:
         command += ["--model", args.model]
+    if workers > 1:
+        command += ["--workers", str(workers)]
     if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
-        command = ["taskset", "-c", str(args.server_cpu), *command]
+        command = ["taskset", "-c", ",".join(map(str, server_cpus(args, workers))), *command]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
@@ -147,6 +175,55 @@ async def drain(base: str, limit_s: float = 180.0) -> None:
             await asyncio.sleep(1)
 
 
+async def fresh_request(base: str, endpoint: str, question: str) -> tuple[int, str | None]:
+    """One request on a new connection (``Connection: close``); its status and the answering worker.
+
+    A bare asyncio client: on a 2-core machine the generator shares the cores with two workers, and this
+    costs far less CPU per request than an httpx client built for each connection.
+    """
+    parts = urlsplit(base)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    if endpoint == "search":
+        body = b""
+        start = f"GET /search?{urlencode({'q': question, 'k': 5})} HTTP/1.1\r\n"
+    elif endpoint == "answer":
+        body = json.dumps({"question": question, "k": 5}).encode()
+        start = (f"POST /answer HTTP/1.1\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: {len(body)}\r\n")
+    else:  # the health probe
+        body = b""
+        start = f"GET /{endpoint} HTTP/1.1\r\n"
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(f"{start}Host: {host}:{port}\r\nConnection: close\r\n\r\n".encode() + body)
+        await writer.drain()
+        response = await reader.read()  # to the end: the server closes after the whole body
+    finally:
+        writer.close()
+    head = response.partition(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+    status = int(head[0].split(" ", 2)[1])  # ValueError or IndexError on a truncated answer
+    worker = next((line.split(":", 1)[1].strip() for line in head[1:]
+                   if line.lower().startswith(f"{WORKER_HEADER}:")), None)
+    return status, worker
+
+
+async def wait_all_workers(base: str, workers: int, timeout_s: float) -> None:
+    """Wait until ``workers`` different workers answer (a worker still loading its model accepts nothing)."""
+    if workers == 1:
+        return  # one process: no supervisor, no worker header; wait_healthy saw it answer
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        answers = await asyncio.gather(
+            *(fresh_request(base, "healthz", "") for _ in range(2 * workers)), return_exceptions=True
+        )
+        seen |= {a[1] for a in answers if isinstance(a, tuple) and a[0] == 200 and a[1]}
+        if len(seen) >= workers:
+            return
+        await asyncio.sleep(0.5)
+    raise SystemExit(f"error: only {len(seen)} of {workers} workers answered within {timeout_s:.0f} s")
+
+
 async def run_load(
     base: str,
     endpoint: str,
@@ -155,11 +232,18 @@ async def run_load(
     duration_s: float,
     timeout_s: float,
     seed: int,
+    *,
+    fresh_connections: bool = False,
+    workers: int = 1,
 ) -> RunResult:
-    """Send ``rate`` requests per second for ``duration_s`` seconds on a fixed schedule."""
+    """Send ``rate`` requests per second for ``duration_s`` seconds on a fixed schedule.
+
+    With ``fresh_connections`` every request opens its own connection (see :func:`fresh_request`) and the
+    answering worker is counted; otherwise an httpx client keeps connections alive.
+    """
     import httpx
 
-    result = RunResult(endpoint=endpoint, rate=rate, duration_s=duration_s)
+    result = RunResult(endpoint=endpoint, rate=rate, duration_s=duration_s, workers=workers)
     order = questions[:]
     random.Random(seed).shuffle(order)
     total = int(rate * duration_s)
@@ -169,21 +253,25 @@ async def run_load(
 
         async def one(i: int, scheduled: float) -> None:
             question = order[i % len(order)]
+            worker = None
             try:
-                if endpoint == "search":
-                    response = await client.get("/search", params={"q": question, "k": 5})
+                if fresh_connections:
+                    status, worker = await asyncio.wait_for(fresh_request(base, endpoint, question), timeout_s)
+                elif endpoint == "search":
+                    status = (await client.get("/search", params={"q": question, "k": 5})).status_code
                 else:
-                    response = await client.post("/answer", json={"question": question, "k": 5})
-                latency = (time.perf_counter() - scheduled) * 1000
-                if response.status_code == 200:
-                    result.ok += 1
-                    result.latencies_ms.append(latency)
-                else:
-                    key = f"HTTP {response.status_code}"
-                    result.errors[key] = result.errors.get(key, 0) + 1
-            except httpx.HTTPError as exc:
-                key = type(exc).__name__
-                result.errors[key] = result.errors.get(key, 0) + 1
+                    status = (await client.post("/answer", json={"question": question, "k": 5})).status_code
+            except (httpx.HTTPError, OSError, TimeoutError, ValueError, IndexError) as exc:
+                result.add_error(type(exc).__name__)
+                return
+            latency = (time.perf_counter() - scheduled) * 1000
+            if status == 200:
+                result.ok += 1
+                result.latencies_ms.append(latency)
+                if worker is not None:
+                    result.answered_by[worker] = result.answered_by.get(worker, 0) + 1
+            else:
+                result.add_error(f"HTTP {status}")
 
         start = time.perf_counter()
         tasks = []
@@ -257,7 +345,122 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--url", help="Load an already running server instead of starting one.")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="Markdown report to write.")
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        action="append",
+        help="Compare `sitetune serve --workers N` for each N given (repeatable; writes load_workers.md).",
+    )
+    parser.add_argument(
+        "--p99-goal", type=float, default=100.0, help="--workers: a step passes with p99 within this (ms)."
+    )
+    parser.add_argument("--note", action="append", default=[], help="--workers: a note line for the fragment.")
+    args = parser.parse_args(argv)
+    if args.workers and (min(args.workers) < 1 or args.url):
+        parser.error("--workers takes counts of 1 or more and starts its own servers (not with --url)")
+    return args
+
+
+def best_passing(results: list[RunResult], workers: int, endpoint: str, p99_ms: float) -> RunResult | None:
+    """The highest-throughput step of ``workers`` on ``endpoint`` that met the goal."""
+    passing = [r for r in results if r.workers == workers and r.endpoint == endpoint and r.meets(p99_ms)]
+    return max(passing, key=lambda r: r.throughput, default=None)
+
+
+def workers_report(
+    results: list[RunResult], args: argparse.Namespace, argv: list[str], where: str, endpoints: list[str]
+) -> list[str]:
+    """The lines of ``load_workers.md``."""
+    ncpu = os.cpu_count() or 1
+    pinned = "; ".join(
+        f"{n} worker{'s' if n > 1 else ''} on CPU{'s' if len(server_cpus(args, n)) > 1 else ''} "
+        f"{','.join(map(str, server_cpus(args, n)))}" for n in args.workers
+    )
+    shared = any(args.client_cpu in server_cpus(args, n) for n in args.workers)
+    lines = [
+        "## Load: `sitetune serve --workers N`, throughput at 1 and 2 workers",
+        "",
+        f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- Machine: {where}; load average at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        f"- Command: `python benchmarks/load.py {' '.join(argv)}`",
+        f"- Server: `sitetune serve --store {args.store} --threads 1 --workers N`, pinned with taskset: {pinned}; "
+        f"generator (asyncio, one new connection per request) pinned to CPU {args.client_cpu}"
+        + (f", so on this {ncpu}-core machine it shares a core with a worker" if shared else ""),
+        f"- Load: open-model steps of {', '.join(f'{r:g}' for r in sorted(args.rate))} requests/s, "
+        f"{args.duration:g} s each after {args.warmup} warm-up requests, climbing until a step misses the goal "
+        f"(p99 ≤ {args.p99_goal:g} ms and 0 errors); the {len(load_questions(Path(args.questions)))} questions "
+        f"of {Path(args.questions).name} in a fixed shuffled cycle; latency from each request's scheduled start",
+        "",
+        "| workers | endpoint | rate (req/s) | sent | ok | errors | throughput (req/s) | p50 (ms) | p95 (ms) "
+        "| p99 (ms) | max (ms) | answered per worker |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in results:
+        errors = str(r.error_count) + (
+            f" ({', '.join(f'{k}: {v}' for k, v in r.errors.items())})" if r.errors else ""
+        )
+        name = "GET /search" if r.endpoint == "search" else "POST /answer"
+        p50, p95, p99 = (r.percentile(q) for q in (50, 95, 99))
+        worst = max(r.latencies_ms, default=float("nan"))
+        shares = " / ".join(str(v) for v in sorted(r.answered_by.values(), reverse=True)) or str(r.ok)
+        lines.append(
+            f"| {r.workers} | `{name}` | {r.rate:g} | {r.sent} | {r.ok} | {errors} | {r.throughput:.1f} | "
+            f"{p50:.1f} | {p95:.1f} | {p99:.1f} | {worst:.1f} | {shares} |"
+        )
+    lines += ["", f"Highest step meeting the goal (p99 ≤ {args.p99_goal:g} ms, 0 errors):", ""]
+    for endpoint in endpoints:
+        name = "GET /search" if endpoint == "search" else "POST /answer"
+        best = {n: best_passing(results, n, endpoint, args.p99_goal) for n in args.workers}
+        for n, r in best.items():
+            shown = (f"{r.throughput:.1f} req/s (step {r.rate:g}/s, p99 {r.percentile(99):.1f} ms)"
+                     if r else "no step passed")
+            lines.append(f"- `{name}`, {n} worker{'s' if n > 1 else ''}: {shown}")
+        one, most = best.get(min(args.workers)), best.get(max(args.workers))
+        if len(best) > 1 and one and most:
+            lines.append(
+                f"- `{name}`: {max(args.workers)} workers / {min(args.workers)}: "
+                f"**{most.throughput / one.throughput:.2f}x** (goal ≥ 1.6x)"
+            )
+    if args.note:
+        lines += ["", "Notes:", "", *(f"- {note}" for note in args.note)]
+    return lines
+
+
+def main_workers(args: argparse.Namespace, argv: list[str], endpoints: list[str], where: str) -> int:
+    """``--workers``: a server per worker count, stepped rates, one fragment with every step."""
+    questions = load_questions(Path(args.questions))
+    results: list[RunResult] = []
+    for workers in args.workers:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        process = start_server(args, port, workers)  # before pinning this process: a child inherits it
+        if (os.cpu_count() or 1) > 1 and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {args.client_cpu})
+        try:
+            asyncio.run(wait_healthy(base, 300, process))
+            asyncio.run(wait_all_workers(base, workers, 300))
+            for endpoint in endpoints:
+                for rate in sorted(args.rate):
+                    warm = max(1, args.warmup)
+                    asyncio.run(run_load(base, endpoint, questions, rate=min(rate, 20), duration_s=warm / min(rate, 20),
+                                         timeout_s=args.timeout, seed=args.seed + 1, fresh_connections=True))
+                    result = asyncio.run(run_load(base, endpoint, questions, rate, args.duration, args.timeout,
+                                                  args.seed, fresh_connections=True, workers=workers))
+                    results.append(result)
+                    asyncio.run(drain(base))
+                    print(
+                        f"{workers} worker(s), {endpoint} @ {rate:g}/s: ok {result.ok}/{result.sent}, "
+                        f"errors {result.errors}, {result.throughput:.1f} req/s, p50 {result.percentile(50):.1f} ms, "
+                        f"p99 {result.percentile(99):.1f} ms, per worker {sorted(result.answered_by.values())}",
+                        flush=True,
+                    )
+                    if not result.meets(args.p99_goal):
+                        break  # the next step up would miss it too
+        finally:
+            stop_server(process)
+    out = Path(args.out) if args.out != str(DEFAULT_OUT) else WORKERS_OUT
+    write_fragment(out, workers_report(results, args, argv, where, endpoints))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.rate = args.rate or [50.0]
     endpoints = args.endpoint or ["search"]
+    if args.workers:
+        return main_workers(args, argv, endpoints, describe_machine())
     questions = load_questions(Path(args.questions))
     where = describe_machine()
     process = None
