@@ -185,3 +185,14 @@ def test_cli_json_shape(store: Path) -> None:
     assert bad.exit_code == 2 and "unknown page 'Nowhere'" in bad.output
     missing = runner.invoke(app, ["search", "deadline", "--store", str(store.parent / "none")])
     assert missing.exit_code == 2 and "no index" in missing.output
+
+
+def test_an_abbreviation_the_site_uses_names_its_programme(searcher: Searcher) -> None:
+    assert searcher.rank("SCM courses")[1][:2] == [SCM, "Supply Chain Management"]
+    top = searcher.search("SCM courses", k=3)
+    assert all(h.page_name in (SCM, "Supply Chain Management") for h in top)
+    searcher.config = replace(SearchConfig(), abbreviations=False)
+    try:
+        assert searcher.rank("SCM courses")[1] == []
+    finally:
+        searcher.config = SearchConfig()

@@ -17,7 +17,7 @@ from sitetune.pairs.questions import questions_for
 from sitetune.pairs.retrieval import build_retrieval_pairs, programme_pages
 from sitetune.recordio import read_records
 from sitetune.records import SectionRecord
-from sitetune.search.programs import ProgramDetector
+from sitetune.search.programs import ProgramDetector, abbreviates, abbreviations
 from sitetune.sitevocab import (
     SiteVocabulary,
     capitalised_phrases,
@@ -177,3 +177,35 @@ def test_library_code_names_no_site() -> None:
             if SITE_WORDS.search(line):
                 offending.append(f"{path.relative_to(SRC)}:{number}: {line.strip()}")
     assert not offending, "site names in library code:\n" + "\n".join(offending)
+
+
+@pytest.mark.parametrize(
+    ("short", "name", "expected"),
+    [("SCM", "MSc in Economics and Business Administration - Supply Chain Management", True),
+     ("FIN", "Finance and Investments", True),
+     ("BADS", "MSc in Business, Language and Culture - Business and Development Studies", True),
+     ("PHIL", "MSc in Business Administration and Philosophy", True),
+     ("NON", "Non-EU/EEA citizens", False),  # the page's own word, not an abbreviation of it
+     ("YOUR", "Non-EU/EEA citizens", False),
+     ("MCS", "Supply Chain Management", False)],  # letters out of order
+)
+def test_abbreviates(short: str, name: str, expected: bool) -> None:
+    assert abbreviates(short, name) is expected
+
+
+def test_abbreviations_are_read_from_the_pages_that_use_them(cbs_corpus: Corpus, stirling: Corpus) -> None:
+    found = abbreviations((f"{c.section_title}\n{c.text}", c.pages) for c in cbs_corpus.chunks)
+    assert found["scm"] == "MSc in Economics and Business Administration - Supply Chain Management"
+    assert found["ibp"] == "MSc in International Business and Politics"
+    # Shouted words, test names and words used all over the site name no page.
+    assert not {"your", "non", "eea", "ielts", "toefl", "ects"} & set(found)
+    detector = ProgramDetector(cbs_corpus.pages, aliases=found)
+    # An abbreviation names its page and the page its name's last part names (the programme's admission page).
+    assert detector.detect("scm ielts") == [
+        "MSc in Economics and Business Administration - Supply Chain Management", "Supply Chain Management"
+    ]
+    assert detector.detect("scm ielts", abbreviations=False) == []
+    assert set(detector.detect("SCM ielts")) == set(detector.detect("supply chain management ielts"))
+    # A site with no page abbreviations in its text gets none from another's.
+    stir = abbreviations((f"{c.section_title}\n{c.text}", c.pages) for c in stirling.chunks)
+    assert not {"scm", "ibp", "fin"} & set(stir)

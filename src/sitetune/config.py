@@ -172,6 +172,8 @@ class SearchConfig:
             0 leaves the fused order as it is (benchmarks/rerank.py measures the choice).
         correct_spelling: Map the question's unknown words to the site's words before ranking
             ("requirments" → "requirements"; :mod:`sitetune.search.spelling`).
+        abbreviations: Let the abbreviations the site uses for its pages ("SCM", "IBP") name them for the
+            programme boost (:func:`sitetune.search.programs.abbreviations`).
     """
 
     k: int = 5
@@ -188,6 +190,7 @@ class SearchConfig:
     rerank_depth: int = 10
     rerank_weight: float = 0.0
     correct_spelling: bool = True
+    abbreviations: bool = True
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from sitetune.index import StoreError, StoreReader, open_store
 from sitetune.index.identity import model_fingerprint
 from sitetune.models import resolve_model_path
 from sitetune.rerank import Reranker, load_reranker, reranker_documents
-from sitetune.search.programs import ProgramDetector
+from sitetune.search.programs import ProgramDetector, abbreviations
 from sitetune.search.sentence_stage import SentenceVectors, max_sim_order
 from sitetune.search.spelling import QuerySpeller, tokenizer_words
 from sitetune.search.types import PagePlace, SearchHit
@@ -115,7 +115,11 @@ class Searcher:
         self._rows_of_page = {p: np.asarray(r, dtype=np.int64) for p, r in rows.items()}
         # The site's own name and words on nearly every page name no programme ("Jobs at <site>").
         self.vocabulary = SiteVocabulary.of_chunks(chunks)
-        self.detector = ProgramDetector(self.pages, common_words=self.vocabulary.common_words)
+        self.detector = ProgramDetector(
+            self.pages,
+            common_words=self.vocabulary.common_words,
+            aliases=abbreviations((f"{c.section_title}\n{c.text}", c.pages) for c in chunks),
+        )
         # Built here, not on first use, so a server's first question does not pay for it (0.2 s for 1k chunks).
         site_text = [c.text for c in chunks] + [
             name for c in chunks for o in c.occurrences for name in (o.section_title, o.page_name)
@@ -268,7 +272,7 @@ class Searcher:
         rows = None if page is None else self._rows_of_page[page]
         dense_rows = self.dense_rows(qv, rows)
         bm25_rows = self.bm25_rows(query, rows)
-        named = [p for p in self.detector.detect(query) if page is None or p == page]
+        named = [p for p in self.detector.detect(query, abbreviations=cfg.abbreviations) if page is None or p == page]
         boosted: set[str] = set()
         if named and cfg.program_boost:
             boosted = {str(r) for p in named for r in self._rows_of_page.get(p, ())}

@@ -1,4 +1,4 @@
-"""Programme detection: which pages a query names ("Supply Chain Management", "finance and investments").
+"""Programme detection: which pages a query names ("Supply Chain Management", "finance and investments", "SCM").
 
 Each page name yields a few name variants (the whole name, the parts around " - ", "/" or ":", the name
 without its degree prefix); a variant's *key words* are its words minus degree words and stop words. A
@@ -15,9 +15,15 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from sitetune.sitevocab import degree_prefixes, prefix_pattern
+
+#: An abbreviation names a page when at least this share of the sections using it are on that page ...
+ABBREVIATION_SHARE = 0.4
+#: ... and it is used in at least this many sections.
+ABBREVIATION_USES = 3
+_ABBREVIATION = re.compile(r"\b[A-Z]{2,6}\b")
 
 # Function words, and the nouns any university site uses for a programme: none of them names one.
 _STOP = frozenset(
@@ -64,6 +70,55 @@ def _variants(page: str, prefix: re.Pattern[str] | None) -> set[str]:
     return {v.strip() for v in out if v.strip()}
 
 
+def abbreviates(short: str, name: str) -> bool:
+    """Whether ``short`` is made of prefixes of successive words of ``name`` ("SCM", "FIN", "SOL", "BADS").
+
+    Each letter group is the start of a word, in order, words may be skipped, and ``short`` is not itself
+    one of the name's words (a page's own word is matched by the name variants already).
+    """
+    name_words = re.findall(r"[a-z0-9]+", name.lower().replace("&", " and "))
+    short = short.lower()
+    if short in name_words:
+        return False
+
+    def fits(rest: str, start: int) -> bool:
+        if not rest:
+            return True
+        for i in range(start, len(name_words)):
+            word = name_words[i]
+            for n in range(min(len(word), len(rest)), 0, -1):
+                if word[:n] == rest[:n] and fits(rest[n:], i + 1):
+                    return True
+        return False
+
+    return fits(short, 0)
+
+
+def abbreviations(sections: Iterable[tuple[str, Sequence[str]]]) -> dict[str, str]:
+    """Abbreviations the site uses for its pages: ``{"scm": "MSc in ... - Supply Chain Management"}``.
+
+    A capitalised word of 2–6 letters ("SCM", "IBP") names a page when the sections that use it are mostly
+    on that page (``ABBREVIATION_SHARE`` of at least ``ABBREVIATION_USES``) and it abbreviates the page's
+    name (:func:`abbreviates`). Shouted words ("YOUR", "NON-EU") and test names ("IELTS") fail the second
+    test; a student's page mentioning "SCM" fails the first.
+
+    Args:
+        sections: (text, pages it appears on) per section; the text should include its title.
+    """
+    uses: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for text, pages in sections:
+        for short in set(_ABBREVIATION.findall(text)):
+            for page in pages:
+                uses[short][page] += 1
+    found: dict[str, str] = {}
+    for short, by_page in uses.items():
+        total = sum(by_page.values())
+        page, n = max(by_page.items(), key=lambda pn: pn[1])
+        if total >= ABBREVIATION_USES and n / total >= ABBREVIATION_SHARE and abbreviates(short, page):
+            found[short.lower()] = page
+    return found
+
+
 class ProgramDetector:
     """Finds the pages a query names.
 
@@ -71,12 +126,19 @@ class ProgramDetector:
         pages: Every page name of the index.
         min_single_word: Shortest key word accepted when a variant has only one.
         common_words: Words too common in the corpus to name a page alone (e.g. "graduate").
+        aliases: Abbreviations of page names (:func:`abbreviations`): a query word equal to one names that
+            page and the pages its full name names.
 
     Use :meth:`detect` on a query; it returns page names, most specific match first.
     """
 
     def __init__(
-        self, pages: Sequence[str], *, min_single_word: int = 4, common_words: Iterable[str] = ()
+        self,
+        pages: Sequence[str],
+        *,
+        min_single_word: int = 4,
+        common_words: Iterable[str] = (),
+        aliases: Mapping[str, str] | None = None,
     ) -> None:
         common = {w for c in common_words for w in words(c)}
         prefixes = degree_prefixes(pages)
@@ -110,13 +172,30 @@ class ProgramDetector:
         self._keys = [(key, tuple(sorted(p))) for key, p in by_key.items() if len(p) <= MAX_PAGES_PER_VARIANT]
         # Longer keys are more specific: "finance and strategic management" before "finance".
         self._keys.sort(key=lambda kp: -len(kp[0]))
+        # An abbreviation names its page and whatever the last part of the page's name names (its sibling
+        # pages: "... - Supply Chain Management" and the admission page "Supply Chain Management").
+        self.aliases: dict[str, list[str]] = {
+            short: list(dict.fromkeys([page, *self._by_name(_PARTS.split(page)[-1])]))
+            for short, page in (aliases or {}).items()
+        }
 
-    def detect(self, query: str) -> list[str]:
+    def detect(self, query: str, *, abbreviations: bool = True) -> list[str]:
         """Page names the query names, most specific (most key words matched) first, without repeats.
 
         A key must be matched whole, except that one of three or more distinctive words may be missing
-        ("strategic design" names "Strategic Design and Entrepreneurship").
+        ("strategic design" names "Strategic Design and Entrepreneurship"). Abbreviations ("SCM") come
+        after names, unless ``abbreviations`` is False.
         """
+        found = self._by_name(query)
+        if not abbreviations:
+            return found
+        for token in re.findall(r"[a-z0-9]+", query.lower()):
+            for page in self.aliases.get(token, ()):
+                if page not in found:
+                    found.append(page)
+        return found
+
+    def _by_name(self, query: str) -> list[str]:
         q = set(words(query))
         hits: list[tuple[frozenset[str], tuple[str, ...]]] = []
         for key, pages in self._keys:
