@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from sitetune.records import SectionRecord, section_type_of
 
 CSV_COLUMNS = ("url", "page_name", "section_title", "section_type", "text_chunk")
 REQUIRED_FIELDS = ("url", "page_name", "section_title", "text")
+_PARQUET_BATCH = 8192
 
 
 class RecordFormat(StrEnum):
@@ -69,14 +70,25 @@ def _record_from(row: dict[str, object], *, path: str, line: int) -> SectionReco
     )
 
 
-def _read_csv(path: Path) -> list[SectionRecord]:
+def _utf8_lines(path: Path) -> Iterator[str]:
+    """The file's lines decoded one at a time (a leading BOM dropped); bad UTF-8 names its line and byte."""
     name = str(path)
-    try:
-        raw = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise InputError(f"not valid UTF-8 (byte {exc.start})", path=name, line=line) from exc
-    reader = csv.reader(raw.splitlines(keepends=True), strict=True)
+    offset = 0
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"not valid UTF-8 (byte {offset + exc.start})", path=name, line=number) from exc
+            if number == 1 and text.startswith("\ufeff"):
+                text = text[1:]
+            offset += len(raw)
+            yield text
+
+
+def _iter_csv(path: Path) -> Iterator[SectionRecord]:
+    name = str(path)
+    reader = csv.reader(_utf8_lines(path), strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -87,7 +99,6 @@ def _read_csv(path: Path) -> list[SectionRecord]:
     if missing:
         raise InputError(f"missing column(s) {', '.join(missing)}; header is {header}", path=name, line=1,
                          field=missing[0])
-    records = []
     while True:
         line = reader.line_num + 1
         try:
@@ -100,46 +111,67 @@ def _read_csv(path: Path) -> list[SectionRecord]:
             continue
         if len(cells) != len(header):
             raise InputError(f"row has {len(cells)} cells, header has {len(header)}", path=name, line=line)
-        records.append(_record_from(dict(zip(header, cells, strict=True)), path=name, line=line))
-    return records
+        yield _record_from(dict(zip(header, cells, strict=True)), path=name, line=line)
 
 
-def _read_jsonl(path: Path) -> list[SectionRecord]:
+def _iter_jsonl(path: Path) -> Iterator[SectionRecord]:
     name = str(path)
-    records = []
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for number, text in enumerate(fh, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    row = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"broken JSON: {exc.msg}", path=name, line=number) from exc
-                if not isinstance(row, dict):
-                    raise InputError("expected a JSON object", path=name, line=number)
-                records.append(_record_from(row, path=name, line=number))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not valid UTF-8 (byte {exc.start})", path=name) from exc
-    return records
+    for number, text in enumerate(_utf8_lines(path), start=1):
+        if not text.strip():
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"broken JSON: {exc.msg}", path=name, line=number) from exc
+        if not isinstance(row, dict):
+            raise InputError("expected a JSON object", path=name, line=number)
+        yield _record_from(row, path=name, line=number)
 
 
-def _read_parquet(path: Path) -> list[SectionRecord]:
+def _iter_parquet(path: Path) -> Iterator[SectionRecord]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     name = str(path)
     try:
-        table = pq.read_table(path)
+        parquet = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"not a readable Parquet file: {exc}", path=name) from exc
-    columns = set(table.column_names)
+    columns = set(parquet.schema_arrow.names)
     if "text" not in columns and "text_chunk" not in columns:
         raise InputError("missing column", path=name, field="text")
     for column in ("url", "page_name", "section_title"):
         if column not in columns:
             raise InputError("missing column", path=name, field=column)
-    return [_record_from(row, path=name, line=i) for i, row in enumerate(table.to_pylist(), start=1)]
+    row = 0
+    try:
+        for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH):
+            for values in batch.to_pylist():
+                row += 1
+                yield _record_from(values, path=name, line=row)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"not a readable Parquet file: {exc}", path=name, line=row + 1) from exc
+
+
+def iter_records(path: str | Path) -> Iterator[SectionRecord]:
+    """Read section records one at a time from a CSV, JSONL or Parquet file (memory does not grow with it).
+
+    Args:
+        path: The file; its extension picks the format.
+
+    Yields:
+        The records in file order (duplicates kept).
+
+    Raises:
+        InputError: The file is missing, unreadable or malformed (raised when the bad row is reached);
+            the message names file, line and field.
+    """
+    path = Path(path)
+    fmt = format_of(path)
+    if not path.is_file():
+        raise InputError("no such file", path=str(path))
+    readers = {RecordFormat.CSV: _iter_csv, RecordFormat.JSONL: _iter_jsonl, RecordFormat.PARQUET: _iter_parquet}
+    return readers[fmt](path)
 
 
 def read_records(path: str | Path) -> list[SectionRecord]:
@@ -154,12 +186,7 @@ def read_records(path: str | Path) -> list[SectionRecord]:
     Raises:
         InputError: The file is missing, unreadable or malformed; the message names file, line and field.
     """
-    path = Path(path)
-    fmt = format_of(path)
-    if not path.is_file():
-        raise InputError("no such file", path=str(path))
-    readers = {RecordFormat.CSV: _read_csv, RecordFormat.JSONL: _read_jsonl, RecordFormat.PARQUET: _read_parquet}
-    return readers[fmt](path)
+    return list(iter_records(path))
 
 
 def write_records(records: Iterable[SectionRecord], path: str | Path) -> int:
