@@ -56,6 +56,15 @@ def min_vectors() -> int:
                            "a whole number of vectors (0: always)")
 
 
+def build_threads() -> int:
+    """Threads for building an index: ``OMP_NUM_THREADS`` where set (a shared machine's cap), else every CPU."""
+    try:
+        requested = int(os.environ.get("OMP_NUM_THREADS", "0"))
+    except ValueError:
+        requested = 0
+    return requested if requested > 0 else os.cpu_count() or 1
+
+
 @dataclass(frozen=True)
 class AnnInfo:
     """What the manifest records about a generation's ANN index.
@@ -160,7 +169,7 @@ class AnnIndex:
             queries: Unit query vectors for the recall check (the first :data:`RECALL_QUERIES` are used;
                 fewer than :data:`MIN_CHECK_QUERIES` are topped up with :func:`query_like` copies of stored
                 vectors, which are also the default).
-            threads: Build threads (default: every CPU).
+            threads: Build threads (default: :func:`build_threads`).
             seed: Seed of the default queries.
 
         Returns:
@@ -171,7 +180,7 @@ class AnnIndex:
         data = np.ascontiguousarray(vectors, dtype=np.float32)
         index = faiss.IndexHNSWFlat(data.shape[1], M, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = EF_CONSTRUCTION
-        faiss.omp_set_num_threads(threads or os.cpu_count() or 1)
+        faiss.omp_set_num_threads(threads or build_threads())
         try:
             index.add(data)
             given = np.zeros((0, data.shape[1]), np.float32) if queries is None else queries[:RECALL_QUERIES]

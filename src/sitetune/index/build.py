@@ -9,14 +9,17 @@ from pathlib import Path
 import numpy as np
 
 from sitetune.config import DEFAULT_BM25_FIELDS, Bm25Fields, EncoderConfig
-from sitetune.corpus import Chunk, Corpus
+from sitetune.corpus import Chunk, Corpus, Occurrence
 from sitetune.encode import Encoder, load_encoder
 from sitetune.errors import SitetuneError
 from sitetune.index import ann as ann_module
-from sitetune.index.backends import NewGeneration, open_backend
+from sitetune.index.backends import EmbeddedBackend, NewGeneration, open_backend
 from sitetune.index.identity import corpus_hash, doc_hash, model_fingerprint
+from sitetune.index.milvus import is_milvus_uri
 from sitetune.index.store import Manifest
+from sitetune.index.stream import DEFAULT_CHECKPOINT_ROWS, file_identity, stream_build
 from sitetune.lexical import BM25Index
+from sitetune.recordio import iter_records
 
 #: Every value of ``bm25_fields`` (the default, :data:`~sitetune.config.DEFAULT_BM25_FIELDS`, and why it is).
 BM25_FIELDS = tuple(f.value for f in Bm25Fields)
@@ -49,6 +52,7 @@ class IndexReport:
         seconds: Wall time.
         ann: The generation's approximate index (its manifest record: parameters, measured recall), or
             ``None`` where the store searches exactly.
+        resumed: Chunks an interrupted build of the same corpus had written, kept by this run (0: none).
     """
 
     store: str
@@ -61,6 +65,7 @@ class IndexReport:
     dim: int
     seconds: float
     ann: dict[str, object] | None = None
+    resumed: int = 0
 
 
 def _check_queries(encoder: Encoder, chunks: list[Chunk]) -> np.ndarray:
@@ -83,12 +88,15 @@ def build_index(
     *,
     bm25_fields: str = DEFAULT_BM25_FIELDS,
     ann_min_vectors: int | None = None,
+    checkpoint_rows: int = DEFAULT_CHECKPOINT_ROWS,
 ) -> IndexReport:
     """Embed a corpus's unique chunks and persist vectors, records and BM25 as a new store generation.
 
     A re-index embeds only chunks whose formatted document text is new (same model); vectors of the
     others are reused and removed chunks are dropped. The previous generation stays until the new one
-    is complete, so a crash or a full disk never loses the last good index.
+    is complete, so a crash or a full disk never loses the last good index. An embedded store is built
+    by streaming the records in batches (memory does not grow with the corpus; a killed build over a
+    corpus file resumes where it stopped); Milvus stores are built from the corpus in memory.
 
     Args:
         corpus: A :class:`~sitetune.corpus.Corpus`, or a corpus file (CSV, JSONL or Parquet of section
@@ -100,6 +108,8 @@ def build_index(
         bm25_fields: What BM25 matches (see :func:`bm25_text`).
         ann_min_vectors: Embedded stores with at least this many chunks get an HNSW index (0: always);
             default ``SITETUNE_ANN_MIN_VECTORS``, else :data:`sitetune.index.ann.MIN_VECTORS`.
+        checkpoint_rows: Embedded stores: new chunks encoded and written per batch; a killed build over a
+            corpus file resumes from the last batch (see :mod:`sitetune.index.stream`).
 
     Returns:
         An :class:`IndexReport`.
@@ -110,10 +120,16 @@ def build_index(
     """
     started = time.perf_counter()
     uri = str(store)
+    bm25_text(_PROBE, bm25_fields)  # validate the option before the expensive part
+    if not isinstance(corpus, Corpus) and not is_milvus_uri(uri):
+        return _build_streaming(Path(corpus), None, model, uri, encoder_config, progress, bm25_fields,
+                                ann_min_vectors, checkpoint_rows, started)
     if not isinstance(corpus, Corpus):
         corpus = Corpus.load(corpus)
+    if not is_milvus_uri(uri):
+        return _build_streaming(None, corpus, model, uri, encoder_config, progress, bm25_fields,
+                                ann_min_vectors, checkpoint_rows, started)
     chunks = list(corpus.chunks)
-    bm25_text(chunks[0], bm25_fields)  # validate the option before the expensive part
     backend = open_backend(uri, ann_min_vectors=ann_min_vectors, progress=progress)
     encoder = load_encoder(model, encoder_config)
     fingerprint = model_fingerprint(encoder.model_path)
@@ -153,4 +169,52 @@ def build_index(
         dim=encoder.dim,
         seconds=round(time.perf_counter() - started, 3),
         ann=written.ann,
+    )
+
+
+_PROBE = Chunk("0" * 16, "", (Occurrence("", "", "", ""),))
+
+
+def _build_streaming(
+    path: Path | None,
+    corpus: Corpus | None,
+    model: str | Path,
+    uri: str,
+    encoder_config: EncoderConfig | None,
+    progress: bool,
+    bm25_fields: str,
+    ann_min_vectors: int | None,
+    checkpoint_rows: int,
+    started: float,
+) -> IndexReport:
+    """An embedded store's build: records streamed from ``path`` (resumable) or from ``corpus`` in memory."""
+    if path is not None:
+        records = iter_records(path)  # raises now for a missing file or an unknown extension
+        identity: dict[str, object] | None = file_identity(path)
+        corpus_path = str(path.resolve())
+    else:
+        assert corpus is not None
+        records = iter(corpus.records)
+        identity = None
+        corpus_path = str(Path(corpus.source).resolve()) if corpus.source is not None else ""
+    backend = open_backend(uri, ann_min_vectors=ann_min_vectors, progress=progress)
+    assert isinstance(backend, EmbeddedBackend)
+    encoder = load_encoder(model, encoder_config)
+    with backend.lock():
+        report = stream_build(
+            backend, records, encoder, lexical_text=lambda c: bm25_text(c, bm25_fields), corpus_path=corpus_path,
+            source_identity=identity, bm25_fields=bm25_fields, checkpoint_rows=checkpoint_rows, progress=progress,
+        )
+    return IndexReport(
+        store=uri,
+        generation=report.generation,
+        chunks=report.chunks,
+        embedded=report.embedded,
+        reused=report.chunks - report.embedded,
+        removed=report.removed,
+        model_path=str(encoder.model_path),
+        dim=encoder.dim,
+        seconds=round(time.perf_counter() - started, 3),
+        ann=report.ann,
+        resumed=report.resumed,
     )

@@ -55,14 +55,17 @@ def model_fingerprint(model_path: str | Path) -> str:
     return _cache[key]
 
 
+def corpus_hash_line(chunk: Chunk) -> bytes:
+    """One chunk's contribution to :func:`corpus_hash` (a streaming build feeds these to its own digest)."""
+    line = json.dumps([chunk.chunk_id, chunk.text, [asdict(o) for o in chunk.occurrences]], ensure_ascii=False)
+    return line.encode("utf-8") + b"\n"
+
+
 def corpus_hash(chunks: Sequence[Chunk]) -> str:
     """sha256 over the chunks (ids, texts and occurrences) in order."""
     digest = hashlib.sha256()
     for chunk in chunks:
-        line = json.dumps(
-            [chunk.chunk_id, chunk.text, [asdict(o) for o in chunk.occurrences]], ensure_ascii=False
-        )
-        digest.update(line.encode("utf-8") + b"\n")
+        digest.update(corpus_hash_line(chunk))
     return digest.hexdigest()
 
 

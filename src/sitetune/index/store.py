@@ -45,6 +45,8 @@ MANIFEST_FILE = "manifest.json"
 VECTORS_FILE = "vectors.npy"
 CHUNKS_FILE = "chunks.jsonl"
 BM25_DIR = "bm25"
+#: The work folder of a streaming build (see :mod:`sitetune.index.stream`): its progress, beside ``.gen-*.tmp``.
+BUILD_DIR = ".build"
 _GEN_RE = re.compile(r"^gen-(\d{6})$")
 
 #: Fault-injection hook for crash tests: called with the name of each step :meth:`EmbeddedStore.write`
@@ -253,6 +255,26 @@ class EmbeddedStore:
                 raise StoreError(f"{gdir}: the ANN index holds {len(ann)} vectors for {len(chunks)} chunks")
         return Generation(manifest, chunks, hashes, vectors, bm25, gdir, ann)
 
+    def _candidates(self) -> tuple[list[int], list[str]]:
+        """Generations in the order :meth:`load` tries them, and what is wrong with ``CURRENT`` (if anything)."""
+        gens = self.generations()
+        current = self.current()
+        order = ([current] if current in gens else []) + [g for g in reversed(gens) if g != current]
+        problems = [] if current in gens else [f"{self.root / CURRENT_FILE}: missing or pointing at no generation"]
+        return order, problems
+
+    def intact(self) -> tuple[int, Manifest] | None:
+        """The generation :meth:`load` would open and its manifest, checksums verified but nothing loaded.
+
+        ``None`` when there is none (no generation, or none intact).
+        """
+        for gen in self._candidates()[0]:
+            try:
+                return gen, self.verify(gen)
+            except (StoreError, OSError):
+                continue
+        return None
+
     def load(self) -> Generation:
         """The current generation; if it is damaged, the newest intact one, with a warning.
 
@@ -262,11 +284,7 @@ class EmbeddedStore:
         gens = self.generations()
         if not gens:
             raise StoreError(f"no index at {self.root}: build one with 'sitetune index --store {self.root}'")
-        current = self.current()
-        order = ([current] if current in gens else []) + [g for g in reversed(gens) if g != current]
-        problems: list[str] = []
-        if current is None or current not in gens:
-            problems.append(f"{self.root / CURRENT_FILE}: missing or pointing at no generation")
+        order, problems = self._candidates()
         for gen in order:
             try:
                 loaded = self.load_generation(gen)
@@ -298,10 +316,13 @@ class EmbeddedStore:
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
-    def _clean_leftovers(self) -> None:
-        # Half-written generations and half-deleted ones from killed writers: never referenced by CURRENT.
+    def clean_leftovers(self) -> None:
+        """Remove what killed writers left (call under :meth:`lock`): never referenced by ``CURRENT``.
+
+        Half-written generations, half-deleted ones and a streaming build's progress.
+        """
         for p in self.root.iterdir():
-            if p.name.startswith((".gen-", ".trash-")) and p.is_dir():
+            if p.name.startswith((".gen-", ".trash-", BUILD_DIR)) and p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
 
     def write(
@@ -329,14 +350,11 @@ class EmbeddedStore:
         Raises:
             StoreError: Writing failed (disk full, I/O error); the previous generation is intact.
         """
-        import datetime
-
         self.root.mkdir(parents=True, exist_ok=True)
-        self._clean_leftovers()
+        self.clean_leftovers()
         previous = self.current()
-        gens = self.generations()
-        number = max([*gens, previous or 0]) + 1
-        tmp = self.root / f".gen-{number:06d}.tmp"
+        number = self.next_number()
+        tmp = self.tmp_dir(number)
         try:
             tmp.mkdir()
             with open(tmp / CHUNKS_FILE, "w", encoding="utf-8") as fh:
@@ -348,11 +366,54 @@ class EmbeddedStore:
             bm25.save(tmp / BM25_DIR)
             if ann is not None:
                 ann.save(tmp / ANN_FILE)
+        except OSError as exc:
+            raise self.write_failed(tmp, previous, exc) from exc
+        return self.commit(tmp, manifest, ann.info if ann is not None else None, previous)
+
+    def next_number(self) -> int:
+        """The number the next generation gets: one above every generation and ``CURRENT``."""
+        return max([*self.generations(), self.current() or 0]) + 1
+
+    def tmp_dir(self, number: int) -> Path:
+        """The folder generation ``number`` is written in before it is renamed to :meth:`gen_dir`."""
+        return self.root / f".gen-{number:06d}.tmp"
+
+    def write_failed(self, tmp: Path, previous: int | None, exc: OSError) -> StoreError:
+        """Remove a half-written generation folder; the error to raise (it says the previous one is intact)."""
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = f"generation {previous} is intact" if previous else "nothing was written"
+        return StoreError(f"could not write a new generation in {self.root}: {exc} ({kept})")
+
+    def commit(self, tmp: Path, manifest: Manifest, ann: AnnInfo | None, previous: int | None) -> int:
+        """Seal a generation written into ``tmp`` (a :meth:`tmp_dir`) and make it current; call under :meth:`lock`.
+
+        Writes the manifest (checksums of every file in ``tmp``), fsyncs, renames ``tmp`` to its
+        ``gen-NNNNNN`` folder, switches ``CURRENT`` and prunes generations older than ``previous``.
+
+        Args:
+            tmp: The folder holding every file of the generation but the manifest.
+            manifest: Everything but ``generation``, ``files``, ``ann`` and ``created`` (filled here).
+            ann: The approximate index's record if ``tmp`` holds one.
+            previous: The generation ``CURRENT`` named before (kept).
+
+        Returns:
+            The new generation's number.
+
+        Raises:
+            StoreError: Writing failed (``tmp`` is removed; the previous generation is intact).
+        """
+        import datetime
+
+        match = re.match(r"^\.gen-(\d{6})\.tmp$", tmp.name)
+        if match is None:
+            raise ValueError(f"{tmp}: not a generation's temporary folder")
+        number = int(match.group(1))
+        try:
             files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
             created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-            fields = {"generation": number, "files": files, "created": created}
+            fields: dict[str, Any] = {"generation": number, "files": files, "created": created}
             if ann is not None:
-                fields["ann"] = {**ann.info.to_dict(), "file": ANN_FILE}
+                fields["ann"] = {**ann.to_dict(), "file": ANN_FILE}
             done = Manifest(**{**asdict(manifest), **fields})
             (tmp / MANIFEST_FILE).write_text(json.dumps(asdict(done), indent=2) + "\n", encoding="utf-8")
             _step("files-written")
@@ -364,9 +425,7 @@ class EmbeddedStore:
             atomic_write_text(self.root / CURRENT_FILE, f"gen-{number:06d}\n")
             _step("switched")
         except OSError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            kept = f"generation {previous} is intact" if previous else "nothing was written"
-            raise StoreError(f"could not write a new generation in {self.root}: {exc} ({kept})") from exc
+            raise self.write_failed(tmp, previous, exc) from exc
         self._prune(keep={number, *([previous] if previous else [])})
         return number
 
