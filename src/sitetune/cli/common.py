@@ -72,6 +72,19 @@ RerankOption = Annotated[
     bool,
     typer.Option("--rerank/--no-rerank", help="Rerank the top candidates with the model folder's reranker."),
 ]
+#: ``--rerank-depth``: fused candidates the reranker reads.
+RerankDepthOption = Annotated[
+    int, typer.Option("--rerank-depth", min=1, help="Fused candidates the reranker reads.")
+]
+#: ``--rerank-weight``: the reranker's weight in the fusion (0, the default, leaves the fused order).
+RerankWeightOption = Annotated[
+    float,
+    typer.Option(
+        "--rerank-weight",
+        min=0.0,
+        help="Weight of the reranker's order in the fusion; 0 leaves the fused order (see docs/rerank.md).",
+    ),
+]
 
 
 def llm_config(url: str | None, model: str | None, key_env: str, timeout: float) -> LLMConfig | None:

@@ -12,6 +12,8 @@ from sitetune.cli.common import (
     BackendOption,
     FallbackOption,
     QueryModelOption,
+    RerankDepthOption,
+    RerankWeightOption,
     StoreOption,
     handle_errors,
     print_json,
@@ -46,9 +48,8 @@ def search(
         bool,
         typer.Option("--rerank/--no-rerank", help="Rerank the top candidates with the model folder's reranker"),
     ] = _SEARCH.rerank,
-    rerank_depth: Annotated[
-        int, typer.Option("--rerank-depth", min=1, help="Fused candidates the reranker reads")
-    ] = _SEARCH.rerank_depth,
+    rerank_depth: RerankDepthOption = _SEARCH.rerank_depth,
+    rerank_weight: RerankWeightOption = _SEARCH.rerank_weight,
 ) -> None:
     """Hybrid dense + BM25 search, results unique by text, each with the pages it appears on.
 
@@ -66,6 +67,7 @@ def search(
         program_boost=program_boost,
         rerank=rerank,
         rerank_depth=rerank_depth,
+        rerank_weight=rerank_weight,
     )
     encoder = dataclasses.replace(_ENCODER, backend=backend, fallback=fallback)
     with Searcher.open(store, encoder, model=model, config=config) as searcher:

@@ -55,6 +55,8 @@ def serve(
         ),
     ] = None,
     rerank: common.RerankOption = _SEARCH.rerank,
+    rerank_depth: common.RerankDepthOption = _SEARCH.rerank_depth,
+    rerank_weight: common.RerankWeightOption = _SEARCH.rerank_weight,
     workers: Annotated[
         int,
         typer.Option(
@@ -88,7 +90,9 @@ def serve(
         access_log=access_log,
         query_log=query_log,
         log=typer.echo,
-        search_config=dataclasses.replace(_SEARCH, rerank=rerank),
+        search_config=dataclasses.replace(
+            _SEARCH, rerank=rerank, rerank_depth=rerank_depth, rerank_weight=rerank_weight
+        ),
     )
 
 
