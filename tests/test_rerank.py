@@ -6,18 +6,29 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from sitetune.config import RETRIEVAL_PAIRS, RerankerKind, RerankTrainConfig, SearchConfig
+from sitetune.config import (
+    RETRIEVAL_PAIRS,
+    EncoderConfig,
+    Precision,
+    RerankerKind,
+    RerankTrainConfig,
+    SearchConfig,
+)
 from sitetune.corpus import Corpus
 from sitetune.crawl import crawl_folder, sample_site_dir
+from sitetune.encode import ExportError
 from sitetune.index import build_index
-from sitetune.models import base_model_path
+from sitetune.models import base_model_path, cpu_supports_bf16
 from sitetune.pairs import build_pairs
-from sitetune.rerank import RERANKER_DIR, has_reranker, load_reranker
+from sitetune.rerank import RERANKER_DIR, has_reranker, load_reranker, reranker_documents
+from sitetune.rerank.cross import CrossEncoderReranker
 from sitetune.rerank.late import LateInteractionReranker
+from sitetune.rerank.openvino_backend import OpenVINOCrossEncoderReranker, reranker_export_dir
 from sitetune.rerank.train import SUMMARY_FILE, mine_rows, train_reranker, write_card_section
 from sitetune.search import Searcher, hybrid_rank
 
@@ -159,3 +170,159 @@ def test_train_with_reranker_trains_both_into_one_model_folder(site: tuple[Path,
     assert (out / "modules.json").is_file() and has_reranker(out)
     assert "## Reranker" in (out / "README.md").read_text()
     assert any(line.startswith("reranker -> ") for line in lines)
+
+
+# --- The cross-encoder on OpenVINO: exported beside it, checked against its weights, served. -------------
+
+#: Candidates of every length: a short one, one the 96-token limit truncates, and one of a single word.
+DOCS = [
+    "Admission | Entry requirements\nApplicants need a bachelor's degree and an IELTS score of 6.5.",
+    "Campus | Housing\n" + "Rooms are let by the term and kitchens are shared between students. " * 30,
+    "Fees | Tuition\nTuition is free for EU students; others pay per year.",
+    "x",
+]
+FP32 = EncoderConfig(precision=Precision.FP32, threads=1)
+
+
+def _cli(*argv: str) -> Any:
+    from typer.testing import CliRunner
+
+    from sitetune.cli.main import app
+
+    return CliRunner().invoke(app, list(argv))
+
+
+@pytest.fixture(scope="module")
+def exported(model: Path) -> dict[str, Any]:
+    """``sitetune export MODEL --backend openvino --json``: the bi-encoder's export and the reranker's."""
+    import json
+
+    result = _cli("export", str(model), "--backend", "openvino", "--json")
+    assert result.exit_code == 0, result.output
+    manifest: dict[str, Any] = json.loads(result.stdout[result.stdout.index("{") :])
+    return manifest
+
+
+def test_export_writes_the_rerankers_openvino_files_with_a_manifest_of_its_weights(
+    model: Path, exported: dict[str, Any]
+) -> None:
+    from sitetune.encode.export import model_fingerprint
+
+    folder = model / RERANKER_DIR
+    reranker = exported["reranker"]
+    assert Path(reranker["path"]) == reranker_export_dir(folder) == folder / "sitetune-export" / "openvino"
+    assert reranker["backend"] == "openvino" and reranker["kind"] == "cross-encoder"
+    assert reranker["model_sha256"] == model_fingerprint(folder) != exported["model_sha256"]
+    assert {"model.xml", "model.bin"} <= set(reranker["files"])
+    assert all((Path(reranker["path"]) / name).is_file() for name in reranker["files"])
+    assert reranker["inputs"] == ["input_ids", "token_type_ids", "attention_mask"]
+    checked = _cli("export", str(model), "--backend", "openvino", "--check")
+    assert checked.exit_code == 0 and "verified the reranker for openvino" in checked.output
+    # --no-reranker leaves the reranker's export alone (and out of the manifest).
+    plain = _cli("export", str(model), "--backend", "openvino", "--no-reranker", "--json")
+    assert plain.exit_code == 0 and '"reranker"' not in plain.stdout
+
+
+def test_openvino_scores_equal_torchs(model: Path, exported: dict[str, Any]) -> None:
+    folder = model / RERANKER_DIR
+    query = "what IELTS score do applicants need"
+    torch_fp32 = CrossEncoderReranker(folder, FP32)
+    ov_fp32 = OpenVINOCrossEncoderReranker(folder, FP32)
+    assert ov_fp32.backend == "openvino" and ov_fp32.precision == "fp32"
+    expected = torch_fp32.scores(query, DOCS)
+    assert np.allclose(ov_fp32.scores(query, DOCS), expected, atol=1e-4, rtol=1e-4)
+    # One candidate alone (no padding) scores what it scores among the others.
+    assert np.allclose(ov_fp32.scores(query, DOCS[1:2]), expected[1:2], atol=1e-4)
+    assert ov_fp32.scores(query, []).shape == (0,)
+    if cpu_supports_bf16():
+        bf16 = OpenVINOCrossEncoderReranker(folder, replace(FP32, precision=Precision.BF16))
+        assert bf16.precision == "bf16"
+        assert np.allclose(bf16.scores(query, DOCS), expected, atol=0.05)
+
+
+def test_the_encoder_backend_picks_the_rerankers(model: Path, exported: dict[str, Any]) -> None:
+    on = {backend: load_reranker(model, None, replace(FP32, backend=backend)) for backend in
+          ("auto", "openvino", "openvino-int8", "torch", "sentence-transformers")}
+    assert {b: getattr(r, "backend", None) for b, r in on.items()} == {
+        "auto": "openvino", "openvino": "openvino", "openvino-int8": "openvino",
+        "torch": "torch", "sentence-transformers": "torch",
+    }
+
+
+def _shift_head(folder: Path, by: float) -> None:
+    """Add ``by`` to the scoring head's bias in the saved weights (every score moves by exactly that)."""
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(folder / "model.safetensors")
+    (key,) = [k for k in weights if k.endswith("classifier.bias")]
+    weights[key] = weights[key] + by
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+
+
+def test_a_stale_or_missing_export_is_refused_rebuilt_or_replaced_by_torch_never_used(
+    model: Path, exported: dict[str, Any], tmp_path: Path
+) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(model, copy)
+    folder = copy / RERANKER_DIR
+    query = "tuition fee"
+    before = OpenVINOCrossEncoderReranker(folder, FP32).scores(query, DOCS)
+    _shift_head(folder, 1.0)  # the reranker changed after its export
+    for backend in ("openvino", "auto"):
+        with pytest.raises(ExportError, match="made from other weights") as err:
+            load_reranker(copy, None, replace(FP32, backend=backend))
+        assert f"sitetune export {copy} --backend openvino" in str(err.value)
+    checked = _cli("export", str(copy), "--backend", "openvino", "--check")
+    assert checked.exit_code == 2 and "made from other weights" in checked.output
+    # --fallback-to-torch reranks with the new weights on torch, not with the stale export.
+    fallback = load_reranker(copy, None, replace(FP32, backend="openvino", fallback=True))
+    assert isinstance(fallback, CrossEncoderReranker)
+    assert np.allclose(fallback.scores(query, DOCS), before + 1.0, atol=1e-4)
+    # Exported again, OpenVINO scores the new weights.
+    assert _cli("export", str(copy), "--backend", "openvino").exit_code == 0
+    rebuilt = load_reranker(copy, None, replace(FP32, backend="openvino"))
+    assert isinstance(rebuilt, OpenVINOCrossEncoderReranker)
+    assert np.allclose(rebuilt.scores(query, DOCS), before + 1.0, atol=1e-4)
+    # No export: backend openvino refuses; auto exports it on first use.
+    shutil.rmtree(reranker_export_dir(folder))
+    with pytest.raises(ExportError, match="no 'openvino' export"):
+        load_reranker(copy, None, replace(FP32, backend="openvino"))
+    auto = load_reranker(copy, None, replace(FP32, backend="auto"))
+    assert isinstance(auto, OpenVINOCrossEncoderReranker) and (reranker_export_dir(folder) / "manifest.json").is_file()
+
+
+def test_the_served_order_with_reranking_on_comes_from_the_openvino_export(
+    store: Path, model: Path, exported: dict[str, Any], searcher: Searcher
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from sitetune.serve import create_app
+
+    # The default encoder backend (auto) serves the reranker's OpenVINO export.
+    assert isinstance(searcher.reranker, OpenVINOCrossEncoderReranker) and searcher.reranking
+    exported_reranker = OpenVINOCrossEncoderReranker(model / RERANKER_DIR, searcher.reranker.config)
+    with Searcher.open(store, config=SearchConfig(rerank=False)) as plain:
+        client = TestClient(create_app(searcher, model_name="model"))
+        for query in ("What are the entry requirements?", "tuition fee"):
+            top = [r for r, _ in plain.rank(query)[0]][:5]
+            docs = reranker_documents([searcher.reader.chunks[r] for r in top])
+            expected = [top[i] for i in np.argsort(-exported_reranker.scores(query, docs), kind="stable")]
+            response = client.get("/search", params={"q": query, "k": 3})
+            assert response.status_code == 200, response.text
+            served = [h["chunk_id"] for h in response.json()["results"]]
+            assert served == [searcher.reader.chunks[r].chunk_id for r in expected[:3]]
+
+
+def test_cli_search_rerank_weight_turns_the_reranker_on(store: Path, searcher: Searcher) -> None:
+    import json
+
+    query = "What are the entry requirements?"
+
+    def ids(*flags: str) -> list[str]:
+        result = _cli("search", query, "--store", str(store), "-k", "5", "--json", *flags)
+        assert result.exit_code == 0, result.output
+        return [h["chunk_id"] for h in json.loads(result.stdout[result.stdout.index("{") :])["results"]]
+
+    searcher.config = replace(SearchConfig(), rerank_weight=100.0, rerank_depth=5)
+    assert ids("--rerank-weight", "100", "--rerank-depth", "5") == [h.chunk_id for h in searcher.search(query, k=5)]
+    assert _cli("search", query, "--store", str(store), "--rerank-weight", "-1").exit_code == 2

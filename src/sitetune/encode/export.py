@@ -93,7 +93,7 @@ def write_manifest(
 
 
 def read_manifest(
-    directory: Path, backend: str, model_path: Path, *, check_model: bool = True
+    directory: Path, backend: str, model_path: Path, *, check_model: bool = True, hint: str | None = None
 ) -> dict[str, Any]:
     """Read and verify an export: every listed file present with its recorded sha256.
 
@@ -102,6 +102,7 @@ def read_manifest(
         backend: The backend it should hold.
         model_path: The model it must have been made from.
         check_model: Also require the model weights to match (skipped only by callers that just hashed).
+        hint: How to rebuild it, for the error messages (default :func:`rebuild_hint`).
 
     Returns:
         The manifest.
@@ -110,7 +111,7 @@ def read_manifest(
         ExportError: Missing folder or manifest, a missing or altered file, a different backend, or an
             export made from other weights; the message names the file and the rebuild command.
     """
-    hint = rebuild_hint(model_path, backend)
+    hint = hint or rebuild_hint(model_path, backend)
     path = directory / MANIFEST_FILE
     if not path.is_file():
         raise ExportError(f"no '{backend}' export for {model_path} (expected {path}): {hint}")

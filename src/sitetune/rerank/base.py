@@ -45,7 +45,9 @@ def load_reranker(
     Args:
         model_path: The bi-encoder's folder (``"base"`` has no trained reranker).
         kind: Which reranker; ``None``: the cross-encoder when the folder has one, else none.
-        config: Precision and threads (the encoder's).
+        config: Backend, precision and threads (the encoder's): the cross-encoder runs on its OpenVINO
+            export or on torch as :func:`sitetune.rerank.cross.load_cross_encoder` decides from
+            ``config.backend``; late interaction runs on torch.
 
     Returns:
         The reranker, or ``None`` when ``kind`` is ``None`` and the folder has no cross-encoder.
@@ -59,9 +61,9 @@ def load_reranker(
         kind = RerankerKind.CROSS_ENCODER
     kind = RerankerKind(kind)
     if kind is RerankerKind.CROSS_ENCODER:
-        from sitetune.rerank.cross import CrossEncoderReranker
+        from sitetune.rerank.cross import load_cross_encoder
 
-        return CrossEncoderReranker(path / RERANKER_DIR, config)
+        return load_cross_encoder(path / RERANKER_DIR, config)
     from sitetune.rerank.late import LateInteractionReranker
 
     return LateInteractionReranker(path, config)

@@ -1,7 +1,14 @@
-"""The trained cross-encoder as a reranker: the question and each candidate read together."""
+"""The trained cross-encoder as a reranker: the question and each candidate read together.
+
+It runs on torch (:class:`CrossEncoderReranker`) or on its OpenVINO export
+(:class:`~sitetune.rerank.openvino_backend.OpenVINOCrossEncoderReranker`); :func:`load_cross_encoder` picks
+the backend from the encoder's settings, by the same rules as the bi-encoder's.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,12 +16,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sitetune.config import EncoderConfig, RerankerKind
+from sitetune.config import Backend, EncoderConfig, RerankerKind
 from sitetune.encode.threads import choose_threads, set_torch_threads
+from sitetune.errors import MissingDependencyError, SitetuneError
 from sitetune.models import prefer_local_files, use_bf16
 
 if TYPE_CHECKING:
     from sentence_transformers.cross_encoder import CrossEncoder
+
+    from sitetune.rerank.openvino_backend import OpenVINOCrossEncoderReranker
+
+log = logging.getLogger(__name__)
 
 
 class CrossEncoderReranker:
@@ -26,6 +38,7 @@ class CrossEncoderReranker:
     """
 
     kind = RerankerKind.CROSS_ENCODER
+    backend = "torch"
 
     def __init__(self, folder: str | Path, config: EncoderConfig | None = None) -> None:
         import torch
@@ -41,6 +54,7 @@ class CrossEncoderReranker:
         self.bf16 = use_bf16(self.config.precision)
         if self.bf16:
             self.model.to(torch.bfloat16)
+        self.precision = "bf16" if self.bf16 else "fp32"
         self._lock = threading.Lock()
 
     def scores(self, query: str, documents: Sequence[str]) -> np.ndarray:
@@ -59,3 +73,64 @@ class CrossEncoderReranker:
                 show_progress_bar=False,
             )
         return np.asarray(out, dtype=np.float32).reshape(-1)
+
+
+def reranker_backend(encoder_backend: str) -> str:
+    """The cross-encoder's backend for the bi-encoder's ``EncoderConfig.backend``.
+
+    ``torch`` and ``sentence-transformers``: torch; ``openvino``: the OpenVINO export (it must exist);
+    ``auto``, ``openvino-int8`` and ``static`` (bi-encoder choices with no cross-encoder counterpart):
+    ``auto``, the OpenVINO export where the package is installed (exported on first use), else torch.
+    """
+    if encoder_backend in (Backend.TORCH.value, Backend.SENTENCE_TRANSFORMERS.value):
+        return Backend.TORCH.value
+    if encoder_backend == Backend.OPENVINO.value:
+        return Backend.OPENVINO.value
+    return Backend.AUTO.value
+
+
+def load_cross_encoder(
+    folder: str | Path, config: EncoderConfig | None = None
+) -> CrossEncoderReranker | OpenVINOCrossEncoderReranker:
+    """The cross-encoder in ``folder`` (``MODEL/reranker``) on the backend ``config.backend`` implies.
+
+    See :func:`reranker_backend`. With ``auto`` a missing export is made here (seconds) and a failed
+    export falls back to torch with a warning; an export that exists is loaded as it is, so one made
+    from other weights is an error, as for the bi-encoder. ``config.fallback`` turns a missing, broken
+    or stale export (or a missing ``openvino`` package) into torch with a warning instead of an error.
+
+    Raises:
+        ExportError: The OpenVINO export is missing (backend ``openvino``), corrupted or stale, and
+            ``config.fallback`` is off.
+        MissingDependencyError: Backend ``openvino`` without the ``openvino`` package, and no fallback.
+    """
+    from sitetune.encode.export import ExportError
+    from sitetune.rerank.openvino_backend import (
+        MANIFEST_FILE,
+        OpenVINOCrossEncoderReranker,
+        export_reranker,
+        reranker_export_dir,
+    )
+
+    folder = Path(folder)
+    config = config or EncoderConfig()
+    backend = reranker_backend(config.backend)
+    if backend == Backend.TORCH.value:
+        return CrossEncoderReranker(folder, config)
+    try:
+        if backend == Backend.AUTO.value:
+            if importlib.util.find_spec("openvino") is None:
+                log.info("openvino is not installed: reranking with torch")
+                return CrossEncoderReranker(folder, config)
+            if not (reranker_export_dir(folder) / MANIFEST_FILE).is_file():
+                try:
+                    export_reranker(folder)
+                except (SitetuneError, OSError, RuntimeError) as exc:
+                    log.warning("could not export %s for openvino (%s): reranking with torch", folder, exc)
+                    return CrossEncoderReranker(folder, config)
+        return OpenVINOCrossEncoderReranker(folder, config)
+    except (ExportError, MissingDependencyError) as exc:
+        if not config.fallback:
+            raise
+        log.warning("%s; falling back to torch as asked", exc)
+        return CrossEncoderReranker(folder, config)
