@@ -124,6 +124,7 @@ def start_server(args: argparse.Namespace, port: int, workers: int = 1) -> subpr
         command += ["--model", args.model]
     if workers > 1:
         command += ["--workers", str(workers)]
+    command += list(getattr(args, "serve_arg", None) or [])
     if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
         command = ["taskset", "-c", ",".join(map(str, server_cpus(args, workers))), *command]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
@@ -294,7 +295,7 @@ def report(results: list[RunResult], args: argparse.Namespace, argv: list[str], 
         f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- Machine: {where}",
         f"- Command: `python benchmarks/load.py {' '.join(argv)}`",
-        f"- Server: `sitetune serve --store {args.store} --threads 1`, "
+        f"- Server: `sitetune serve --store {args.store} --threads 1{''.join(' ' + a for a in args.serve_arg)}`, "
         f"pinned to CPU {args.server_cpu} with taskset; "
         f"generator (httpx, asyncio) pinned to CPU {args.client_cpu}; loopback",
         f"- Load: {', '.join(f'{r:g}' for r in args.rate)} requests/s, {args.duration:g} s per run after "
@@ -343,6 +344,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
     parser.add_argument("--url", help="Load an already running server instead of starting one.")
+    parser.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        help="An argument added to the `sitetune serve` command (repeatable; e.g. --serve-arg=--rerank-weight "
+        "--serve-arg=1).",
+    )
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="Markdown report to write.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
