@@ -122,13 +122,18 @@ def _faiss() -> Any:
 
 
 def _exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """Exact top-``k`` row ids per query, best first (blocked: 64 queries at a time)."""
+    """Exact top-``k`` row ids per query, best first.
+
+    Blocked so that a block's scores and partition indices stay ~64 MB: 64 queries at a time up to 65k
+    vectors, fewer above (4 at 1M, where 64 cost ~1 GB of transient memory at the build's peak).
+    """
     out = np.empty((len(queries), k), dtype=np.int64)
-    for start in range(0, len(queries), 64):
-        scores = queries[start : start + 64] @ vectors.T
+    block = max(1, min(64, (1 << 22) // max(len(vectors), 1)))
+    for start in range(0, len(queries), block):
+        scores = queries[start : start + block] @ vectors.T
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-        out[start : start + 64] = np.take_along_axis(top, order, axis=1)
+        out[start : start + block] = np.take_along_axis(top, order, axis=1)
     return out
 
 
