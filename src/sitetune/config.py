@@ -214,7 +214,7 @@ class AnswerConfig:
 
     sections: int = 5
     max_sentences: int = 6
-    min_score: float = 0.40
+    min_score: float = 0.39
     lexical_weight: float = 0.1
     margin: float = 0.25
     second_margin: float = 0.15
