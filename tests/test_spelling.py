@@ -56,6 +56,9 @@ def test_words_that_are_right_as_typed_stay(speller: QuerySpeller) -> None:
     for query in ("can I apply from nigeria", "is it in english", "the ba fee", "can i defer my place"):
         assert speller.correct(query) == query
     assert speller.suggest("defer") is None  # "refer" is one edit away, but typists keep the first letter
+    # Regular inflections of known words are words ("american", "complained", "session" are in the vocabulary).
+    for query in ("fees for americans", "can i complain", "any info sessions"):
+        assert speller.correct(query) == query
 
 
 def test_unknown_word_without_a_close_site_word_stays(site_text: list[str]) -> None:

@@ -5,8 +5,10 @@ programme detector match words exactly, so one typo loses the word; the dense mo
 misspelled word into fragments that mean little. :class:`QuerySpeller` learns the site's vocabulary from
 its own sections (texts, section titles, page names) and replaces a question's word only when
 
-- the word is unknown: not a site word and not a whole word of the query model's tokenizer vocabulary
-  (which holds common English words and names: "nigeria", "americans" stay as typed);
+- the word is unknown: neither it nor a regular inflection of it (plural, -ed, -ing, added or removed)
+  is a site word or a whole word of the query model's tokenizer vocabulary, which holds common English
+  words and names ("nigeria", "americans", "complain" stay as typed though the vocabulary lists only
+  "american" and "complained"; a stemmer would also excuse "managment", which stems like "management");
 - it is long enough to carry a typo (``min_length`` letters);
 - a site word that starts with the same letter is within one edit (insertion, deletion, substitution or
   adjacent transposition; two edits for words of ``two_edit_length`` letters or more); the closest, then
@@ -25,6 +27,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+#: Regular endings: a word that is a known word with one of these added or removed is a word, not a typo.
+_ENDINGS = ("s", "es", "ed", "d", "ing")
 
 
 def _deletes(word: str, depth: int = 1) -> set[str]:
@@ -106,10 +110,16 @@ class QuerySpeller:
     def _depth(self, word: str) -> int:
         return 2 if len(word) >= self.two_edit_length else 1
 
+    def is_known(self, word: str) -> bool:
+        """Whether the lower-case ``word`` or a regular inflection of it is a known word."""
+        forms = {word} | {word + end for end in _ENDINGS}
+        forms |= {word[: -len(end)] for end in _ENDINGS if word.endswith(end) and len(word) > len(end) + 2}
+        return not forms.isdisjoint(self.known)
+
     def suggest(self, word: str) -> str | None:
         """The site word ``word`` most likely stands for, or None when it is known or has no close word."""
         w = word.lower()
-        if len(w) < self.min_length or w in self.known:
+        if len(w) < self.min_length or self.is_known(w):
             return None
         limit = self._depth(w)
         candidates: set[str] = set(self._by_delete.get(w, ()))
