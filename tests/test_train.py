@@ -26,7 +26,10 @@ runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
 # Small and fast: a few pages, short sequences, tiny batches.
 STEPS = 4
-FAST = ["--batch-size", "8", "--max-seq-length", "32", "--no-progress", "--max-minutes", "0"]
+# One torch thread in every run, in-process or not: the resume tests compare weights to 1e-6, and a run on
+# another thread count sums in another order (2e-4 apart in bf16 when earlier tests had changed this
+# process's thread count).
+FAST = ["--batch-size", "8", "--max-seq-length", "32", "--no-progress", "--max-minutes", "0", "--threads", "1"]
 
 
 def _json(output: str) -> dict[str, object]:
@@ -611,3 +614,16 @@ def test_time_cap_cuts_short_with_a_warning_on_record(tmp_path: Path, tiny_corpu
     assert "depends on how fast this machine ran" in summary["cut_short"]
     card = (out / "README.md").read_text()
     assert "## Training cut short" in card and f"step 1 of {summary['planned_steps']}" in card
+
+
+def test_threads_option_sets_the_training_threads(tmp_path: Path, small_corpus: Path) -> None:
+    """`--threads 1` trains on one torch thread (a subprocess: thread counts are process-wide)."""
+    out = tmp_path / "model"
+    done = _cli("train", "--corpus", str(small_corpus), "--out", str(out), "--max-steps", "1", "--json", *FAST)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = _json(done.stdout)
+    assert summary["threads"] == 1 and summary["steps"] == 1
+    assert json.loads((out / "training" / "summary.json").read_text())["threads"] == 1
+    refused = runner.invoke(app, ["train", "--corpus", str(small_corpus), "--out", str(tmp_path / "m2"),
+                                  "--threads", "-1"])
+    assert refused.exit_code == 2 and "--threads" in refused.output

@@ -139,6 +139,11 @@ def train_command(
         str, typer.Option("--base", help="Model to start from ('base': all-MiniLM-L6-v2)")
     ] = "base",
     seed: Annotated[int, typer.Option("--seed", help="Training seed")] = 42,
+    threads: Annotated[
+        int,
+        typer.Option("--threads", min=0, help="Torch compute threads (0: one per CPU; 1 on a machine shared with "
+                     "other jobs)"),
+    ] = 0,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from the last complete checkpoint")
     ] = False,
@@ -173,7 +178,8 @@ def train_command(
     card_losses = ("sorted_cosine_mse", "cosine_mse")
     if recipe is Recipe.CARD and loss is not None and loss not in card_losses:
         raise SitetuneError(f"--loss: the card recipe trains with {' or '.join(card_losses)}, not {loss!r}")
-    config = dataclasses.replace(_preset(recipe), precision=precision, seed=seed, budget_clock=budget_clock)
+    config = dataclasses.replace(_preset(recipe), precision=precision, seed=seed, budget_clock=budget_clock,
+                                 threads=threads)
     changes: dict[str, object] = {}
     if max_steps is not None:
         changes["max_steps"] = max_steps

@@ -100,6 +100,13 @@ class TrainResult:
     planned_steps: int
     step_rule: str
     cut_short: str | None
+    threads: int = 0
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
 
 
 def check_output(out: Path, *, overwrite: bool) -> None:
@@ -233,6 +240,10 @@ def run(
     barrier()
 
     steps = plan_steps(len(plan.dataset), config, dist.world_size)
+    if config.threads:
+        from sitetune.encode.threads import set_torch_threads
+
+        set_torch_threads(config.threads)
     if log is not None:
         log(f"training {steps.steps} steps ({steps.rule})")
     recorder = BatchRecorder()
@@ -312,6 +323,7 @@ def run(
         planned_steps=steps.steps,
         step_rule=steps.rule,
         cut_short=cut_short,
+        threads=_torch_threads(),
     )
     if dist.is_main:
         _write_model(plan, out, work, result, logged, overwrite=overwrite, extra_files=extra_files or {})
