@@ -288,6 +288,16 @@ async def run_load(
     return result
 
 
+def row_cells(r: RunResult) -> str:
+    """One run's table cells: endpoint, rate, sent, ok, errors, throughput, p50, p95, p99, max."""
+    errors = str(r.error_count) + (f" ({', '.join(f'{k}: {v}' for k, v in r.errors.items())})" if r.errors else "")
+    name = "GET /search" if r.endpoint == "search" else "POST /answer"
+    p50, p95, p99 = (r.percentile(q) for q in (50, 95, 99))
+    worst = max(r.latencies_ms, default=float("nan"))
+    return (f"`{name}` | {r.rate:g} | {r.sent} | {r.ok} | {errors} | {r.throughput:.1f} | "
+            f"{p50:.1f} | {p95:.1f} | {p99:.1f} | {worst:.1f}")
+
+
 def report(results: list[RunResult], args: argparse.Namespace, argv: list[str], where: str) -> str:
     lines = [
         "## Load: `sitetune serve` under an open-model arrival rate",
@@ -307,17 +317,7 @@ def report(results: list[RunResult], args: argparse.Namespace, argv: list[str], 
         "| p99 (ms) | max (ms) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for r in results:
-        errors = str(r.error_count) + (
-            f" ({', '.join(f'{k}: {v}' for k, v in r.errors.items())})" if r.errors else ""
-        )
-        name = "GET /search" if r.endpoint == "search" else "POST /answer"
-        p50, p95, p99 = (r.percentile(q) for q in (50, 95, 99))
-        worst = max(r.latencies_ms, default=float("nan"))
-        lines.append(
-            f"| `{name}` | {r.rate:g} | {r.sent} | {r.ok} | {errors} | {r.throughput:.1f} | "
-            f"{p50:.1f} | {p95:.1f} | {p99:.1f} | {worst:.1f} |"
-        )
+    lines += [f"| {row_cells(r)} |" for r in results]
     lines += ["", "Goal: 0 errors and p99 under 100 ms at 50 requests/s.", ""]
     return "\n".join(lines)
 
@@ -404,17 +404,8 @@ def workers_report(
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in results:
-        errors = str(r.error_count) + (
-            f" ({', '.join(f'{k}: {v}' for k, v in r.errors.items())})" if r.errors else ""
-        )
-        name = "GET /search" if r.endpoint == "search" else "POST /answer"
-        p50, p95, p99 = (r.percentile(q) for q in (50, 95, 99))
-        worst = max(r.latencies_ms, default=float("nan"))
         shares = " / ".join(str(v) for v in sorted(r.answered_by.values(), reverse=True)) or str(r.ok)
-        lines.append(
-            f"| {r.workers} | `{name}` | {r.rate:g} | {r.sent} | {r.ok} | {errors} | {r.throughput:.1f} | "
-            f"{p50:.1f} | {p95:.1f} | {p99:.1f} | {worst:.1f} | {shares} |"
-        )
+        lines.append(f"| {r.workers} | {row_cells(r)} | {shares} |")
     lines += ["", f"Highest step meeting the goal (p99 ≤ {args.p99_goal:g} ms, 0 errors):", ""]
     for endpoint in endpoints:
         name = "GET /search" if endpoint == "search" else "POST /answer"
