@@ -24,14 +24,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from machine import describe_machine, write_fragment
+from machine import describe_machine, run_sitetune, write_fragment
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / "benchmarks" / "results" / "card_reproduction.md"
@@ -99,21 +97,6 @@ def comparison(log: list[dict[str, float]]) -> list[dict[str, Any]]:
     return rows
 
 
-def sitetune(*args: str, threads: int | None = None) -> dict[str, Any]:
-    """Run a sitetune command with --json and return its JSON."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
-    cmd = [sys.executable, "-m", "sitetune.cli.main", *args, "--json"]
-    print("$ sitetune", " ".join(args), flush=True)
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
-    if proc.returncode != 0:
-        sys.exit(f"failed ({proc.returncode}): {proc.stderr[-3000:]}")
-    out = proc.stdout
-    start = 0 if out.startswith("{") else out.rindex("\n{") + 1
-    return json.loads(out[start:])  # type: ignore[no-any-return]
-
-
 def precision_window(pairs: Path, steps: int, workdir: Path) -> list[dict[str, Any]]:
     """Train ``steps`` steps in fp32 and in bf16 from the same seed; the logged window losses of both."""
     every = max(1, steps // 3)
@@ -121,7 +104,7 @@ def precision_window(pairs: Path, steps: int, workdir: Path) -> list[dict[str, A
     seconds: dict[str, float] = {}
     for precision in ("fp32", "bf16"):
         out = workdir / f"window-{precision}"
-        summary = sitetune("train", "--pairs", str(pairs), "--recipe", "card", "--out", str(out), "--overwrite",
+        summary = run_sitetune("train", "--pairs", str(pairs), "--recipe", "card", "--out", str(out), "--overwrite",
                            "--max-steps", str(steps), "--logging-steps", str(every), "--precision", precision,
                            "--no-progress")
         seconds[precision] = summary["seconds_per_step"]
@@ -156,7 +139,7 @@ def evaluate(corpus: Path, models: dict[str, Path | str], query_sets: list[str],
         args += ["--model", str(model)]
     for name in query_sets:
         args += ["--queries", name]
-    return sitetune(*args)
+    return run_sitetune(*args)
 
 
 def main() -> None:

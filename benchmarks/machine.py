@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def describe_machine() -> str:
@@ -33,3 +39,25 @@ def write_fragment(path: Path, lines: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     print(text)
+
+
+def run_sitetune(*args: str, threads: int | None = None) -> dict[str, Any]:
+    """Run ``sitetune ARGS --json`` in a child process from the repository root and return its JSON.
+
+    Args:
+        args: The command and its options (``"train", "--corpus", ...``).
+        threads: ``OMP_NUM_THREADS`` for the child (``None``: inherited).
+
+    Exits the benchmark with the command's last stderr lines when it fails.
+    """
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    print("$ sitetune", " ".join(args), flush=True)
+    proc = subprocess.run([sys.executable, "-m", "sitetune.cli.main", *args, "--json"], capture_output=True,
+                          text=True, cwd=REPO, env=env)
+    if proc.returncode != 0:
+        sys.exit(f"failed ({proc.returncode}): {proc.stderr[-3000:]}")
+    out = proc.stdout
+    start = 0 if out.startswith("{") else out.rindex("\n{") + 1  # the JSON after any progress lines
+    return json.loads(out[start:])  # type: ignore[no-any-return]

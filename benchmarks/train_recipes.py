@@ -17,27 +17,13 @@ import argparse
 import datetime as dt
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from machine import describe_machine
+from machine import describe_machine, run_sitetune
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def sh(*args: str) -> dict[str, Any]:
-    """Run a sitetune command with --json and return its JSON."""
-    cmd = [sys.executable, "-m", "sitetune.cli.main", *args, "--json"]
-    print("$", " ".join(cmd[2:]), flush=True)
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    if proc.returncode != 0:
-        sys.exit(f"failed ({proc.returncode}): {proc.stderr[-3000:]}")
-    out = proc.stdout
-    start = 0 if out.startswith("{\n") else out.rindex("\n{\n") + 1  # the pretty-printed JSON
-    return json.loads(out[start:])  # type: ignore[no-any-return]
 
 
 def load() -> str:
@@ -68,7 +54,7 @@ def main() -> None:
     loads = [load()]
     pairs_eval = work / "pairs-eval"
     if not pairs_eval.exists():
-        sh("pairs", args.corpus, "--out", str(pairs_eval), "--holdout-pages", str(args.holdout))
+        run_sitetune("pairs", args.corpus, "--out", str(pairs_eval), "--holdout-pages", str(args.holdout))
     held = set(read_info(pairs_eval)["heldout_pages"])
     pairs_card = work / "pairs-card"
     if not pairs_card.exists():
@@ -82,7 +68,7 @@ def main() -> None:
         summary = work / name / "training" / "summary.json"
         if args.reuse and summary.is_file():
             return json.loads(summary.read_text())  # type: ignore[no-any-return]
-        result = sh("train", *train_args, "--out", str(work / name), "--overwrite")
+        result = run_sitetune("train", *train_args, "--out", str(work / name), "--overwrite")
         loads.append(load())
         return result
 

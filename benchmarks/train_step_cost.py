@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from machine import describe_machine
+from machine import describe_machine, run_sitetune
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -271,18 +271,6 @@ def trainer_part(args: argparse.Namespace, pairs_dir: Path, header: list[str]) -
     print("\n".join(lines))
 
 
-def sh(*args: str) -> dict[str, Any]:
-    """Run a sitetune command with --json and return its JSON."""
-    cmd = [sys.executable, "-m", "sitetune.cli.main", *args, "--json"]
-    print("$", " ".join(cmd[2:]), flush=True)
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    if proc.returncode != 0:
-        sys.exit(f"failed ({proc.returncode}): {proc.stderr[-3000:]}")
-    out = proc.stdout
-    start = 0 if out.startswith("{\n") else out.rindex("\n{\n") + 1
-    return json.loads(out[start:])  # type: ignore[no-any-return]
-
-
 def quality_part(args: argparse.Namespace, pairs_dir: Path, header: list[str]) -> None:
     """Train both loss set-ups for the same steps, evaluate them together, and write the comparison.
 
@@ -303,13 +291,13 @@ def quality_part(args: argparse.Namespace, pairs_dir: Path, header: list[str]) -
             if trained[key]["steps"] == args.quality_steps:
                 continue
         fresh = True
-        trained[key] = sh(
+        trained[key] = run_sitetune(
             "train", "--pairs", str(pairs_dir), "--out", str(model), "--overwrite", "--no-progress",
             "--max-steps", str(args.quality_steps), "--loss", loss, "--mini-batch-size", str(mbs),
         )
     metrics_file = work / "eval" / "metrics.json"
     if fresh or not metrics_file.is_file():
-        sh(
+        run_sitetune(
             "evaluate", "--corpus", args.corpus, "--model", "base", "--model", str(work / "model-before"),
             "--model", str(work / "model-after"), "--queries", "cbs", "--no-answers", "--out", str(work / "eval"),
         )
