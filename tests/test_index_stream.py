@@ -228,3 +228,23 @@ def test_bm25_writer_builds_the_bm25s_index_in_parts_and_resumes(cbs_corpus: Cor
     for query in (*QUERIES, "legal claim", "non-EU citizens", "zzzz"):
         np.testing.assert_array_equal(loaded.scores(query), reference.scores(query))
         assert loaded.search(query, 10) == reference.search(query, 10)
+
+
+def test_a_build_killed_inside_its_commit_resumes_to_a_loadable_generation(
+    sample_csv: Path, half_csv: Path, tmp_path: Path
+) -> None:
+    """Killed after the commit wrote the manifest into the partial generation, the resumed build commits a
+    generation that passes its own checksums (the stale manifest was once listed as one of its files)."""
+    from sitetune.index.crashcheck import _run, check_store
+
+    store = tmp_path / "store"
+    assert _index(half_csv, store).returncode == 0
+    assert _run(sample_csv, store, kill_after=None, kill_at_step="files-written")  # killed mid-commit
+    assert any(store.glob(".gen-*.tmp/manifest.json"))  # the killed commit's manifest is in the partial
+    resumed = _index(sample_csv, store)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["resumed"] > 0
+    corpora = {"half": Corpus.load(half_csv), "whole": Corpus.load(sample_csv)}
+    found, fell_back, problems = check_store(store, corpora)
+    assert (found, fell_back, problems) == ("whole", False, [])
+    EmbeddedStore(store).verify(EmbeddedStore(store).current() or 0)

@@ -409,6 +409,9 @@ class EmbeddedStore:
             raise ValueError(f"{tmp}: not a generation's temporary folder")
         number = int(match.group(1))
         try:
+            # A resumed build reuses ``tmp``: a manifest that a killed commit wrote there is not one of the
+            # generation's files (listing it, then overwriting it, made the new generation fail its check).
+            (tmp / MANIFEST_FILE).unlink(missing_ok=True)
             files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
             created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
             fields: dict[str, Any] = {"generation": number, "files": files, "created": created}
