@@ -234,7 +234,10 @@ class Searcher:
 
     def encode_query(self, query: str) -> np.ndarray:
         """The unit query vector of the normalised question, formatted the way the model wants queries."""
-        vectors = self.encoder.encode([self.encoder.info.query(self.normalise_query(query))])
+        return self._encode_normalised(self.normalise_query(query))
+
+    def _encode_normalised(self, query: str) -> np.ndarray:
+        vectors = self.encoder.encode([self.encoder.info.query(query)])
         return np.asarray(vectors[0], dtype=np.float32)
 
     def dense_rows(self, query_vector: np.ndarray, rows: np.ndarray | None = None) -> list[int]:
@@ -267,8 +270,8 @@ class Searcher:
             page: Restrict to chunks on this page (already resolved).
         """
         cfg = self.config
-        qv = self.encode_query(query) if query_vector is None else query_vector
-        query = self.normalise_query(query)
+        query = self.normalise_query(query)  # once: the dense, BM25 and programme steps all read it
+        qv = self._encode_normalised(query) if query_vector is None else query_vector
         rows = None if page is None else self._rows_of_page[page]
         dense_rows = self.dense_rows(qv, rows)
         bm25_rows = self.bm25_rows(query, rows)
