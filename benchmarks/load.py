@@ -15,6 +15,10 @@ lowest up until a step misses the goal (p99 over ``--p99-goal`` ms or any error)
 connection (keep-alive connections stay with the worker that accepted them; nginx proxies with a new
 connection per request by default). It writes ``benchmarks/results/load_workers.md``: every step, which
 worker answered how many requests, and the highest passing step per worker count with the ratio.
+
+``--generator wrk`` loads the --workers servers with ``wrk`` instead (benchmarks/wrk_client.py: closed
+loop, stepping ``--connections``): on a 2-core machine the asyncio generator needs most of the core it
+shares with the second worker, ``wrk`` a few percent of it.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 from machine import describe_machine, write_fragment
+from wrk_client import WrkResult, run_wrk
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_QUESTIONS = REPO / "src" / "sitetune" / "data" / "questions" / "cbs_questions.json"
@@ -342,7 +347,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--questions", default=str(DEFAULT_QUESTIONS), help="Question file.")
     parser.add_argument("--timeout", type=float, default=10.0, help="Per-request time limit (s).")
     parser.add_argument("--server-cpu", type=int, default=0)
-    parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument(
+        "--client-cpu", type=int, default=1, help="The generator's CPU (-1 with --generator wrk: the kernel's choice)."
+    )
     parser.add_argument("--url", help="Load an already running server instead of starting one.")
     parser.add_argument(
         "--serve-arg",
@@ -363,20 +370,53 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--p99-goal", type=float, default=100.0, help="--workers: a step passes with p99 within this (ms)."
     )
     parser.add_argument("--note", action="append", default=[], help="--workers: a note line for the fragment.")
+    parser.add_argument(
+        "--generator",
+        choices=["asyncio", "wrk"],
+        default="asyncio",
+        help="--workers: the open-model asyncio client (--rate steps) or wrk, closed loop (--connections steps).",
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        action="append",
+        help="--generator wrk: concurrent connections per step (repeatable; default 1 2 4 8 16 32).",
+    )
     args = parser.parse_args(argv)
     if args.workers and (min(args.workers) < 1 or args.url):
         parser.error("--workers takes counts of 1 or more and starts its own servers (not with --url)")
+    if args.generator == "wrk" and not args.workers:
+        parser.error("--generator wrk compares --workers counts")
+    if args.client_cpu < 0 and args.generator != "wrk":
+        parser.error("--client-cpu -1 (not pinned) is for --generator wrk")
+    args.connections = sorted(args.connections or [1, 2, 4, 8, 16, 32])
     return args
 
 
-def best_passing(results: list[RunResult], workers: int, endpoint: str, p99_ms: float) -> RunResult | None:
+def best_passing(
+    results: list[RunResult] | list[WrkResult], workers: int, endpoint: str, p99_ms: float
+) -> RunResult | WrkResult | None:
     """The highest-throughput step of ``workers`` on ``endpoint`` that met the goal."""
-    passing = [r for r in results if r.workers == workers and r.endpoint == endpoint and r.meets(p99_ms)]
+    passing: list[RunResult | WrkResult] = [
+        r for r in results if r.workers == workers and r.endpoint == endpoint and r.meets(p99_ms)
+    ]
     return max(passing, key=lambda r: r.throughput, default=None)
 
 
+def wrk_row_cells(r: WrkResult) -> str:
+    """A wrk step's cells: endpoint, connections, sent, ok, errors, throughput, p50, p95, p99, max."""
+    errors = str(r.error_count) + (f" ({', '.join(f'{k}: {v}' for k, v in r.errors.items())})" if r.errors else "")
+    name = "GET /search" if r.endpoint == "search" else "POST /answer"
+    return (f"`{name}` | {r.connections} | {r.sent} | {r.ok} | {errors} | {r.throughput:.1f} | "
+            f"{r.percentile(50):.1f} | {r.percentile(95):.1f} | {r.percentile(99):.1f} | {r.max_ms:.1f}")
+
+
 def workers_report(
-    results: list[RunResult], args: argparse.Namespace, argv: list[str], where: str, endpoints: list[str]
+    results: list[RunResult] | list[WrkResult],
+    args: argparse.Namespace,
+    argv: list[str],
+    where: str,
+    endpoints: list[str],
 ) -> list[str]:
     """The lines of ``load_workers.md``."""
     ncpu = os.cpu_count() or 1
@@ -384,7 +424,20 @@ def workers_report(
         f"{n} worker{'s' if n > 1 else ''} on CPU{'s' if len(server_cpus(args, n)) > 1 else ''} "
         f"{','.join(map(str, server_cpus(args, n)))}" for n in args.workers
     )
-    shared = any(args.client_cpu in server_cpus(args, n) for n in args.workers)
+    shared = args.client_cpu < 0 or any(args.client_cpu in server_cpus(args, n) for n in args.workers)
+    placed = "placed by the kernel (not pinned)" if args.client_cpu < 0 else f"pinned to CPU {args.client_cpu}"
+    wrk = args.generator == "wrk"
+    client = "wrk (one thread, closed loop, a new connection per request)" if wrk else \
+        "asyncio, one new connection per request"
+    load = (
+        f"closed-loop steps of {', '.join(map(str, args.connections))} concurrent connections, {args.duration:g} s "
+        "each after a 2 s warm-up, climbing until a step misses the goal; latency from each request's send "
+        "(a closed loop queues nothing behind a schedule)"
+        if wrk else
+        f"open-model steps of {', '.join(f'{r:g}' for r in sorted(args.rate))} requests/s, "
+        f"{args.duration:g} s each after {args.warmup} warm-up requests, climbing until a step misses the goal "
+        f"; latency from each request's scheduled start"
+    )
     lines = [
         "## Load: `sitetune serve --workers N`, throughput at 1 and 2 workers",
         "",
@@ -392,26 +445,27 @@ def workers_report(
         f"- Machine: {where}; load average at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())}",
         f"- Command: `python benchmarks/load.py {' '.join(argv)}`",
         f"- Server: `sitetune serve --store {args.store} --threads 1 --workers N`, pinned with taskset: {pinned}; "
-        f"generator (asyncio, one new connection per request) pinned to CPU {args.client_cpu}"
+        f"generator ({client}) {placed}"
         + (f", so on this {ncpu}-core machine it shares a core with a worker" if shared else ""),
-        f"- Load: open-model steps of {', '.join(f'{r:g}' for r in sorted(args.rate))} requests/s, "
-        f"{args.duration:g} s each after {args.warmup} warm-up requests, climbing until a step misses the goal "
-        f"(p99 ≤ {args.p99_goal:g} ms and 0 errors); the {len(load_questions(Path(args.questions)))} questions "
-        f"of {Path(args.questions).name} in a fixed shuffled cycle; latency from each request's scheduled start",
+        f"- Load: {load} (goal: p99 ≤ {args.p99_goal:g} ms and 0 errors); the "
+        f"{len(load_questions(Path(args.questions)))} questions of {Path(args.questions).name} in a cycle",
         "",
-        "| workers | endpoint | rate (req/s) | sent | ok | errors | throughput (req/s) | p50 (ms) | p95 (ms) "
-        "| p99 (ms) | max (ms) | answered per worker |",
+        f"| workers | endpoint | {'connections' if wrk else 'rate (req/s)'} | sent | ok | errors | throughput (req/s) "
+        "| p50 (ms) | p95 (ms) | p99 (ms) | max (ms) | answered per worker |",
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
-    for r in results:
-        shares = " / ".join(str(v) for v in sorted(r.answered_by.values(), reverse=True)) or str(r.ok)
-        lines.append(f"| {r.workers} | {row_cells(r)} | {shares} |")
+    for run in results:
+        shares = " / ".join(str(v) for v in sorted(run.answered_by.values(), reverse=True)) or str(run.ok)
+        cells = wrk_row_cells(run) if isinstance(run, WrkResult) else row_cells(run)
+        lines.append(f"| {run.workers} | {cells} | {shares} |")
     lines += ["", f"Highest step meeting the goal (p99 ≤ {args.p99_goal:g} ms, 0 errors):", ""]
     for endpoint in endpoints:
         name = "GET /search" if endpoint == "search" else "POST /answer"
         best = {n: best_passing(results, n, endpoint, args.p99_goal) for n in args.workers}
         for n, r in best.items():
-            shown = (f"{r.throughput:.1f} req/s (step {r.rate:g}/s, p99 {r.percentile(99):.1f} ms)"
+            step = "" if r is None else (
+                f"{r.connections} connections" if isinstance(r, WrkResult) else f"step {r.rate:g}/s")
+            shown = (f"{r.throughput:.1f} req/s ({step}, p99 {r.percentile(99):.1f} ms)"
                      if r else "no step passed")
             lines.append(f"- `{name}`, {n} worker{'s' if n > 1 else ''}: {shown}")
         one, most = best.get(min(args.workers)), best.get(max(args.workers))
@@ -429,15 +483,19 @@ def main_workers(args: argparse.Namespace, argv: list[str], endpoints: list[str]
     """``--workers``: a server per worker count, stepped rates, one fragment with every step."""
     questions = load_questions(Path(args.questions))
     results: list[RunResult] = []
+    stepped: list[WrkResult] = []
     for workers in args.workers:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         process = start_server(args, port, workers)  # before pinning this process: a child inherits it
-        if (os.cpu_count() or 1) > 1 and hasattr(os, "sched_setaffinity"):
+        if (os.cpu_count() or 1) > 1 and hasattr(os, "sched_setaffinity") and args.client_cpu >= 0:
             os.sched_setaffinity(0, {args.client_cpu})
         try:
             asyncio.run(wait_healthy(base, 300, process))
             asyncio.run(wait_all_workers(base, workers, 300))
+            if args.generator == "wrk":
+                stepped += wrk_steps(args, base, endpoints, questions, workers)
+                continue
             for endpoint in endpoints:
                 for rate in sorted(args.rate):
                     warm = max(1, args.warmup)
@@ -458,8 +516,30 @@ def main_workers(args: argparse.Namespace, argv: list[str], endpoints: list[str]
         finally:
             stop_server(process)
     out = Path(args.out) if args.out != str(DEFAULT_OUT) else WORKERS_OUT
-    write_fragment(out, workers_report(results, args, argv, where, endpoints))
+    write_fragment(out, workers_report(stepped or results, args, argv, where, endpoints))
     return 0
+
+
+def wrk_steps(
+    args: argparse.Namespace, base: str, endpoints: list[str], questions: list[str], workers: int
+) -> list[WrkResult]:
+    """``--generator wrk``: the connection steps on one server, up to the first that misses the goal."""
+    steps = []
+    for endpoint in endpoints:
+        cpu = None if args.client_cpu < 0 else args.client_cpu
+        run_wrk(base, endpoint, questions, 1, 2, args.timeout, workers, cpu)  # warm-up
+        for connections in args.connections:
+            result = run_wrk(base, endpoint, questions, connections, args.duration, args.timeout, workers, cpu)
+            steps.append(result)
+            print(
+                f"{workers} worker(s), {endpoint}, {connections} connections: ok {result.ok}/{result.sent}, "
+                f"errors {result.errors}, {result.throughput:.1f} req/s, p50 {result.percentile(50):.1f} ms, "
+                f"p99 {result.percentile(99):.1f} ms, per worker {sorted(result.answered_by.values())}",
+                flush=True,
+            )
+            if not result.meets(args.p99_goal):
+                break
+    return steps
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from serve_helpers import session_store
 from sitetune.cli.main import app
 from sitetune.config import AnswerConfig, EncoderConfig, SearchConfig, ServeConfig
 from sitetune.errors import InputError
-from sitetune.serve.workers import SETTINGS_ENV, WorkerSettings, settings_from_env
+from sitetune.serve.workers import SETTINGS_ENV, WorkerSettings, cpu_shares, settings_from_env
 
 QUESTIONS = (
     "When is the application deadline?",
@@ -71,6 +71,32 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def _cpus(pid: int) -> set[int]:
+    """The CPUs every thread of ``pid`` may run on (their union, from /proc)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        status = (task / "status").read_text()
+        listed = next(line.split(":", 1)[1].strip() for line in status.splitlines()
+                      if line.startswith("Cpus_allowed_list"))
+        for part in listed.split(","):
+            low, _, high = part.partition("-")
+            found |= set(range(int(low), int(high or low) + 1))
+    return found
+
+
+def _answering_workers(url: str, want: int, timeout_s: float = 60) -> set[int]:
+    """Worker pids seen answering concurrent searches until ``want`` different ones have answered."""
+    workers: set[int] = set()
+    deadline = time.monotonic() + timeout_s
+    with ThreadPoolExecutor(6) as pool:
+        while len(workers) < want and time.monotonic() < deadline:
+            responses = list(pool.map(
+                lambda i: httpx.get(f"{url}/search", params={"q": f"deadline {i}"}, timeout=30), range(12)
+            ))
+            workers |= {int(r.headers["x-sitetune-worker"]) for r in responses if r.status_code == 200}
+    return workers
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -102,17 +128,9 @@ def test_two_workers_share_one_port_answer_like_one_and_stop_together(
         _wait_healthy(one_url, one, tmp_path / "one.log")
         _wait_healthy(two_url, two, tmp_path / "two.log")
 
-        # Both workers answer on the one port: fresh connections go to whichever worker accepts first,
-        # so concurrent requests reach both.
-        workers: set[int] = set()
-        deadline = time.monotonic() + 30
-        with ThreadPoolExecutor(6) as pool:
-            while len(workers) < 2 and time.monotonic() < deadline:
-                responses = list(pool.map(
-                    lambda i: httpx.get(f"{two_url}/search", params={"q": f"deadline {i}"}, timeout=30),
-                    range(12),
-                ))
-                workers |= {int(r.headers["x-sitetune-worker"]) for r in responses}
+        # Both workers answer on the one port: a busy worker accepts nothing (it searches on its event
+        # loop), so concurrent requests reach both.
+        workers = _answering_workers(two_url, 2)
         assert len(workers) == 2, workers
         assert workers <= _children(two.pid), "the answering processes are not the supervisor's workers"
         assert "x-sitetune-worker" not in httpx.get(f"{one_url}/healthz").headers  # one process: no header
@@ -132,6 +150,24 @@ def test_two_workers_share_one_port_answer_like_one_and_stop_together(
         assert [e["question"] for e in logged if e["type"] == "question"] == list(QUESTIONS)
         assert httpx.get(f"{two_url}/healthz").json() == httpx.get(f"{one_url}/healthz").json()
 
+        # With a CPU each, each worker runs on its own (every thread); with one CPU nobody is pinned.
+        allowed = os.sched_getaffinity(two.pid)
+        shares = {pid: _cpus(pid) for pid in workers}
+        if len(allowed) >= 2:
+            first, second = shares.values()
+            assert first and second and not first & second and first | second <= allowed, shares
+        else:
+            assert all(cpus == allowed for cpus in shares.values()), shares
+
+        # A worker that dies is replaced, and the replacement takes over the dead worker's CPUs.
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        replaced = _answering_workers(two_url, 2, timeout_s=120) - {victim}
+        assert len(replaced) == 2, replaced
+        (successor,) = replaced - workers
+        assert _cpus(successor) == shares[victim]
+        workers = replaced
+
         # SIGTERM to the supervisor stops every process it started (workers, resource tracker).
         started = _children(two.pid)
         assert workers < started
@@ -145,12 +181,22 @@ def test_two_workers_share_one_port_answer_like_one_and_stop_together(
         assert f"at http://127.0.0.1:{two_port}/ with 2 workers" in output
         for pid in workers:
             assert f"worker {pid}: model loaded, serving" in output
+        if len(allowed) >= 2:
+            assert "with 2 workers, each on its own CPUs" in output
         assert "Traceback" not in output and "leaked" not in output, output
     finally:
         for process in (one, two):
             if process.poll() is None:
                 process.terminate()
                 process.wait(30)
+
+
+def test_cpu_shares_split_the_cpus_into_disjoint_neighbouring_runs() -> None:
+    assert cpu_shares([1, 0], 2) == ((0,), (1,))
+    assert cpu_shares(range(8), 3) == ((0, 1, 2), (3, 4, 5), (6, 7))
+    assert cpu_shares([4, 5, 6, 7], 2) == ((4, 5), (6, 7))
+    assert cpu_shares([0], 2) == ()  # fewer CPUs than workers: pinning would stack two on one CPU
+    assert cpu_shares(range(4), 1) == ()  # one worker keeps every CPU
 
 
 @pytest.mark.parametrize("value", ["0", "-1"])

@@ -234,6 +234,8 @@ class ServeConfig:
         cors_origins: Origins allowed cross-origin access; empty means no CORS headers at all.
         workers: Server processes sharing the listening socket, each with its own encoder (an embedded
             store's vectors are memory-mapped, so they are in memory once); ``max_in_flight`` is per worker.
+        pin_workers: With several workers and at least as many CPUs, give each worker its own share of the
+            CPUs (measured: two unpinned workers on 2 cores served fewer requests than one pinned worker).
     """
 
     host: str = "127.0.0.1"
@@ -242,6 +244,7 @@ class ServeConfig:
     max_in_flight: int = 32
     cors_origins: tuple[str, ...] = ()
     workers: int = 1
+    pin_workers: bool = True
 
 
 @dataclass(frozen=True)

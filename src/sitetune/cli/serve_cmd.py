@@ -66,6 +66,13 @@ def serve(
             "memory-mapped, in memory once); --max-in-flight is per worker.",
         ),
     ] = _SERVE.workers,
+    pin_workers: Annotated[
+        bool,
+        typer.Option(
+            "--pin-workers/--no-pin-workers",
+            help="With --workers N and at least N CPUs, run each worker on its own CPUs.",
+        ),
+    ] = _SERVE.pin_workers,
 ) -> None:
     """Serve the search API and the web page for STORE (Ctrl-C stops)."""
     from sitetune.serve import run_server
@@ -78,6 +85,7 @@ def serve(
         cors_origins=tuple(cors_origin or ()),
         max_in_flight=max_in_flight,
         workers=workers,
+        pin_workers=pin_workers,
     )
     run_server(
         store,

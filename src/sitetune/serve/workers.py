@@ -10,6 +10,10 @@ pre-fork: all of that already exists and is tested. Its one awkward part, that a
 arguments, is met by passing the settings as JSON in an environment variable (``SITETUNE_SERVE_WORKER``),
 validated in the child.
 
+How connections reach workers: each worker searches on its event loop (extractive answers; LLM answers
+use the threadpool), so a worker accepts a connection only when it is idle and the kernel hands the next
+one to a worker that is. Measured on 2 cores, this took 2 workers from 190 to 300 requests/s.
+
 What the workers share: an embedded store's ``vectors.npy`` and HNSW index are memory-mapped read-only
 (:meth:`sitetune.index.store.EmbeddedStore.load_generation`, :meth:`sitetune.index.ann.AnnIndex.load`), so
 their pages are in memory once, in the page cache, however many workers read them. Each worker holds its
@@ -17,6 +21,13 @@ own encoder, BM25 index, answer-sentence vectors (``--warm`` encodes them in eve
 count (``max_in_flight`` is per worker). A query log is shared safely: each line is written under a file
 lock (:mod:`sitetune.serve.querylog`). Milvus server stores work unchanged (each worker is a client);
 Milvus Lite (``milvus://PATH.db``) opens its file in one process only and is refused.
+
+Where the workers run: with ``ServeConfig.pin_workers`` (the default) and at least as many CPUs as workers,
+the supervisor splits its CPUs into one share per worker (:func:`cpu_shares`) and each worker, as it
+starts, claims a free share by locking a file and pins all its threads to it. Measured on 2 cores: two
+unpinned processes answered 143 requests/s together, the same two pinned one to a core 315, one pinned
+process alone 160 (BENCHMARKS.md, "Load: ``sitetune serve --workers N``"). The kernel releases a dead
+worker's lock, so the worker the supervisor starts in its place takes over its share.
 """
 
 # No ``from __future__ import annotations``: pydantic reads WorkerSettings' annotations at run time.
@@ -24,10 +35,12 @@ Milvus Lite (``milvus://PATH.db``) opens its file in one process only and is ref
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,6 +77,8 @@ class WorkerSettings(BaseModel):
         warm_answers: Encode every answer sentence before serving.
         query_log: The shared query log, or ``None``.
         parent_pid: The supervisor; a worker stops when it is gone.
+        cpu_shares: The CPUs of each worker slot (empty: workers are not pinned).
+        claims_dir: Where workers lock ``share-I.lock`` to claim slot I.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -78,6 +93,52 @@ class WorkerSettings(BaseModel):
     warm_answers: bool = True
     query_log: str | None = None
     parent_pid: int | None = None
+    cpu_shares: tuple[tuple[int, ...], ...] = ()
+    claims_dir: str | None = None
+
+
+#: The claimed share's open, locked file: held for the worker's whole life (the kernel unlocks it at exit).
+_CLAIMED: list[int] = []
+
+
+def cpu_shares(cpus: Iterable[int], workers: int) -> tuple[tuple[int, ...], ...]:
+    """Split ``cpus`` into ``workers`` disjoint runs of neighbouring CPUs, as equal in size as they can be.
+
+    Returns:
+        One tuple of CPU numbers per worker, or ``()`` (do not pin) for one worker or fewer CPUs than
+        workers, where any split would put two workers on one CPU anyway.
+    """
+    ordered = sorted(set(cpus))
+    if workers < 2 or len(ordered) < workers:
+        return ()
+    size, extra = divmod(len(ordered), workers)
+    shares, start = [], 0
+    for index in range(workers):
+        end = start + size + (1 if index < extra else 0)
+        shares.append(tuple(ordered[start:end]))
+        start = end
+    return tuple(shares)
+
+
+def _pin_to_free_share(settings: WorkerSettings) -> tuple[int, ...] | None:
+    """Claim the first share no live worker holds and run every thread of this process on its CPUs."""
+    if not settings.cpu_shares or settings.claims_dir is None:
+        return None
+    import fcntl
+
+    for index, cpus in enumerate(settings.cpu_shares):
+        fd = os.open(Path(settings.claims_dir) / f"share-{index}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _CLAIMED.append(fd)
+        for task in Path("/proc/self/task").iterdir():  # uvicorn's threads exist already; later ones inherit
+            with contextlib.suppress(OSError, ValueError):
+                os.sched_setaffinity(int(task.name), cpus)
+        return cpus
+    return None  # every share is held: more live workers than shares (a replacement racing its predecessor)
 
 
 def settings_from_env(environ: dict[str, str] | None = None) -> WorkerSettings:
@@ -141,6 +202,7 @@ def worker_app() -> "FastAPI":
     try:
         settings = settings_from_env()
         _stop_with_parent(settings.parent_pid)
+        pinned = _pin_to_free_share(settings)  # before the encoder starts its threads: they inherit it
         questions = QueryLog(settings.query_log) if settings.query_log is not None else None
         searcher = Searcher.open(settings.store, settings.encoder, settings.model, settings.search)
         atexit.register(searcher.close)
@@ -152,11 +214,16 @@ def worker_app() -> "FastAPI":
             model_name=Path(searcher.model_path).name,
             warm_answers=settings.warm_answers,
             query_log=questions,
+            # Extractive work takes milliseconds: done on the event loop, a busy worker stops accepting and
+            # the kernel gives the next connection to an idle one. LLM answers wait seconds on the network,
+            # so they stay in the threadpool.
+            inline_model_work=settings.llm is None,
         )
     except (SitetuneError, OSError) as exc:
         print(f"error: worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
         sys.exit(STARTUP_FAILURE)
-    print(f"worker {os.getpid()}: model loaded, serving", flush=True)
+    where = f" on CPU {','.join(map(str, pinned))}" if pinned else ""
+    print(f"worker {os.getpid()}: model loaded, serving{where}", flush=True)
     return app
 
 
@@ -195,8 +262,11 @@ def run_workers(
 
     workers = settings.serve.workers
     check_workers(settings.store, workers)
-    settings = settings.model_copy(update={"parent_pid": os.getpid()})
     serve = settings.serve
+    pinnable = serve.pin_workers and hasattr(os, "sched_getaffinity")
+    shares = cpu_shares(os.sched_getaffinity(0), workers) if pinnable else ()
+    claims_dir = tempfile.mkdtemp(prefix="sitetune-workers-") if shares else None
+    settings = settings.model_copy(update={"parent_pid": os.getpid(), "cpu_shares": shares, "claims_dir": claims_dir})
     config = uvicorn.Config(
         f"{__name__}:worker_app",
         factory=True,
@@ -206,6 +276,8 @@ def run_workers(
         log_level="warning",
         access_log=access_log,
         timeout_worker_healthcheck=HEALTHCHECK_S,
+        # Connections wait here while every worker is busy; about as many as the workers would admit.
+        backlog=max(64, serve.max_in_flight * workers),
     )
     previous = os.environ.get(SETTINGS_ENV)
     os.environ[SETTINGS_ENV] = settings.model_dump_json()  # the spawned workers inherit the environment
@@ -213,13 +285,16 @@ def run_workers(
     try:
         supervisor = Multiprocess(config, sockets=[sock])
         shown = f"[{serve.host}]" if ":" in serve.host else serve.host
-        log(f"sitetune serving {settings.store} at http://{shown}:{serve.port}/ with {workers} workers, "
+        pinned = ", each on its own CPUs" if shares else ""
+        log(f"sitetune serving {settings.store} at http://{shown}:{serve.port}/ with {workers} workers{pinned}, "
             "each loading its model (API docs /docs, OpenAPI /openapi.json)")
         if settings.query_log is not None:
             log(f"logging questions and feedback to {settings.query_log} (no IP addresses or cookies)")
         supervisor.run()
     finally:
         sock.close()
+        if claims_dir is not None:
+            shutil.rmtree(claims_dir, ignore_errors=True)
         if previous is None:
             os.environ.pop(SETTINGS_ENV, None)
         else:
