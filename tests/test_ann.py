@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -123,3 +124,33 @@ def test_an_index_that_misses_the_recall_target_is_not_used(
     assert EmbeddedStore(tmp_path / "store").load().ann is None
     assert not (tmp_path / "store" / "gen-000001" / ANN_FILE).exists()
     shutil.rmtree(tmp_path / "store")
+
+
+def _mapped_rss_kib(path: Path) -> int:
+    """Resident KiB of this process's mappings of ``path`` (from /proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):  # a mapping's header: address range ... path
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").is_file(), reason="reads the process's mappings from /proc")
+def test_a_memory_mapped_build_holds_one_copy_of_the_vectors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "vectors.npy"
+    np.save(path, clustered(6000, dim=64))
+    vectors = np.load(path, mmap_mode="r")
+    monkeypatch.setattr(ann_module, "ADD_BLOCK", 1000)  # six blocks
+    ann = AnnIndex.build(vectors, threads=1)
+    # Every row went in, in order, and the file's pages were let go: faiss's copy is the only one held.
+    assert len(ann) == len(vectors)
+    assert np.array_equal(ann_module._stored_vectors(ann.index), vectors)
+    del ann
+    reread = _mapped_rss_kib(path)  # the comparison above read the whole file again
+    vectors._mmap.madvise(ann_module.mmap.MADV_DONTNEED)  # type: ignore[attr-defined]
+    assert reread >= 6000 * 64 * 4 // 1024 - 8  # the smaps reading sees a fully read mapping...
+    ann = AnnIndex.build(vectors, threads=1)
+    assert _mapped_rss_kib(path) <= 1000 * 64 * 4 // 1024 + 8  # ...and after a build, at most a block's pages
+    assert ann.info.recall_queries > 0
