@@ -197,8 +197,8 @@ def _build_streaming(
         records = iter(corpus.records)
         identity = None
         corpus_path = str(Path(corpus.source).resolve()) if corpus.source is not None else ""
-    backend = open_backend(uri, ann_min_vectors=ann_min_vectors, progress=progress)
-    assert isinstance(backend, EmbeddedBackend)
+    # Only an embedded store streams (build_index sent Milvus URIs to the in-memory path).
+    backend = EmbeddedBackend(uri, ann_min_vectors=ann_min_vectors, progress=progress)
     encoder = load_encoder(model, encoder_config)
     with backend.lock():
         report = stream_build(
