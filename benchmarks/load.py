@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
+from load_step import LoadStep
 from machine import describe_machine, write_fragment
 from wrk_client import WrkResult, run_wrk
 
@@ -51,7 +52,7 @@ WORKER_HEADER = "x-sitetune-worker"
 
 
 @dataclass
-class RunResult:
+class RunResult(LoadStep):
     """One endpoint's run."""
 
     endpoint: str
@@ -72,18 +73,6 @@ class RunResult:
         values = sorted(self.latencies_ms)
         rank = min(len(values) - 1, max(0, round(q / 100 * len(values) + 0.5) - 1))  # nearest rank
         return values[rank]
-
-    @property
-    def throughput(self) -> float:
-        return self.ok / self.wall_s if self.wall_s else 0.0
-
-    @property
-    def error_count(self) -> int:
-        return sum(self.errors.values())
-
-    def meets(self, p99_ms: float) -> bool:
-        """The goal: every request answered, p99 within ``p99_ms``."""
-        return self.error_count == 0 and self.ok > 0 and self.percentile(99) <= p99_ms
 
     def add_error(self, key: str) -> None:
         self.errors[key] = self.errors.get(key, 0) + 1
@@ -505,12 +494,7 @@ def main_workers(args: argparse.Namespace, argv: list[str], endpoints: list[str]
                                                   args.seed, fresh_connections=True, workers=workers))
                     results.append(result)
                     asyncio.run(drain(base))
-                    print(
-                        f"{workers} worker(s), {endpoint} @ {rate:g}/s: ok {result.ok}/{result.sent}, "
-                        f"errors {result.errors}, {result.throughput:.1f} req/s, p50 {result.percentile(50):.1f} ms, "
-                        f"p99 {result.percentile(99):.1f} ms, per worker {sorted(result.answered_by.values())}",
-                        flush=True,
-                    )
+                    print(result.progress(f"{endpoint} @ {rate:g}/s"), flush=True)
                     if not result.meets(args.p99_goal):
                         break  # the next step up would miss it too
         finally:
@@ -531,12 +515,7 @@ def wrk_steps(
         for connections in args.connections:
             result = run_wrk(base, endpoint, questions, connections, args.duration, args.timeout, workers, cpu)
             steps.append(result)
-            print(
-                f"{workers} worker(s), {endpoint}, {connections} connections: ok {result.ok}/{result.sent}, "
-                f"errors {result.errors}, {result.throughput:.1f} req/s, p50 {result.percentile(50):.1f} ms, "
-                f"p99 {result.percentile(99):.1f} ms, per worker {sorted(result.answered_by.values())}",
-                flush=True,
-            )
+            print(result.progress(f"{endpoint}, {connections} connections"), flush=True)
             if not result.meets(args.p99_goal):
                 break
     return steps

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
+from load_step import LoadStep
+
 _SCRIPT = r"""
 local counter = 0
 local threads = {}
@@ -58,13 +60,14 @@ end
 
 
 @dataclass
-class WrkResult:
+class WrkResult(LoadStep):
     """One closed-loop step: ``connections`` connections for ``duration_s`` seconds."""
 
     endpoint: str
     connections: int
     workers: int
     sent: int
+    ok: int
     wall_s: float
     percentiles_ms: dict[int, float]
     max_ms: float
@@ -72,24 +75,8 @@ class WrkResult:
     answered_by: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def ok(self) -> int:
-        return sum(self.answered_by.values())
-
-    @property
-    def throughput(self) -> float:
-        return self.ok / self.wall_s if self.wall_s else 0.0
-
-    @property
-    def error_count(self) -> int:
-        return sum(self.errors.values())
-
     def percentile(self, q: int) -> float:
         return self.percentiles_ms[q]
-
-    def meets(self, p99_ms: float) -> bool:
-        """The goal: every request answered, p99 within ``p99_ms``."""
-        return self.error_count == 0 and self.ok > 0 and self.percentile(99) <= p99_ms
 
 
 def lua_requests(endpoint: str, questions: list[str], k: int = 5) -> str:
@@ -152,6 +139,7 @@ def run_wrk(
         connections=connections,
         workers=workers,
         sent=data["requests"],
+        ok=sum(answered.values()),
         wall_s=data["duration_us"] / 1e6,
         percentiles_ms={q: data[f"p{q}_us"] / 1000 for q in (50, 95, 99)},
         max_ms=data["max_us"] / 1000,
