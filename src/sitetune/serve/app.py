@@ -116,7 +116,7 @@ def create_app(
         query_log: Where questions and feedback are logged; ``None`` logs nothing (the default).
         inline_model_work: Run searches and answers on the event loop instead of the threadpool, one at
             a time. For a worker of ``serve --workers N``: a busy worker then accepts no connection, so
-            the kernel hands each new one to an idle worker (measured on 2 cores: 2 workers 300 requests/s
+            the kernel hands each new one to an idle worker (measured on 2 cores: 2 workers 335 searches/s
             inline, 190 from the threadpool, where busy workers kept accepting and queued requests
             while the other worker idled). Waiting connections queue in the listening socket's backlog
             instead of meeting ``max_in_flight``'s 503.

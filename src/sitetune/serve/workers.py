@@ -12,7 +12,7 @@ validated in the child.
 
 How connections reach workers: each worker searches on its event loop (extractive answers; LLM answers
 use the threadpool), so a worker accepts a connection only when it is idle and the kernel hands the next
-one to a worker that is. Measured on 2 cores, this took 2 workers from 190 to 300 requests/s.
+one to a worker that is. Measured on 2 cores, this took 2 workers from 190 to 335 searches/s.
 
 What the workers share: an embedded store's ``vectors.npy`` and HNSW index are memory-mapped read-only
 (:meth:`sitetune.index.store.EmbeddedStore.load_generation`, :meth:`sitetune.index.ann.AnnIndex.load`), so
@@ -25,8 +25,8 @@ Milvus Lite (``milvus://PATH.db``) opens its file in one process only and is ref
 Where the workers run: with ``ServeConfig.pin_workers`` (the default) and at least as many CPUs as workers,
 the supervisor splits its CPUs into one share per worker (:func:`cpu_shares`) and each worker, as it
 starts, claims a free share by locking a file and pins all its threads to it. Measured on 2 cores: two
-unpinned processes answered 143 requests/s together, the same two pinned one to a core 315, one pinned
-process alone 160 (BENCHMARKS.md, "Load: ``sitetune serve --workers N``"). The kernel releases a dead
+unpinned processes answered 143 requests/s together, the same two pinned one to a core 314, one pinned
+process alone 157 (BENCHMARKS.md, "Load: ``sitetune serve --workers N``"). The kernel releases a dead
 worker's lock, so the worker the supervisor starts in its place takes over its share.
 """
 
