@@ -428,7 +428,8 @@ def workers_report(
         f"; latency from each request's scheduled start"
     )
     lines = [
-        "## Load: `sitetune serve --workers N`, throughput at 1 and 2 workers",
+        "## Load: `sitetune serve --workers N`, throughput at 1 and 2 workers "
+        + ("(wrk, closed loop)" if wrk else "(open-model asyncio generator)"),
         "",
         f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- Machine: {where}; load average at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())}",
