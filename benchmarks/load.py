@@ -510,8 +510,8 @@ def wrk_steps(
 ) -> list[WrkResult]:
     """``--generator wrk``: the connection steps on one server, up to the first that misses the goal."""
     steps = []
+    cpu = None if args.client_cpu < 0 else args.client_cpu
     for endpoint in endpoints:
-        cpu = None if args.client_cpu < 0 else args.client_cpu
         run_wrk(base, endpoint, questions, 1, 2, args.timeout, workers, cpu)  # warm-up
         for connections in args.connections:
             result = run_wrk(base, endpoint, questions, connections, args.duration, args.timeout, workers, cpu)

@@ -30,6 +30,7 @@ function setup(thread)
   table.insert(threads, thread)
 end
 function init(args)
+  requests_ = build_()
   counter = math.random(#requests_)
   answered = {}
 end
@@ -92,7 +93,7 @@ def lua_requests(endpoint: str, questions: list[str], k: int = 5) -> str:
                 f'wrk.format("POST", "/answer", {{["Connection"] = "close", ["Content-Type"] = '
                 f'"application/json"}}, {json.dumps(body)})'
             )
-    # wrk.format reads wrk.headers etc., so the table is built in init's scope via a function.
+    # A function, called from init: wrk.format needs the thread's wrk table, which exists from init on.
     return "function build_()\n  return {\n    " + ",\n    ".join(items) + "\n  }\nend\n"
 
 
@@ -114,9 +115,7 @@ def run_wrk(
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("error: --generator wrk needs the `wrk` program (apt-get install wrk)")
-    script = lua_requests(endpoint, questions) + _SCRIPT.replace(
-        "function init(args)", "function init(args)\n  requests_ = build_()"
-    )
+    script = lua_requests(endpoint, questions) + _SCRIPT
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
         path = Path(handle.name)
