@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 ORDER = [
-    "quality", "recipe_variants", "fusion", "fusion-base", "query_reading",
+    "quality", "recipe_variants", "fusion", "fusion_intent", "fusion-base", "query_reading",
     "rerank", "rerank-ce", "rerank-combiner", "rerank_latency",
     "answer_threshold", "answers", "answers_tuned", "train_step_cost",
     "train_step_trainer",

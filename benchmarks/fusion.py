@@ -87,9 +87,16 @@ def main() -> None:
     parser.add_argument("--site", action="append", required=True, help="name=STORE:queryset[,queryset]")
     parser.add_argument("--out", type=Path, default=RESULT)
     parser.add_argument("--quick", action="store_true", help="only the named rows, no grid")
+    parser.add_argument("--intent-weights", default=None,
+                        help="comma-separated: score the served settings at these intent_weight values on both "
+                             "halves instead of the grid (writes results/fusion_intent.md)")
     args = parser.parse_args()
 
     sites = [open_site(spec) for spec in args.site]
+    if args.intent_weights:
+        out = args.out if args.out != RESULT else RESULT.with_name("fusion_intent.md")
+        intent_table(sites, [float(w) for w in args.intent_weights.split(",")], args, out)
+        return
     default = SearchConfig()
     named = [
         ("dense only", replace(default, bm25_weight=0.0, program_boost=0.0, sentence_weight=0.0)),
@@ -129,6 +136,45 @@ def main() -> None:
     for site in sites:
         site.searcher.close()
     write_fragment(args.out, lines)
+
+
+def intent_table(sites: list[Site], weights: list[float], args: argparse.Namespace, out: Path) -> None:
+    """Each ``intent_weight`` on the development and test halves; the one the development half picks."""
+    default = SearchConfig()
+    cells: dict[float, list[tuple[float, float]]] = {}
+    dev_score: dict[float, float] = {}
+    for w in weights:
+        cfg = replace(default, intent_weight=w)
+        cells[w] = [score(site, half, cfg) for site in sites for half in (site.dev, site.test)]
+        dev_score[w] = float(np.mean([n + a for n, a in cells[w][::2]]))
+        print(f"intent_weight {w}: dev {dev_score[w]:.3f}", flush=True)
+    best = max(weights, key=lambda w: dev_score[w])
+    templates = ", ".join(f"{s.name} {len(s.searcher.template_pages)}" for s in sites)
+    header = "| intent_weight | dev score | " + " | ".join(
+        f"{s.name} {h} nDCG@10 | {s.name} {h} answers@1" for s in sites for h in ("dev", "test")) + " |"
+    lines = [
+        "## A named programme page's sections ranked by the rest of the question",
+        "",
+        f"- Command: `python benchmarks/fusion.py {' '.join('--site ' + s for s in args.site)} "
+        f"--intent-weights {args.intent_weights}`",
+        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {describe_machine()}",
+        "- Split: a hash of each query id; " + "; ".join(
+            f"{s.name}: {len(s.dev)} development, {len(s.test)} test questions "
+            f"(model `{Path(s.searcher.model_path).name}`)" for s in sites),
+        f"- Template pages found (`sitetune.sitevocab.template_pages`): {templates}",
+        "- Dev score: mean over sites of nDCG@10 + answers@1 on the development half; the highest is chosen "
+        f"(**{best}**, served default {default.intent_weight}).",
+        "",
+        header,
+        "|---" * (2 + 4 * len(sites)) + "|",
+    ]
+    for w in weights:
+        mark = " (chosen)" if w == best else ""
+        row = [f"{n:.3f} | {a:.1%}" for n, a in cells[w]]
+        lines.append(f"| {w}{mark} | {dev_score[w]:.3f} | " + " | ".join(row) + " |")
+    for site in sites:
+        site.searcher.close()
+    write_fragment(out, lines)
 
 
 if __name__ == "__main__":

@@ -112,7 +112,8 @@ def test_boost_moves_the_named_programme_up(searcher: Searcher) -> None:
     on_page = {c.chunk_id for c in searcher.reader.chunks if page in c.pages}
 
     def share(boost: float) -> list[bool]:
-        searcher.config = replace(SearchConfig(), program_boost=boost)
+        # The boost alone: the named page's own voters (intent_weight) are measured in their own test.
+        searcher.config = replace(SearchConfig(), program_boost=boost, intent_weight=0.0)
         return [h.chunk_id in on_page for h in searcher.search(query, k=5)]
 
     try:
@@ -131,7 +132,8 @@ def test_default_boost_lifts_a_programme_that_ranks_lower_unboosted(searcher: Se
     on_page = {c.chunk_id for c in searcher.reader.chunks if page in c.pages}
 
     def ranks(boost: float) -> list[int]:
-        searcher.config = replace(SearchConfig(), program_boost=boost)
+        # The boost alone: the named page's own voters (intent_weight) are measured in their own test.
+        searcher.config = replace(SearchConfig(), program_boost=boost, intent_weight=0.0)
         return [i for i, h in enumerate(searcher.search(query, k=10), start=1) if h.chunk_id in on_page]
 
     try:
@@ -196,3 +198,24 @@ def test_an_abbreviation_the_site_uses_names_its_programme(searcher: Searcher) -
         assert searcher.rank("SCM courses")[1] == []
     finally:
         searcher.config = SearchConfig()
+
+
+def test_a_named_programme_pages_sections_are_ranked_by_the_rest_of_the_question(searcher: Searcher) -> None:
+    # The programme's name is in every one of its sections, so with the whole question the sections that
+    # repeat it win; ranked by "how are students selected" the page's selection section comes first.
+    query = "how are students selected for data science"
+    page = "MSc in Business Administration and Data Science"
+    assert page in searcher.template_pages and "Deadlines" not in searcher.template_pages
+    assert searcher.detector.residual(query, [page]) == "how are students selected"
+
+    def top(weight: float) -> str:
+        searcher.config = replace(SearchConfig(), intent_weight=weight)
+        hit = searcher.search(query, k=1)[0]
+        return f"{hit.page_name} / {hit.section_title}"
+
+    try:
+        plain, served = top(0.0), top(SearchConfig().intent_weight)
+    finally:
+        searcher.config = SearchConfig()
+    assert plain == f"{page} / About the programme (Part 8)"  # measured with the base model
+    assert served == f"{page} / Selection criteria (Part 1)"

@@ -209,3 +209,15 @@ def test_abbreviations_are_read_from_the_pages_that_use_them(cbs_corpus: Corpus,
     # A site with no page abbreviations in its text gets none from another's.
     stir = abbreviations((f"{c.section_title}\n{c.text}", c.pages) for c in stirling.chunks)
     assert not {"scm", "ibp", "fin"} & set(stir)
+
+
+def test_template_pages_are_the_pages_built_on_sections_many_pages_share() -> None:
+    from sitetune.sitevocab import template_pages
+
+    shared = ["Entry requirements", "Selection criteria", "Course overview (Part 2)", "Deadlines"]
+    sections = [(f"Programme {i}", title) for i in range(4) for title in shared]
+    sections += [("Programme 0", "Meet the students"), ("Scholarships", "Scholarships"), ("Scholarships", "Contact")]
+    sections += [(f"Programme {i}", "Contact") for i in range(4)]
+    assert template_pages(sections) == {f"Programme {i}" for i in range(4)}
+    # Three pages sharing the sections are not enough to call them a template.
+    assert template_pages([s for s in sections if s[0] != "Programme 3"]) == frozenset()

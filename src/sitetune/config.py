@@ -174,6 +174,10 @@ class SearchConfig:
             ("requirments" → "requirements"; :mod:`sitetune.search.spelling`).
         abbreviations: Let the abbreviations the site uses for its pages ("SCM", "IBP") name them for the
             programme boost (:func:`sitetune.search.programs.abbreviations`).
+        intent_weight: When the query names a page built on the site's section template (a programme
+            page, :func:`sitetune.sitevocab.template_pages`), the weight of two more voters: that page's
+            sections ranked, dense and BM25, by the query without the words naming it ("what bachelor do
+            I need for"), times ``dense_weight`` and ``bm25_weight``. 0 turns it off.
     """
 
     k: int = 5
@@ -191,6 +195,8 @@ class SearchConfig:
     rerank_weight: float = 0.0
     correct_spelling: bool = True
     abbreviations: bool = True
+    # Chosen on the development half of both sites' questions (benchmarks/fusion.py --intent-weights).
+    intent_weight: float = 0.5
 
 
 @dataclass(frozen=True)

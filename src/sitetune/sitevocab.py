@@ -24,7 +24,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from sitetune.corpus import Chunk
-from sitetune.records import SectionRecord
+from sitetune.records import SectionRecord, section_type_of
 
 # Nouns that name an institution or organisation; a capitalised phrase holding one can be the site's name.
 INSTITUTION_NOUNS = frozenset(
@@ -324,3 +324,30 @@ def common_words(records: Sequence[SectionRecord], name_forms: Sequence[str] = (
             frequency.update(found)
         out |= {w for w, n in frequency.items() if n >= COMMON_PAGE_SHARE * len(pages)}
     return frozenset(out)
+
+
+#: A section type shared by at least this many pages is part of the site's page template ...
+TEMPLATE_SHARED_PAGES = 4
+#: ... and a page holding at least this many such types is built on the template (a programme page).
+TEMPLATE_MIN_SECTIONS = 4
+
+
+def template_pages(sections: Iterable[tuple[str, str]]) -> frozenset[str]:
+    """Pages built on a section template the site repeats: ``{page}`` from ``(page, section title)`` pairs.
+
+    Sites describe their programmes, courses or products on pages with the same sections ("Entry
+    requirements", "Selection criteria", "Course overview"); a question naming such a page asks for one
+    of those sections. A page is a template page when at least ``TEMPLATE_MIN_SECTIONS`` of its section
+    types (titles without "(Part N)") are each on at least ``TEMPLATE_SHARED_PAGES`` pages. Topic pages
+    ("Scholarships", "Ukraine") and pages sharing only a footer section ("Contact") are not.
+    """
+    types: dict[str, set[str]] = defaultdict(set)
+    for page, title in sections:
+        kind = " ".join(section_type_of(title).lower().split())
+        if kind:
+            types[page].add(kind)
+    pages_with = Counter(kind for kinds in types.values() for kind in kinds)
+    return frozenset(
+        page for page, kinds in types.items()
+        if sum(pages_with[k] >= TEMPLATE_SHARED_PAGES for k in kinds) >= TEMPLATE_MIN_SECTIONS
+    )

@@ -44,6 +44,13 @@ def search(
         float,
         typer.Option("--program-boost", min=0.0, help="Added to sections of a programme the query names"),
     ] = _SEARCH.program_boost,
+    intent_weight: Annotated[
+        float,
+        typer.Option(
+            "--intent-weight", min=0.0,
+            help="Weight of a named programme page's sections ranked by the rest of the question (0: off)",
+        ),
+    ] = _SEARCH.intent_weight,
     rerank: Annotated[
         bool,
         typer.Option("--rerank/--no-rerank", help="Rerank the top candidates with the model folder's reranker"),
@@ -65,6 +72,7 @@ def search(
         bm25_weight=bm25_weight,
         candidates=candidates,
         program_boost=program_boost,
+        intent_weight=intent_weight,
         rerank=rerank,
         rerank_depth=rerank_depth,
         rerank_weight=rerank_weight,

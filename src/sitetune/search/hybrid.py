@@ -25,7 +25,7 @@ from sitetune.search.programs import ProgramDetector, abbreviations
 from sitetune.search.sentence_stage import SentenceVectors, max_sim_order
 from sitetune.search.spelling import QuerySpeller, tokenizer_words
 from sitetune.search.types import PagePlace, SearchHit
-from sitetune.sitevocab import SiteVocabulary
+from sitetune.sitevocab import SiteVocabulary, template_pages
 
 
 def hybrid_rank(
@@ -35,6 +35,7 @@ def hybrid_rank(
     boosted: Collection[str] = (),
     sentence: Sequence[str] = (),
     rerank: Sequence[str] = (),
+    intent: tuple[Sequence[str], Sequence[str]] = ((), ()),
 ) -> list[tuple[str, float]]:
     """Fuse the dense, BM25 (and second-stage sentence and reranker) rankings and add the programme boost.
 
@@ -45,6 +46,8 @@ def hybrid_rank(
         boosted: Ids on a page the query names; each gets ``config.program_boost`` added.
         sentence: Ids of the top first-stage candidates by their best sentence (empty: no second stage).
         rerank: Ids of the top fused candidates in the reranker's order (empty: no reranker).
+        intent: Dense and BM25 ids of a named template page's sections by what the query asks of it
+            (:meth:`Searcher.intent_rankings`), each weighted ``config.intent_weight`` times its kind's weight.
 
     Returns:
         (id, score) pairs, best first.
@@ -58,6 +61,11 @@ def hybrid_rank(
     if rerank and config.rerank_weight:
         rankings.append(rerank)
         weights.append(config.rerank_weight)
+    if config.intent_weight:
+        for ranking, weight in zip(intent, (config.dense_weight, config.bm25_weight), strict=True):
+            if ranking:
+                rankings.append(ranking)
+                weights.append(config.intent_weight * weight)
     fused = dict(reciprocal_rank_fusion(rankings, weights=weights, k=config.rrf_k))
     if config.program_boost and boosted:
         for doc_id in boosted:
@@ -115,6 +123,10 @@ class Searcher:
         self._rows_of_page = {p: np.asarray(r, dtype=np.int64) for p, r in rows.items()}
         # The site's own name and words on nearly every page name no programme ("Jobs at <site>").
         self.vocabulary = SiteVocabulary.of_chunks(chunks)
+        #: Pages built on the site's shared section template (programme pages): ``config.intent_weight``.
+        self.template_pages = template_pages(
+            (o.page_name, o.section_title) for c in chunks for o in c.occurrences
+        )
         self.detector = ProgramDetector(
             self.pages,
             common_words=self.vocabulary.common_words,
@@ -182,7 +194,8 @@ class Searcher:
         cfg = self.config
         return (f"weighted RRF (k={cfg.rrf_k}) of dense (weight {cfg.dense_weight}) and BM25 over "
                 f"{self.reader.manifest.bm25_fields} (weight {cfg.bm25_weight}), top {cfg.candidates} of each; "
-                f"programme boost {cfg.program_boost}; second stage: "
+                f"programme boost {cfg.program_boost}; a named template page's sections by the rest of the "
+                f"query: weight {cfg.intent_weight}; second stage: "
                 + (f"best-sentence ranking of the top {cfg.sentence_depth} (weight {cfg.sentence_weight})"
                    if cfg.sentence_weight else "off")
                 + "; reranker: "
@@ -282,17 +295,39 @@ class Searcher:
             if rows is not None:
                 boosted &= {str(r) for r in rows}
         dense_ids, bm25_ids = [str(r) for r in dense_rows], [str(r) for r in bm25_rows]
-        fused = hybrid_rank(dense_ids, bm25_ids, cfg, boosted)
+        templated = [p for p in named if p in self.template_pages]
+        intent = self.intent_rankings(query, templated, rows) if templated and cfg.intent_weight else ([], [])
+        fused = hybrid_rank(dense_ids, bm25_ids, cfg, boosted, intent=intent)
         sentence_ids: list[str] = []
         if cfg.sentence_weight and cfg.sentence_depth:
             top = [int(r) for r, _ in fused[: cfg.sentence_depth]]
             sentence_ids = [str(top[i]) for i in self.sentence_order(qv, top)]
-            fused = hybrid_rank(dense_ids, bm25_ids, cfg, boosted, sentence_ids)
+            fused = hybrid_rank(dense_ids, bm25_ids, cfg, boosted, sentence_ids, intent=intent)
         if self.reranking:
             top = [int(r) for r, _ in fused[: cfg.rerank_depth]]
             rerank_ids = [str(top[i]) for i in self.rerank_order(query, top)]
-            fused = hybrid_rank(dense_ids, bm25_ids, cfg, boosted, sentence_ids, rerank_ids)
+            fused = hybrid_rank(dense_ids, bm25_ids, cfg, boosted, sentence_ids, rerank_ids, intent)
         return [(int(r), s) for r, s in fused[: max(cfg.candidates, 1)]], named
+
+    def intent_rankings(
+        self, query: str, named: Sequence[str], rows: np.ndarray | None = None
+    ) -> tuple[list[str], list[str]]:
+        """Dense and BM25 rankings of the named pages' sections by what the query asks of them.
+
+        The query without the words that name the pages ("what bachelor do I need for" of "what bachelor
+        do I need for Supply Chain Management"), so the page name, which every section of the page
+        shares, does not pull the sections that repeat it above the one that answers.
+        """
+        residual = self.detector.residual(query, named)
+        if not residual:
+            return [], []
+        named_rows = np.unique(np.concatenate([self._rows_of_page[p] for p in named]))
+        if rows is not None:
+            named_rows = np.intersect1d(named_rows, rows)
+        if named_rows.size == 0:
+            return [], []
+        dense = self.dense_rows(self._encode_normalised(residual), named_rows)
+        return [str(r) for r in dense], [str(r) for r in self.bm25_rows(residual, named_rows)]
 
     def sentence_order(self, query_vector: np.ndarray, rows: Sequence[int]) -> list[int]:
         """Indexes into ``rows`` by each chunk's best sentence (the second stage), best first."""

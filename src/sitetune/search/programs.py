@@ -157,6 +157,7 @@ class ProgramDetector:
         unique = {w for w, n in frequency.items() if n <= 2 and w not in common}
         self._shared = shared
         self.degree_prefixes = prefixes
+        self._degree_words = {w for p in prefixes for w in words(p)}
         by_key: dict[frozenset[str], set[str]] = defaultdict(set)
         for page in pages:
             acronyms = {w.lower() for w in re.findall(r"\b[A-Z]{3,}\b", page)}
@@ -194,6 +195,18 @@ class ProgramDetector:
                 if page not in found:
                     found.append(page)
         return found
+
+    def residual(self, query: str, pages: Sequence[str]) -> str:
+        """What the query asks of ``pages``: the query without the words naming them and function words.
+
+        A word names the pages when it is one of their names' words, a degree word or an abbreviation of
+        them ("SCM"); "how are students selected for data science" asks "how are students selected".
+        Empty when nothing else is left.
+        """
+        naming = {w for page in pages for w in words(page)} | _STOP | self._degree_words
+        naming |= {short for short, named in self.aliases.items() if set(named) & set(pages)}
+        kept = [t for t in re.findall(r"[\w'-]+", query) if not set(words(t)) <= naming]
+        return " ".join(kept)
 
     def _by_name(self, query: str) -> list[str]:
         q = set(words(query))
