@@ -58,3 +58,16 @@ def test_checker_rejects_a_bad_file_naming_each_query(stirling: Corpus, tmp_path
     bad.write_text('{"queries": [')
     assert check.main([str(bad), "--corpus", str(corpus_file)]) == 2
     assert "bad.json: line 1: not valid JSON" in capsys.readouterr().err
+
+
+SAMPLE_QUESTIONS = Path(str(files("sitetune.data") / "questions" / "sample_questions.json"))
+
+
+def test_sample_site_questions_every_answer_is_found_and_specific() -> None:
+    from sitetune.api import crawl_corpus
+
+    result = check.check_questions(SAMPLE_QUESTIONS, crawl_corpus("sample", progress=False))
+    assert result.problems == []
+    assert result.kinds.get("unanswerable", 0) >= 3
+    assert all(q.answers for q in result.queries if q.answerable)
+    assert all(1 <= len(m.chunks) <= check.MAX_MATCHES for q in result.queries for m in q.answers)
