@@ -10,9 +10,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _run(workdir: Path) -> dict[str, object]:
+def _run(workdir: Path, *extra: str) -> dict[str, object]:
     out = subprocess.run(
-        [sys.executable, "-m", "sitetune.cli.main", "run", "--workdir", str(workdir), "--train-steps", "2", "--json"],
+        [sys.executable, "-m", "sitetune.cli.main", "run", "--workdir", str(workdir), "--train-steps", "2", "--json",
+         *extra],
         capture_output=True, text=True, cwd=REPO, timeout=900,
     )
     assert out.returncode == 0, out.stderr[-3000:]
@@ -25,6 +26,7 @@ def test_main_job_builds_a_searchable_store_and_reuses_it(tmp_path: Path) -> Non
     from sitetune.search import Searcher
 
     first = _run(tmp_path)
+    assert first["reranker"] is False  # opt-in (docs/rerank.md)
     # Training length is a step count (here set; by default planned from the corpus), never a time box.
     assert first["trained"] is True and first["train_steps"] == first["planned_steps"] == 2
     assert first["reused"] == 0 and first["embedded"] == first["unique_chunks"]
@@ -36,6 +38,11 @@ def test_main_job_builds_a_searchable_store_and_reuses_it(tmp_path: Path) -> Non
     assert hits and all(h.url.startswith("http") for h in hits)
     assert any("IELTS" in h.text for h in hits)
 
-    second = _run(tmp_path)
+    # Asking for the reranker on the second run keeps the model and trains only its cross-encoder.
+    second = _run(tmp_path, "--reranker", "--reranker-steps", "1")
     assert second["trained"] is False  # same corpus: the model is reused, not retrained
     assert second["embedded"] == 0 and second["reused"] == first["unique_chunks"]
+    assert second["reranker"] is True
+    summary = json.loads((model / "reranker" / "rerank_training.json").read_text())
+    assert summary["steps"] == 1 and summary["bi_encoder"] == str(model)
+    assert "## Reranker" in (model / "README.md").read_text()

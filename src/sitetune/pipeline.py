@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sitetune.atomic import atomic_write_text, sha256_file
-from sitetune.config import RETRIEVAL_RECIPE, EncoderConfig, ServeConfig, TrainConfig
+from sitetune.config import RETRIEVAL_RECIPE, EncoderConfig, RerankTrainConfig, SearchConfig, ServeConfig, TrainConfig
 from sitetune.errors import InputError
 
 #: Training preset for the main job: the retrieval recipe as is. Its step count is planned from the corpus
@@ -38,6 +38,10 @@ class MainJobConfig:
         encoder: Encoder settings for indexing and serving.
         serve: Where :func:`serve` listens.
         retrain: Train even if the model was built from this exact corpus already.
+        reranker: Also train the site's cross-encoder reranker into ``model/reranker`` (a reused model
+            without one gets one); ``None``, the default, trains none (docs/rerank.md: on CBS and Stirling
+            it did not beat the fused order, so it is opt-in).
+        search: Search settings of the served store (``rerank_weight`` > 0 uses the reranker).
     """
 
     workdir: Path = Path("runs/default")
@@ -47,6 +51,8 @@ class MainJobConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     retrain: bool = False
+    reranker: RerankTrainConfig | None = None
+    search: SearchConfig = field(default_factory=SearchConfig)
 
 
 @dataclass
@@ -65,6 +71,7 @@ class MainJobResult:
     embedded: int
     reused: int
     seconds: dict[str, float] = field(default_factory=dict)
+    reranker: bool = False
 
 
 def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print) -> MainJobResult:
@@ -86,6 +93,8 @@ def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print
     from sitetune.crawl import SAMPLE_SITE, crawl_source
     from sitetune.index import build_index
     from sitetune.pairs import build_pairs, default_pairs_config
+    from sitetune.rerank import RERANKER_DIR, has_reranker
+    from sitetune.rerank.train import train_reranker, write_card_section
     from sitetune.train import train
 
     if config.corpus is not None and config.start != SAMPLE_SITE:
@@ -119,6 +128,12 @@ def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print
     cut_short: str | None = None
     if reuse:
         say(f"[2/4] model {model_dir} was trained on this corpus: reusing it (--retrain to train again)")
+        if config.reranker is not None and not has_reranker(model_dir):
+            say(f"      training its reranker -> {model_dir / RERANKER_DIR}")
+            pairs = build_pairs(corpus.records, replace(default_pairs_config(config.train.recipe),
+                                                        recipe=config.train.recipe))
+            trained = train_reranker(pairs.dataset, model_dir, model_dir, config.reranker, progress=progress)
+            write_card_section(model_dir, trained)
     else:
         cap = f" (time cap {config.train.max_minutes:g} minutes)" if config.train.max_minutes else ""
         say(f"[2/4] training the retrieval recipe{cap} -> {model_dir}")
@@ -126,7 +141,7 @@ def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print
                                                     recipe=config.train.recipe))
         result = train(
             config.train, out=model_dir, pairs=pairs, overwrite=True, progress=progress,
-            log=lambda line: say(f"      {line}"),
+            log=lambda line: say(f"      {line}"), reranker=config.reranker,
         )
         steps = result.steps
         planned = result.planned_steps
@@ -144,7 +159,7 @@ def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print
         corpus=corpus_path, model=model_dir, store=store, rows=len(corpus.records),
         unique_chunks=len(corpus.chunks), trained=not reuse, train_steps=steps, planned_steps=planned,
         train_cut_short=cut_short,
-        embedded=index.embedded, reused=index.reused, seconds=seconds,
+        embedded=index.embedded, reused=index.reused, seconds=seconds, reranker=has_reranker(model_dir),
     )
     atomic_write_text(workdir / "main_job.json", json.dumps(
         {k: (str(v) if isinstance(v, Path) else v) for k, v in result_obj.__dict__.items()}, indent=2) + "\n")
@@ -162,4 +177,4 @@ def serve(result: MainJobResult, config: MainJobConfig, *, log: Callable[[str], 
     """
     from sitetune.serve import run_server
 
-    run_server(result.store, config.serve, encoder=config.encoder, log=log)
+    run_server(result.store, config.serve, encoder=config.encoder, search_config=config.search, log=log)

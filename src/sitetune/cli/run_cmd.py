@@ -7,11 +7,13 @@ from typing import Annotated
 
 import typer
 
+from sitetune.cli import common
 from sitetune.cli.common import handle_errors, print_json
-from sitetune.config import ServeConfig
+from sitetune.config import RerankTrainConfig, SearchConfig, ServeConfig
 from sitetune.pipeline import MainJobConfig
 
 _SERVE = ServeConfig()  # flag defaults come from the configs
+_SEARCH = SearchConfig()
 _JOB = MainJobConfig()
 
 
@@ -28,6 +30,13 @@ def run(
                                                         "training (off by default; warns if it cuts training "
                                                         "short).")] = None,
     retrain: Annotated[bool, typer.Option("--retrain", help="Train even if the corpus did not change.")] = False,
+    reranker: Annotated[bool, typer.Option("--reranker/--no-reranker", help="Also train the site's cross-encoder "
+                                           "reranker (off by default: it did not beat the fused order on "
+                                           "CBS or Stirling; see docs/rerank.md).")] = False,
+    reranker_steps: Annotated[int, typer.Option("--reranker-steps", min=1, help="Reranker optimizer steps.")] = (
+        RerankTrainConfig.steps
+    ),
+    rerank_weight: common.RerankWeightOption = _SEARCH.rerank_weight,
     host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = _SERVE.host,
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = _SERVE.port,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop after indexing.")] = False,
@@ -48,6 +57,8 @@ def run(
         workdir=workdir, corpus=corpus, start=site, retrain=retrain,
         train=replace(pipeline.MAIN_JOB_RECIPE, max_minutes=train_minutes, max_steps=train_steps),
         serve=replace(_SERVE, host=host, port=port),
+        reranker=RerankTrainConfig(steps=reranker_steps) if reranker else None,
+        search=replace(_SEARCH, rerank_weight=rerank_weight),
     )
 
     def log(line: str) -> None:

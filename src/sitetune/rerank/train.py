@@ -199,6 +199,12 @@ def train_reranker(
             dataloader_drop_last=False,
         )
         trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=train_data, loss=loss)
+        if not progress:
+            from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+            # Without a progress bar transformers prints each log dict on stdout, which --json must own.
+            trainer.remove_callback(PrinterCallback)
+            trainer.remove_callback(ProgressCallback)
         trainer.train()
         losses = [(int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e]
     seconds = time.perf_counter() - started
