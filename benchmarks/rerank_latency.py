@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", help="Run only variants whose backend is this (auto, torch).")
     parser.add_argument("--note", action="append", default=[])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=OUT, help="the fragment written (one per site)")
     args = parser.parse_args(argv)
     args.model = None
     where = describe_machine()
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name} [{backend}]: ok {result.ok}/{result.sent}, errors {result.errors}, "
               f"p50 {result.percentile(50):.1f} ms, p99 {result.percentile(99):.1f} ms", flush=True)
     lines = [
-        "## Second stages: `/search` latency with the cross-encoder reranker on",
+        f"## Second stages: `/search` latency with the cross-encoder reranker on ({Path(args.store).name})",
         "",
         f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- Machine: {where}; load average at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())}",
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "Goal (issue 16): p50 ≤ 40 ms and p99 ≤ 100 ms at 20 requests/s with the reranker on."]
     if args.note:
         lines += ["", "Notes:", "", *(f"- {note}" for note in args.note)]
-    write_fragment(OUT, lines)
+    write_fragment(args.out, lines)
     return 0
 
 
