@@ -39,8 +39,8 @@ class MainJobConfig:
         serve: Where :func:`serve` listens.
         retrain: Train even if the model was built from this exact corpus already.
         reranker: Also train the site's cross-encoder reranker into ``model/reranker`` (a reused model
-            without one gets one); ``None``, the default, trains none (docs/rerank.md: on CBS and Stirling
-            it did not beat the fused order, so it is opt-in).
+            without one gets one); ``None``, the default, trains none (docs/rerank.md: on both real sites
+            measured it did not beat the fused order, so it is opt-in).
         search: Search settings of the served store (``rerank_weight`` > 0 uses the reranker).
     """
 

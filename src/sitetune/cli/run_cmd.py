@@ -32,7 +32,7 @@ def run(
     retrain: Annotated[bool, typer.Option("--retrain", help="Train even if the corpus did not change.")] = False,
     reranker: Annotated[bool, typer.Option("--reranker/--no-reranker", help="Also train the site's cross-encoder "
                                            "reranker (off by default: it did not beat the fused order on "
-                                           "CBS or Stirling; see docs/rerank.md).")] = False,
+                                           "either real site measured; see docs/rerank.md).")] = False,
     reranker_steps: Annotated[int, typer.Option("--reranker-steps", min=1, help="Reranker optimizer steps.")] = (
         RerankTrainConfig.steps
     ),
