@@ -15,7 +15,7 @@ from sitetune.errors import SitetuneError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
-    from transformers import PreTrainedTokenizerBase
+    from transformers import PreTrainedTokenizerBase, Trainer
 
 BASE_MODEL_NAME = "base"
 BASE_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -108,3 +108,15 @@ def count_tokens(texts: list[str]) -> list[int]:
         return []
     encoded = base_tokenizer()(texts, add_special_tokens=True, truncation=False)["input_ids"]
     return [len(ids) for ids in encoded]
+
+
+def silence_trainer_log(trainer: Trainer) -> None:
+    """Remove a Hugging Face trainer's progress bar and log printer.
+
+    Without its progress bar transformers prints each log dict on stdout, which a command's ``--json``
+    output must own; the losses stay in ``trainer.state.log_history``.
+    """
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)

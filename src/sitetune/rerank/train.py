@@ -25,7 +25,7 @@ import numpy as np
 
 from sitetune.config import EncoderConfig, RerankInit, RerankTrainConfig
 from sitetune.errors import SitetuneError
-from sitetune.models import prefer_local_files, resolve_model_path
+from sitetune.models import prefer_local_files, resolve_model_path, silence_trainer_log
 from sitetune.rerank.base import RERANKER_DIR
 
 if TYPE_CHECKING:
@@ -200,11 +200,7 @@ def train_reranker(
         )
         trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=train_data, loss=loss)
         if not progress:
-            from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-            # Without a progress bar transformers prints each log dict on stdout, which --json must own.
-            trainer.remove_callback(PrinterCallback)
-            trainer.remove_callback(ProgressCallback)
+            silence_trainer_log(trainer)
         trainer.train()
         losses = [(int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e]
     seconds = time.perf_counter() - started

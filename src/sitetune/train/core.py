@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sitetune.config import TrainConfig
 from sitetune.errors import SitetuneError
 from sitetune.modelinfo import ModelInfo
-from sitetune.models import use_bf16
+from sitetune.models import silence_trainer_log, use_bf16
 from sitetune.train import checkpoints as ckpt
 from sitetune.train.callbacks import (
     BatchLogCallback,
@@ -267,11 +267,7 @@ def run(
         model=plan.model, args=args, train_dataset=plan.dataset, loss=plan.loss, callbacks=callbacks
     )
     if not progress:
-        from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-        # Without a progress bar transformers prints each log dict on stdout, which --json must own.
-        trainer.remove_callback(PrinterCallback)
-        trainer.remove_callback(ProgressCallback)
+        silence_trainer_log(trainer)
     resumed_from = 0
     if start_from is not None:
         resumed_from = int(start_from.name.split("-")[-1])
