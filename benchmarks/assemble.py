@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 ORDER = [
     "quality", "recipe_variants", "fusion", "fusion_intent", "fusion-base", "query_reading",
-    "rerank", "rerank-ce", "rerank-ce-sample", "rerank-combiner",
+    "rerank", "rerank-ce", "rerank-maxsim", "rerank-ce-sample", "rerank-combiner",
     "rerank_latency_cbs", "rerank_latency_stirling", "rerank_latency_sample",
     "answer_threshold", "answers", "answers_tuned", "train_step_cost",
     "train_step_trainer",

@@ -138,8 +138,9 @@ def score(site: Site, queries: list[Query], config: SearchConfig, stage: str | N
 
 def candidates(stages: Sequence[str], depths: Sequence[int] = DEPTHS) -> list[tuple[str, str | None, SearchConfig]]:
     """(stage family, reranker, config) for every setting tried."""
-    base = replace(SearchConfig(), rerank=False)
-    out: list[tuple[str, str | None, SearchConfig]] = [("fused (served today)", None, base)]
+    # The plain fused order: no second stage at all (the served default has the sentence stage on).
+    base = replace(SearchConfig(), rerank=False, sentence_weight=0.0)
+    out: list[tuple[str, str | None, SearchConfig]] = [("fused order", None, base)]
     for w, depth in itertools.product(WEIGHTS, depths):
         out.append(("sentence max-sim", None, replace(base, sentence_weight=w, sentence_depth=depth)))
     for stage in stages:
@@ -162,7 +163,7 @@ def latency(site: Site, stage: str | None, config: SearchConfig, queries: list[Q
     cold: list[float] = []
     warm: list[float] = []
     for q in queries[:20]:
-        site.searcher.config = replace(SearchConfig(), rerank=False)
+        site.searcher.config = replace(SearchConfig(), rerank=False, sentence_weight=0.0)
         site.searcher.reranker = None
         fused, _ = site.searcher.rank(q.text, site.vectors[q.id])
         if stage:

@@ -209,7 +209,8 @@ def test_a_named_programme_pages_sections_are_ranked_by_the_rest_of_the_question
     assert searcher.detector.residual(query, [page]) == "how are students selected"
 
     def top(weight: float) -> str:
-        searcher.config = replace(SearchConfig(), intent_weight=weight)
+        # The sentence stage off, so the intent voter is what differs between the two rankings.
+        searcher.config = replace(SearchConfig(), intent_weight=weight, sentence_weight=0.0)
         hit = searcher.search(query, k=1)[0]
         return f"{hit.page_name} / {hit.section_title}"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -45,20 +46,32 @@ def test_hybrid_rank_counts_the_sentence_ranking_only_when_weighted() -> None:
 
 
 @pytest.fixture(scope="module")
-def searcher(cbs_corpus: Corpus, tmp_path_factory: pytest.TempPathFactory, base_encoder: object) -> Iterator[Searcher]:
+def store(cbs_corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("stage")
     corpus = d / "slice.jsonl"
     pages = set(cbs_corpus.pages[:6])
     write_records([r for r in cbs_corpus.records if r.page_name in pages], corpus)
     build_index(corpus, "base", d / "store", progress=False)
-    with Searcher.open(Path(d / "store"), encoder=base_encoder) as s:  # type: ignore[arg-type]
+    return d / "store"
+
+
+@pytest.fixture(scope="module")
+def searcher(store: Path, base_encoder: object) -> Iterator[Searcher]:
+    with Searcher.open(store, encoder=base_encoder) as s:  # type: ignore[arg-type]
         yield s
 
 
+QUERIES = ["When is the application deadline?", "what english test do I need", "career after the master",
+           "how are applicants selected", "tuition fee"]
+
+
 def test_the_stage_reorders_search_and_only_within_its_depth(searcher: Searcher) -> None:
-    queries = ["When is the application deadline?", "what english test do I need", "career after the master",
-               "how are applicants selected", "tuition fee"]
-    plain = {q: [r for r, _ in searcher.rank(q)[0]] for q in queries}
+    queries = QUERIES
+    searcher.config = replace(SearchConfig(), sentence_weight=0.0)
+    try:
+        plain = {q: [r for r, _ in searcher.rank(q)[0]] for q in queries}
+    finally:
+        searcher.config = SearchConfig()
     searcher.config = replace(SearchConfig(), sentence_weight=1.0, sentence_depth=10)
     try:
         staged = {q: [r for r, _ in searcher.rank(q)[0]] for q in queries}
@@ -79,3 +92,32 @@ def replace_config_describe(searcher: Searcher) -> str:
         return searcher.describe()
     finally:
         searcher.config = SearchConfig()
+
+
+def test_the_cli_sets_the_stage_weight(store: Path, searcher: Searcher) -> None:
+    """``--sentence-weight 0`` serves the plain fused order; a large weight lets the stage order its top N."""
+    from typer.testing import CliRunner
+
+    from sitetune.cli.main import app
+
+    def python_top(query: str, weight: float) -> list[str]:
+        searcher.config = replace(SearchConfig(), sentence_weight=weight)
+        try:
+            return [h.chunk_id for h in searcher.search(query, k=SearchConfig().sentence_depth)]
+        finally:
+            searcher.config = SearchConfig()
+
+    # A question whose top candidates the stage reorders (with the weight the CLI will be given).
+    query = next(q for q in QUERIES if python_top(q, 0.0) != python_top(q, 100.0))
+    runner = CliRunner()
+
+    def cli_top(weight: float) -> list[str]:
+        result = runner.invoke(app, ["search", query, "--store", str(store), "-k", str(SearchConfig().sentence_depth),
+                                     "--sentence-weight", str(weight), "--json"])
+        assert result.exit_code == 0, result.output
+        return [hit["chunk_id"] for hit in json.loads(result.stdout)["results"]]
+
+    assert cli_top(0.0) == python_top(query, 0.0)
+    assert cli_top(100.0) == python_top(query, 100.0)
+    refused = runner.invoke(app, ["search", query, "--store", str(store), "--sentence-weight", "-1"])
+    assert refused.exit_code == 2 and "--sentence-weight" in refused.output

@@ -188,8 +188,10 @@ class SearchConfig:
     bm25_weight: float = 0.75
     candidates: int = 100
     program_boost: float = 0.05
-    sentence_weight: float = 0.0
-    sentence_depth: int = 30
+    # Sentence max-sim on the top 5, chosen on the development half of both sites' questions with the
+    # default tuned models (benchmarks/rerank.py; docs/rerank.md, "What was measured").
+    sentence_weight: float = 0.5
+    sentence_depth: int = 5
     rerank: bool = True
     rerank_depth: int = 10
     rerank_weight: float = 0.0

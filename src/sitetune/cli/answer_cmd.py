@@ -33,6 +33,7 @@ def answer(
     llm_key_env: common.LlmKeyEnvOption = LLMConfig.api_key_env,
     llm_timeout: common.LlmTimeoutOption = LLMConfig.timeout_s,
     min_score: common.MinScoreOption = None,
+    sentence_weight: common.SentenceWeightOption = _SEARCH.sentence_weight,
     rerank: common.RerankOption = _SEARCH.rerank,
     backend: common.BackendOption = common.DEFAULT_BACKEND,
     fallback: common.FallbackOption = _ENCODER.fallback,
@@ -48,7 +49,7 @@ def answer(
         page=page,
         model=model,
         encoder_config=dataclasses.replace(_ENCODER, backend=backend, fallback=fallback),
-        search_config=dataclasses.replace(_SEARCH, rerank=rerank),
+        search_config=dataclasses.replace(_SEARCH, sentence_weight=sentence_weight, rerank=rerank),
         answer_config=common.answer_config(min_score),
         llm=common.llm_config(llm_url, llm_model, llm_key_env, llm_timeout),
     )

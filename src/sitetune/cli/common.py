@@ -86,6 +86,17 @@ RerankWeightOption = Annotated[
     ),
 ]
 
+#: ``--sentence-weight``: the second stage's weight in the fusion (each candidate read by its best sentence).
+SentenceWeightOption = Annotated[
+    float,
+    typer.Option(
+        "--sentence-weight",
+        min=0.0,
+        help="Weight of the top candidates ranked by their best sentence; 0 leaves the fused order. The "
+        "default is chosen for tuned models: serve a base-model store with 0 (see docs/search.md).",
+    ),
+]
+
 
 def llm_config(url: str | None, model: str | None, key_env: str, timeout: float) -> LLMConfig | None:
     """The LLM settings the ``--llm-*`` flags give, or ``None`` for extractive answers."""

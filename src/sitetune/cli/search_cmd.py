@@ -14,6 +14,7 @@ from sitetune.cli.common import (
     QueryModelOption,
     RerankDepthOption,
     RerankWeightOption,
+    SentenceWeightOption,
     StoreOption,
     handle_errors,
     print_json,
@@ -51,6 +52,7 @@ def search(
             help="Weight of a named programme page's sections ranked by the rest of the question (0: off)",
         ),
     ] = _SEARCH.intent_weight,
+    sentence_weight: SentenceWeightOption = _SEARCH.sentence_weight,
     rerank: Annotated[
         bool,
         typer.Option("--rerank/--no-rerank", help="Rerank the top candidates with the model folder's reranker"),
@@ -73,6 +75,7 @@ def search(
         candidates=candidates,
         program_boost=program_boost,
         intent_weight=intent_weight,
+        sentence_weight=sentence_weight,
         rerank=rerank,
         rerank_depth=rerank_depth,
         rerank_weight=rerank_weight,

@@ -54,6 +54,7 @@ def serve(
             "no IP addresses or cookies; 10 MiB files, 5 kept). `sitetune report` summarises it.",
         ),
     ] = None,
+    sentence_weight: common.SentenceWeightOption = _SEARCH.sentence_weight,
     rerank: common.RerankOption = _SEARCH.rerank,
     rerank_depth: common.RerankDepthOption = _SEARCH.rerank_depth,
     rerank_weight: common.RerankWeightOption = _SEARCH.rerank_weight,
@@ -99,7 +100,8 @@ def serve(
         query_log=query_log,
         log=typer.echo,
         search_config=dataclasses.replace(
-            _SEARCH, rerank=rerank, rerank_depth=rerank_depth, rerank_weight=rerank_weight
+            _SEARCH, sentence_weight=sentence_weight, rerank=rerank, rerank_depth=rerank_depth,
+            rerank_weight=rerank_weight,
         ),
     )
 
