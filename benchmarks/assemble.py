@@ -20,7 +20,8 @@ ORDER = [
     "train_step_trainer",
     "train_step_quality", "training", "card_reproduction", "card_gpu",
     "encode-quiet", "encode", "encode-memory-latency", "latency", "ann", "ann-1m", "ann-1m-lowdim",
-    "milvus_server", "load", "load_stage_off", "load_workers", "load_workers_open", "index_million", "crash_index", "robots_parsers",
+    "milvus_server", "load", "load_stage_off", "load_workers", "load_workers_open", "index_million", "crash_index",
+    "robots_parsers",
     "crawl",
 ]
 
