@@ -35,30 +35,38 @@ class SearcherLike(Protocol):
 
 
 class ReuseLastQuery:
-    """Wraps an encoder so a thread encoding the same single text twice in a row pays once.
+    """Wraps an encoder so a thread encoding the same single text again soon after pays once.
 
     Answering encodes the question in search and again to score sentences; this makes the second a
-    lookup. Only each thread's last text is kept, so there is no cross-request cache to skew timings.
+    lookup. Search may encode another text in between (a named programme page's sections are also ranked
+    by the rest of the question), so each thread keeps its last ``keep`` texts, no more: there is no
+    cross-request cache to skew timings.
 
     Args:
         encoder: The encoder to wrap (its ``dim``, ``info`` and ``model_path`` are passed through).
+        keep: Single texts remembered per thread.
     """
 
-    def __init__(self, encoder: Encoder) -> None:
+    def __init__(self, encoder: Encoder, keep: int = 4) -> None:
         self.inner = encoder
         self.dim = encoder.dim
         self.info = encoder.info
         self.model_path: Path = encoder.model_path
-        self._last = threading.local()
+        self.keep = keep
+        self._recent = threading.local()
 
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
         if len(texts) != 1:
             return self.inner.encode(texts, show_progress=show_progress)
-        last = getattr(self._last, "item", None)
-        if last is not None and last[0] == texts[0]:
-            return np.asarray(last[1][None, :])
+        recent: dict[str, np.ndarray] | None = getattr(self._recent, "items", None)
+        if recent is None:
+            recent = self._recent.items = {}
+        if texts[0] in recent:
+            return np.asarray(recent[texts[0]][None, :])
         vectors = self.inner.encode(texts, show_progress=show_progress)
-        self._last.item = (texts[0], vectors[0].copy())
+        recent[texts[0]] = vectors[0].copy()
+        while len(recent) > self.keep:  # dicts keep insertion order: drop the oldest
+            del recent[next(iter(recent))]
         return vectors
 
     def __getattr__(self, name: str) -> Any:
