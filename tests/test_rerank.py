@@ -29,7 +29,7 @@ from sitetune.rerank import RERANKER_DIR, has_reranker, load_reranker, reranker_
 from sitetune.rerank.cross import CrossEncoderReranker
 from sitetune.rerank.late import LateInteractionReranker
 from sitetune.rerank.openvino_backend import OpenVINOCrossEncoderReranker, reranker_export_dir
-from sitetune.rerank.train import SUMMARY_FILE, mine_rows, train_reranker, write_card_section
+from sitetune.rerank.train import SUMMARY_FILE, listwise_loss, mine_rows, train_reranker, write_card_section
 from sitetune.search import Searcher, hybrid_rank
 
 #: A few steps of a small batch: the test checks the machinery, not the quality (benchmarks/rerank.py does).
@@ -95,6 +95,37 @@ def test_a_few_training_steps_save_a_loadable_reranker_with_its_card_section(mod
                                                                  "Campus | Housing\nRooms are shared."])
     assert scores.shape == (2,) and np.isfinite(scores).all()
     assert load_reranker(base_model_path()) is None
+
+
+def test_the_mini_batched_loss_equals_the_one_pass_loss_and_its_gradients() -> None:
+    """``mini_batch_size`` changes the memory a step takes, not what it learns (dropout off to compare)."""
+    import torch
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    anchors = ["what ielts score do i need", "when is the deadline", "is there a scholarship"]
+    positives = ["IELTS 7.0 overall, no band below 6.5.", "Apply before 1 March.", "Scholarships for EU students."]
+    negatives = [["The campus has a library."], ["Rooms are shared."], ["The programme lasts two years."]]
+    inputs = [anchors, positives, [n[0] for n in negatives]]
+
+    def loss_and_gradient(config: RerankTrainConfig) -> tuple[float, torch.Tensor]:
+        torch.manual_seed(0)
+        model = CrossEncoder(str(base_model_path()), num_labels=1, max_length=64, local_files_only=True)
+        model.eval()  # no dropout: both ways see the same network
+        loss = listwise_loss(model, config)
+        value = loss(inputs, torch.zeros(len(anchors)))
+        value.backward()
+        head = next(p for name, p in model.model.named_parameters() if "classifier.weight" in name)
+        first = next(p for name, p in model.model.named_parameters() if "layer.0.attention" in name)
+        assert head.grad is not None and first.grad is not None
+        return float(value.detach()), torch.cat([head.grad.flatten(), first.grad.flatten()])
+
+    for in_batch in (0, 1):
+        config = replace(FEW, in_batch_negatives=in_batch)
+        whole = loss_and_gradient(replace(config, mini_batch_size=None))
+        mini = loss_and_gradient(replace(config, mini_batch_size=2))  # 6 or 9 pairs in passes of 2
+        assert whole[0] == pytest.approx(mini[0], abs=1e-5)
+        assert torch.allclose(whole[1], mini[1], atol=1e-5), float((whole[1] - mini[1]).abs().max())
+        assert float(whole[1].abs().max()) > 0  # the comparison is not between two zero gradients
 
 
 def test_search_serves_the_reranker_order_of_the_top_candidates(searcher: Searcher, store: Path) -> None:

@@ -382,6 +382,10 @@ class RerankTrainConfig:
         init: Starting weights of the encoder (the scoring head is new either way).
         relative_margin: See ``cross_page_negatives``.
         seed: Seed of the anchor sample, the head's initialisation and the data order.
+        mini_batch_size: Question/section pairs per forward pass (the loss is the same, its gradients are
+            cached: sentence-transformers' ``CachedMultipleNegativesRankingLoss``); a step reads
+            ``batch_size`` x (1 + negatives) pairs, which in one pass of 256 tokens peaked at 8 GB.
+            ``None`` reads them in one pass (faster, that much memory).
     """
 
     steps: int = 40
@@ -395,6 +399,7 @@ class RerankTrainConfig:
     init: RerankInit = RerankInit.BASE
     relative_margin: float = 0.05
     seed: int = 42
+    mini_batch_size: int | None = 16
 
 
 #: The published model's recipe, reproduced exactly (CosineSimilarityLoss, batch 16, 5 epochs, lr 5e-5).

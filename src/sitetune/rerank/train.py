@@ -6,7 +6,8 @@ in-page negatives ("the right section of the right page") and the nearest elsewh
 ``(1 - relative_margin)`` times the positive's score, the cross-page ones. A sentence-transformers
 ``CrossEncoder`` (one logit) is trained listwise on them with ``CrossEncoderTrainer``: softmax
 cross-entropy of the positive against its hard negatives and in-batch negatives
-(``cross_encoder.losses.MultipleNegativesRankingLoss``). The result is saved in ``MODEL/reranker``.
+(``cross_encoder.losses.MultipleNegativesRankingLoss``, by default its cached variant in mini-batches of
+16 pairs, which caps the step's memory). The result is saved in ``MODEL/reranker``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sitetune.rerank.base import RERANKER_DIR
 
 if TYPE_CHECKING:
     from datasets import Dataset
+    from sentence_transformers.cross_encoder import CrossEncoder
 
 #: The training summary written inside the reranker folder.
 SUMMARY_FILE = "rerank_training.json"
@@ -134,6 +136,32 @@ def _negatives(
     return (in_page + cross)[:want]
 
 
+def listwise_loss(model: CrossEncoder, config: RerankTrainConfig) -> Any:
+    """The reranker's loss: softmax cross-entropy of each positive against its negatives.
+
+    The library's ``MultipleNegativesRankingLoss`` for cross-encoders, or with ``config.mini_batch_size`` its
+    cached variant, which scores a step's pairs in mini-batches and caches the gradients of the scores (the
+    same loss and gradients, a fraction of the activations' memory, two forward passes).
+    ``config.in_batch_negatives`` 0 means hard negatives only.
+    """
+    from sentence_transformers.cross_encoder.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MultipleNegativesRankingLoss,
+    )
+
+    cached = config.mini_batch_size is not None
+    base: Any = CachedMultipleNegativesRankingLoss if cached else MultipleNegativesRankingLoss
+
+    class HardNegativesRankingLoss(base):  # type: ignore[misc]
+        def get_in_batch_negatives(self, anchors: list[str], candidates: list[list[str]]) -> Any:
+            if not self.num_negatives:  # the library would sample 0 negatives; none is what 0 means here
+                return iter(())
+            return super().get_in_batch_negatives(anchors, candidates)
+
+    extra = {"mini_batch_size": config.mini_batch_size} if cached else {}
+    return HardNegativesRankingLoss(model, num_negatives=config.in_batch_negatives, **extra)
+
+
 def train_reranker(
     dataset: Dataset,
     bi_encoder: str | Path,
@@ -161,7 +189,6 @@ def train_reranker(
         CrossEncoderTrainer,
         CrossEncoderTrainingArguments,
     )
-    from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss
 
     prefer_local_files()
     config = config or RerankTrainConfig()
@@ -173,15 +200,7 @@ def train_reranker(
     init = resolve_model_path("base" if config.init is RerankInit.BASE else bi_encoder)
     torch.manual_seed(config.seed)
     model = CrossEncoder(str(init), num_labels=1, max_length=config.max_length, local_files_only=True)
-    class HardNegativesRankingLoss(MultipleNegativesRankingLoss):
-        """The library's listwise loss; ``num_negatives`` 0 means hard negatives only (it would sample 0)."""
-
-        def get_in_batch_negatives(self, anchors: list[str], candidates: list[list[str]]) -> Any:
-            if not self.num_negatives:
-                return iter(())
-            return super().get_in_batch_negatives(anchors, candidates)
-
-    loss = HardNegativesRankingLoss(model, num_negatives=config.in_batch_negatives)
+    loss = listwise_loss(model, config)
     out = Path(model_dir) / RERANKER_DIR
     with tempfile.TemporaryDirectory(prefix="sitetune-rerank-") as work:
         args = CrossEncoderTrainingArguments(
