@@ -384,8 +384,8 @@ class RerankTrainConfig:
         seed: Seed of the anchor sample, the head's initialisation and the data order.
         mini_batch_size: Question/section pairs per forward pass (the loss is the same, its gradients are
             cached: sentence-transformers' ``CachedMultipleNegativesRankingLoss``); a step reads
-            ``batch_size`` x (1 + negatives) pairs, which in one pass of 256 tokens peaked at 8 GB.
-            ``None`` reads them in one pass (faster, that much memory).
+            ``batch_size`` x (1 + negatives) pairs, which in one pass of 256 tokens peaked at 9 GB (16: 3.7 GB,
+            1.5x the time; benchmarks/rerank_memory.py). ``None`` reads them in one pass.
     """
 
     steps: int = 40
