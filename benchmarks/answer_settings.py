@@ -1,12 +1,13 @@
 """The extractive answer's settings re-chosen on development questions of the tuned stores; test half reported.
 
 The answer's defaults (``AnswerConfig``: sections read, margins, the bonus of search's first section, units
-kept) were chosen on base-model stores (``answers.md``). This re-runs that choice on the stores of the
-default tuned models with today's served search: every question is searched once (the served ``Searcher``,
-hits cached), then every setting of a grid answers it with the served ``extractive_answer`` and is judged
-as ``sitetune.evaluation.served.answer_outcome`` judges. The objective on the development half, pooled over
-sites, is the mean of "holds the answer" and "first citation answers" (ties: fewer words); the best
-setting and the defaults are shown on both halves. Writes ``benchmarks/results/answer_settings.md``.
+kept) were chosen on base-model stores (``answers.md``). This re-runs that choice on the stores of the default
+tuned models with today's served search: every question is searched once (the served ``Searcher``, hits
+cached), then every setting of a grid answers it with the served ``extractive_answer`` and is judged by
+``sitetune.evaluation.served.judge_answer``, as ``answer_outcome`` judges the service's answers. The objective
+on the development half, pooled over sites, is the mean of "holds the answer" and "first citation answers"
+(ties: fewer words); the best setting and the defaults are shown on both halves. Writes
+``benchmarks/results/answer_settings.md``.
 
 Usage:
     python benchmarks/answer_settings.py --site cbs=runs/quality/cbs/stores/cbs-default:cbs-v2 \\
@@ -18,22 +19,20 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import itertools
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from machine import describe_machine, write_fragment
 
-from sitetune.answer import Answer, SentenceScorer, extractive_answer
+from sitetune.answer import Answerer, SentenceScorer, extractive_answer
 from sitetune.config import AnswerConfig
 from sitetune.corpus import Corpus
-from sitetune.evaluation.querysets import Query, load_query_file, normalise, split_queries
+from sitetune.evaluation.querysets import Query, load_query_file, split_queries
+from sitetune.evaluation.served import judge_answer
 from sitetune.search import Searcher, SearchHit
-from sitetune.sitevocab import SiteVocabulary
 
 RESULT = Path(__file__).resolve().parent / "results" / "answer_settings.md"
-_MARKER = re.compile(r"\s*\[\d+\]")
 HALVES = ("dev", "test")
 
 
@@ -58,27 +57,16 @@ class Figures:
     stray: float
 
 
-def judge(query: Query, answer: Answer) -> tuple[bool, bool, bool, int, bool]:
-    """(found, holds the answer, first citation answers, words, cites an irrelevant section)."""
-    if not answer.found:
-        return False, False, False, 0, False
-    plain = _MARKER.sub("", answer.text)
-    first = answer.citations[0].chunk_id if answer.citations else None
-    first_answers = first is not None and query.relevant.get(first, 0) >= 2
-    holds = any(normalise(a) in normalise(plain) for a in query.answers) if query.answers else first_answers
-    stray = any(query.relevant.get(c.chunk_id, 0) == 0 for c in answer.citations)
-    return True, holds, first_answers, len(plain.split()), stray
-
-
 def figures(asked: list[Asked], scorer: SentenceScorer) -> Figures:
-    rows = [judge(a.query, extractive_answer(a.read_as, a.hits, scorer)) for a in asked if a.query.answerable]
-    found = [r for r in rows if r[0]]
+    outcomes = [judge_answer(a.query, extractive_answer(a.read_as, a.hits, scorer))
+                for a in asked if a.query.answerable]
+    found = [o for o in outcomes if o.found]
     return Figures(
-        holds=float(np.mean([r[1] for r in rows])),
-        first=float(np.mean([r[2] for r in rows])),
-        not_found=float(np.mean([not r[0] for r in rows])),
-        words=float(np.mean([r[3] for r in found])) if found else 0.0,
-        stray=float(np.mean([r[4] for r in found])) if found else 0.0,
+        holds=float(np.mean([o.correct for o in outcomes])),
+        first=float(np.mean([o.first_cited for o in outcomes])),
+        not_found=float(np.mean([not o.found for o in outcomes])),
+        words=float(np.mean([o.words for o in found])) if found else 0.0,
+        stray=float(np.mean([o.stray for o in found])) if found else 0.0,
     )
 
 
@@ -106,7 +94,7 @@ def main() -> None:
 
     settings = grid()
     deepest = max(c.sections for c in settings)
-    sites: list[tuple[str, str, Searcher, SiteVocabulary, list[Asked]]] = []
+    sites: list[tuple[str, str, Searcher, list[Asked]]] = []
     for spec in args.site:
         name, rest = spec.split("=", 1)
         store, sets = rest.rsplit(":", 1)
@@ -120,16 +108,13 @@ def main() -> None:
             for half, queries in zip(HALVES, halves, strict=True):
                 asked += [Asked(half, q, searcher.search(q.text, k=deepest), searcher.normalise_query(q.text))
                           for q in queries]
-        # The answerer's vocabulary: the searcher's when it has one (sitetune.answer.Answerer).
-        vocabulary = getattr(searcher, "vocabulary", None) or SiteVocabulary.of_chunks(searcher.reader.chunks)
-        sites.append((name, Path(searcher.model_path).name, searcher, vocabulary, asked))
+        sites.append((name, Path(searcher.model_path).name, searcher, asked))
         print(f"{name}: {len(asked)} questions searched", flush=True)
 
     def measure(config: AnswerConfig) -> dict[tuple[str, str], Figures]:
         out = {}
-        for name, _, searcher, vocabulary, asked in sites:
-            scorer = SentenceScorer(searcher.encoder, config, common_words=vocabulary.common_words,
-                                    cache=getattr(searcher, "sentences", None))
+        for name, _, searcher, asked in sites:
+            scorer = Answerer(searcher, config).scorer  # the served scorer: the site's words, shared vectors
             for half in HALVES:
                 out[(name, half)] = figures([a for a in asked if a.half == half], scorer)
         return out
@@ -156,7 +141,7 @@ def main() -> None:
         f"- Command: `python benchmarks/answer_settings.py {' '.join('--site ' + s for s in args.site)}`",
         f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {describe_machine()}",
         "- " + "; ".join(f"{n}: model `{m}`, {sum(a.half == 'dev' for a in asked)} development and "
-                         f"{sum(a.half == 'test' for a in asked)} test questions" for n, m, _, _, asked in sites),
+                         f"{sum(a.half == 'test' for a in asked)} test questions" for n, m, _, asked in sites),
         f"- {len(settings)} settings (bonus of search's first section 0-1, margin 0.15-0.35, second-section "
         "margin 0-0.15, 3/5/8 sections, 4/6 units); objective on the development half, pooled over sites: "
         "mean of holds the answer and first citation answers (ties: fewer words). "
@@ -173,7 +158,7 @@ def main() -> None:
                 f = result[(name, half)]
                 lines.append(f"| {label} | {name} | {half} | {f.holds:.1%} | {f.first:.1%} | {f.not_found:.1%} "
                              f"| {f.words:.0f} | {f.stray:.1%} |")
-    for _, _, searcher, _, _ in sites:
+    for _, _, searcher, _ in sites:
         searcher.close()
     write_fragment(args.out, lines)
 

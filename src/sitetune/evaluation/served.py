@@ -19,7 +19,7 @@ import numpy as np
 from sitetune.evaluation.querysets import Query, QuerySet, normalise
 
 if TYPE_CHECKING:
-    from sitetune.answer import Answerer
+    from sitetune.answer import Answer, Answerer
     from sitetune.search import Searcher
 
 #: How deep every system ranks (the deepest metric is @100).
@@ -110,7 +110,11 @@ class AnswerOutcome:
 
 def answer_outcome(answerer: Answerer, query: Query) -> AnswerOutcome:
     """Ask the answerer ``query`` as the service would and judge the answer."""
-    answer = answerer.answer(query.text)
+    return judge_answer(query, answerer.answer(query.text))
+
+
+def judge_answer(query: Query, answer: Answer) -> AnswerOutcome:
+    """Judge an answer to ``query`` against its judged answer strings and graded sections."""
     correct = first_cited = stray = False
     words = 0
     if answer.found:
