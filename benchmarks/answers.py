@@ -7,6 +7,7 @@ or not. Columns, per site, for the test half (settings are chosen on the develop
 - holds the answer: share of answerable questions whose answer text contains a judged answer string;
 - first citation answers: share of answerable questions whose first citation is a section that answers
   them (grade 2);
+- search's first result answers: the same for search's first hit, which bounds the first citation;
 - answerable → not found (wrongly) and unanswerable → not found (rightly, as a count);
 - words: mean length of the answers to answerable questions (found ones; citation markers removed);
 - cites an irrelevant section: share of those answers with a citation to a section not judged relevant.
@@ -80,6 +81,9 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, float]:
         "n": len(answerable),
         "holds": share([r["correct"] for r in answerable]),
         "first": share([r["first_cited"] for r in answerable]),
+        # Outcomes saved before the column existed lack it (NaN: shown as "–").
+        "search_first": share([r["search_first"] for r in answerable]) if all("search_first" in r for r in answerable)
+        else float("nan"),
         "wrong_nf": share([not r["found"] for r in answerable]),
         "right_nf": sum(not r["found"] for r in unanswerable),
         "unanswerable": len(unanswerable),
@@ -94,6 +98,7 @@ def table_rows(label: str, site: str, rows: list[dict[str, Any]]) -> list[str]:
     for half, keep in (("test", {"test"}), ("whole", {"dev", "test"})):
         s = summary([r for r in rows if r["half"] in keep])
         out.append(f"| {site} | {half} ({s['n']:.0f}) | {label} | {s['holds']:.1%} | {s['first']:.1%} | "
+                   f"{'–' if s['search_first'] != s['search_first'] else format(s['search_first'], '.1%')} | "
                    f"{s['wrong_nf']:.1%} | {s['right_nf']:.0f} of {s['unanswerable']:.0f} | {s['words']:.0f} | "
                    f"{s['stray']:.1%} |")
     return out
@@ -133,12 +138,15 @@ def main() -> None:
              "- " + "; ".join(f"{n}: model `{m}`" for n, m, _ in sites)
              + f"; this run's answer settings: {', '.join(f'{k} {v}' for k, v in asdict(config).items())}",
              "- holds the answer = the answer text contains a judged answer string; first citation answers = "
-             "its first citation is a section judged to answer (grade 2); words and irrelevant citation (a citation "
+             "its first citation is a section judged to answer (grade 2); search's first result answers = the "
+             "same for the first hit search returned (the answer quotes what search puts first, so this bounds the "
+             "first citation); words and irrelevant citation (a citation "
              "of a section judged neither answering nor helping) over the found answers to answerable "
              "questions.", "",
              "| site | half (answerable) | code, threshold | holds the answer | first citation answers | "
-             "answerable → not found | unanswerable → not found | words | cites an irrelevant section |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+             "search's first result answers | answerable → not found | unanswerable → not found | words | "
+             "cites an irrelevant section |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     # Rows grouped by threshold, earlier runs first within a threshold.
     runs = sorted([*earlier, saved], key=lambda run: float(run["config"]["min_score"]))
     for name, _, _ in sites:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from sitetune.answer import Answer, Citation
 from sitetune.corpus import Corpus
 from sitetune.evaluation.querysets import Query, load_query_file
+from sitetune.evaluation.served import judge_answer
 from sitetune.recordio import write_records
 from sitetune.records import SectionRecord
+from sitetune.search import SearchHit
 
 # Each section holds one word no other section has, so BM25's ranking of a one-word query is known.
 SECTIONS = [
@@ -113,3 +117,27 @@ def test_answer_metrics_are_shares_of_the_judged_questions(evaluated) -> None:  
     saved = json.loads((report / "metrics.json").read_text(encoding="utf-8"))
     assert saved["answers"]["base+search"]["tiny_q"]["answerable"] == 2
     assert not math.isnan(saved["metrics"]["base+search"]["tiny_q"]["ndcg@10"])
+
+
+def _hit(chunk_id: str) -> SearchHit:
+    return SearchHit(chunk_id, f"text of {chunk_id}", 1.0, "Page", chunk_id, f"https://uni.example/{chunk_id}")
+
+
+def test_judge_answer_tells_the_first_citation_from_search_s_first_result() -> None:
+    """An answer that cites a lower hit first is judged on that citation; search's first hit is judged apart."""
+    query = Query("q1", "how much are rooms in halls?", {"halls": 2, "renting": 1},
+                  answers=("150 a week",))
+    hits = [_hit("halls"), _hit("renting"), _hit("tuition")]
+    cites_second = Answer("Most students rent privately. [1]", [Citation.of(1, hits[1])], True, hits, 0.6)
+    judged = judge_answer(query, cites_second)
+    assert judged.search_first and not judged.first_cited and not judged.correct and not judged.stray
+    cites_first = Answer("Rooms in halls cost 150 a week. [1]\nAsk the office. [2]",
+                         [Citation.of(1, hits[0]), Citation.of(2, hits[2])], True, hits, 0.7)
+    judged = judge_answer(query, cites_first)
+    assert judged.search_first and judged.first_cited and judged.correct and judged.stray
+    assert judged.words == 10  # the [n] markers are not words
+    not_found = Answer("Not found", [], False, hits[::-1], 0.2)
+    judged = judge_answer(query, not_found)
+    assert not (judged.search_first or judged.first_cited or judged.correct) and judged.words == 0
+    unanswerable = judge_answer(replace(query, answerable=False), cites_first)
+    assert not (unanswerable.search_first or unanswerable.first_cited or unanswerable.correct)

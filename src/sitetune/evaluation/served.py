@@ -96,6 +96,8 @@ class AnswerOutcome:
             section that answers it).
         words: Words of a found answer, citation markers removed (0 when not found).
         stray: Whether a found answer cites a section not judged relevant to the query (no grade).
+        search_first: For an answerable query, whether search's first result (the answer's first hit) is a
+            grade-2 chunk: the bound on ``first_cited``, since the answer quotes what search puts first.
     """
 
     query_id: str
@@ -106,6 +108,7 @@ class AnswerOutcome:
     first_cited: bool = False
     words: int = 0
     stray: bool = False
+    search_first: bool = False
 
 
 def answer_outcome(answerer: Answerer, query: Query) -> AnswerOutcome:
@@ -117,6 +120,7 @@ def judge_answer(query: Query, answer: Answer) -> AnswerOutcome:
     """Judge an answer to ``query`` against its judged answer strings and graded sections."""
     correct = first_cited = stray = False
     words = 0
+    search_first = query.answerable and bool(answer.hits) and query.relevant.get(answer.hits[0].chunk_id, 0) >= 2
     if answer.found:
         plain = _MARKER.sub("", answer.text)
         words = len(plain.split())
@@ -130,7 +134,7 @@ def judge_answer(query: Query, answer: Answer) -> AnswerOutcome:
             else:
                 correct = first_cited
     return AnswerOutcome(query.id, query.answerable, answer.found, correct, answer.score, first_cited, words,
-                         stray)
+                         stray, search_first)
 
 
 @dataclass(frozen=True)
