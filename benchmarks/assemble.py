@@ -17,7 +17,7 @@ ORDER = [
     "rerank", "rerank-ce", "rerank-maxsim", "rerank-ce-sample", "rerank-combiner",
     "rerank_latency_cbs", "rerank_latency_stirling", "rerank_latency_sample", "rerank_memory",
     "rerank_memory_sample",
-    "answer_threshold", "answers", "answers_tuned", "answer_settings", "train_step_cost",
+    "answer_threshold", "answer_evidence", "answers", "answers_tuned", "answer_settings", "train_step_cost",
     "train_step_trainer",
     "train_step_quality", "training", "card_reproduction", "card_gpu",
     "encode-quiet", "encode", "encode-memory-latency", "latency", "ann", "ann-1m", "ann-1m-lowdim",
