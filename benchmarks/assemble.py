@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 ORDER = [
-    "quality", "recipe_variants", "fusion", "fusion_intent", "fusion-base", "query_reading",
+    "quality", "recipe_variants", "weight_interpolation", "fusion", "fusion_intent", "fusion-base", "query_reading",
     "rerank", "rerank-ce", "rerank-maxsim", "rerank-ce-sample", "rerank-combiner",
     "rerank_latency_cbs", "rerank_latency_stirling", "rerank_latency_sample", "rerank_memory",
     "rerank_memory_sample",
