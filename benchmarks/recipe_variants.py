@@ -54,6 +54,33 @@ def cells(site: Site) -> list[str]:
     return out
 
 
+def table_head(title: str, command: str, preface: str, variant_column: str) -> list[str]:
+    """A variants fragment's heading, command, machine, how to read a cell, and the table's header rows."""
+    return [
+        f"## {title}",
+        "",
+        f"- Command: `{command}`",
+        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {describe_machine()}",
+        f"- {preface}Each cell is nDCG@10 / answers@1; dense = the model's ranking alone, served = the served"
+        " search at its defaults; halves split by a hash of the query id (as `fusion.py`).",
+        "",
+        f"| site | {variant_column} | training | dev dense | dev served | test dense | test served |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+
+def variant_row(name: str, corpus: str, sets: str, label: str, model: str, store: Path) -> str:
+    """Index ``corpus`` with ``model`` into ``store`` and return the variant's table row (printed too)."""
+    build_index(corpus, model, store, progress=False)
+    site = open_site(f"{name}={store}:{sets}")
+    try:
+        row = f"| {name} | {label} | {training_facts(model)} | " + " | ".join(cells(site)) + " |"
+    finally:
+        site.searcher.close()
+    print(row, flush=True)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--site", action="append", required=True, help="NAME=CORPUS:set1[,set2]")
@@ -62,18 +89,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args()
 
-    lines = [
-        "## Training-recipe variants at the default step count (development and test halves)",
+    lines = table_head(
+        "Training-recipe variants at the default step count (development and test halves)",
+        "python benchmarks/recipe_variants.py "
+        + " ".join([*("--site " + s for s in args.site), *("--model " + m for m in args.model)]),
         "",
-        "- Command: `python benchmarks/recipe_variants.py "
-        + " ".join([*("--site " + s for s in args.site), *("--model " + m for m in args.model)]) + "`",
-        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {describe_machine()}",
-        "- Each cell is nDCG@10 / answers@1; dense = the model's ranking alone, served = the served search at"
-        " its defaults; halves split by a hash of the query id (as `fusion.py`).",
-        "",
-        "| site | variant | training | dev dense | dev served | test dense | test served |",
-        "|---|---|---|---|---|---|---|",
-    ]
+        "variant",
+    )
     for spec in args.site:
         name, rest = spec.split("=", 1)
         corpus, sets = rest.rsplit(":", 1)
@@ -81,12 +103,7 @@ def main() -> None:
             tuple(m.split(":", 1)[1].split("=", 1)) for m in args.model if m.split(":", 1)[0] == name
         ]
         for label, model in variants:
-            store = args.workdir / f"{name}-{label}"
-            build_index(corpus, model, store, progress=False)
-            site = open_site(f"{name}={store}:{sets}")
-            lines.append(f"| {name} | {label} | {training_facts(model)} | " + " | ".join(cells(site)) + " |")
-            print(lines[-1], flush=True)
-            site.searcher.close()
+            lines.append(variant_row(name, corpus, sets, label, model, args.workdir / f"{name}-{label}"))
     write_fragment(args.out, lines)
 
 

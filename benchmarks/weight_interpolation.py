@@ -16,17 +16,14 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import shutil
 from pathlib import Path
 
-from fusion import open_site
-from machine import describe_machine, write_fragment
-from recipe_variants import cells, training_facts
+from machine import write_fragment
+from recipe_variants import table_head, variant_row
 from safetensors.torch import load_file, save_file
 
 from sitetune.encode.export import EXPORT_DIRNAME
-from sitetune.index import build_index
 from sitetune.models import base_model_path
 
 RESULT = Path(__file__).resolve().parent / "results" / "weight_interpolation.md"
@@ -60,20 +57,14 @@ def main() -> None:
     tuned_of = dict(m.split("=", 1) for m in args.model)
     alphas = [float(a) for a in args.alphas.split(",")]
 
-    lines = [
-        "## Weight-space interpolation of the tuned and base models (development and test halves)",
-        "",
-        "- Command: `python benchmarks/weight_interpolation.py "
+    lines = table_head(
+        "Weight-space interpolation of the tuned and base models (development and test halves)",
+        "python benchmarks/weight_interpolation.py "
         + " ".join([*("--site " + s for s in args.site), *("--model " + m for m in args.model)])
-        + f" --alphas {args.alphas}`",
-        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {describe_machine()}",
-        "- a = the tuned model's share of every weight (1: the tuned model, 0: the base model). Each cell is"
-        " nDCG@10 / answers@1; dense = the model's ranking alone, served = the served search at its defaults;"
-        " halves split by a hash of the query id (as `fusion.py`).",
-        "",
-        "| site | a | training | dev dense | dev served | test dense | test served |",
-        "|---|---|---|---|---|---|---|",
-    ]
+        + f" --alphas {args.alphas}",
+        "a = the tuned model's share of every weight (1: the tuned model, 0: the base model). ",
+        "a",
+    )
     for spec in args.site:
         name, rest = spec.split("=", 1)
         corpus, sets = rest.rsplit(":", 1)
@@ -83,11 +74,7 @@ def main() -> None:
         ]
         for label, model in models:
             store = args.workdir / "stores" / f"{name}-{label.split()[0]}"
-            build_index(corpus, model, store, progress=False)
-            site = open_site(f"{name}={store}:{sets}")
-            lines.append(f"| {name} | {label} | {training_facts(model)} | " + " | ".join(cells(site)) + " |")
-            print(lines[-1], flush=True)
-            site.searcher.close()
+            lines.append(variant_row(name, corpus, sets, label, model, store))
     write_fragment(args.out, lines)
 
 
