@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 ORDER = [
     "quality", "recipe_variants", "weight_interpolation", "fusion", "fusion_intent", "fusion-base", "query_reading",
+    "first_hit_misses",
     "rerank", "rerank-ce", "rerank-maxsim", "rerank-ce-sample", "rerank-combiner",
     "rerank_latency_cbs", "rerank_latency_stirling", "rerank_latency_sample", "rerank_memory",
     "rerank_memory_sample",
