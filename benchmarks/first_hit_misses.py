@@ -43,12 +43,12 @@ def first_hit_kind(ranking: list[str], answering: set[str], pages_of: dict[str, 
     return (KINDS[1] if on_answering_page else KINDS[2]), depth
 
 
-def half_counts(site: Site, half: str) -> tuple[int, Counter[tuple[str, str]]]:
+def half_counts(
+    site: Site, half: str, pages_of: dict[str, set[str]], titles_of: dict[str, set[str]]
+) -> tuple[int, Counter[tuple[str, str]]]:
     """Answerable questions of ``half`` and the count of each (kind, depth); ``(SAME_TITLE, "")`` counts the
-    "other page" misses whose first result has the title of an answering section (a sister page's section)."""
-    chunks = site.searcher.reader.chunks
-    pages_of = {c.chunk_id: {o.page_name for o in c.occurrences} for c in chunks}
-    titles_of = {c.chunk_id: {o.section_title for o in c.occurrences} for c in chunks}
+    "other page" misses whose first result has the title of an answering section (a sister page's section).
+    ``pages_of`` and ``titles_of`` map a chunk to the pages and section titles it appears under."""
     counts: Counter[tuple[str, str]] = Counter()
     total = 0
     for query in site.dev if half == "dev" else site.test:
@@ -59,8 +59,7 @@ def half_counts(site: Site, half: str) -> tuple[int, Counter[tuple[str, str]]]:
         ranking = served_ranking(site.searcher, query, site.vectors[query.id], depth=DEPTH)
         kind = first_hit_kind(ranking, answering, pages_of)
         counts[kind] += 1
-        answering_titles = set().union(*(titles_of.get(chunk_id, set()) for chunk_id in answering))
-        if kind[0] == KINDS[2] and titles_of[ranking[0]] & answering_titles:
+        if kind[0] == KINDS[2] and titles_of[ranking[0]] & set().union(*(titles_of.get(c, set()) for c in answering)):
             counts[SAME_TITLE, ""] += 1
     return total, counts
 
@@ -86,8 +85,11 @@ def main() -> None:
     ]
     for spec in args.site:
         site = open_site(spec)
+        chunks = site.searcher.reader.chunks
+        pages_of = {c.chunk_id: {o.page_name for o in c.occurrences} for c in chunks}
+        titles_of = {c.chunk_id: {o.section_title for o in c.occurrences} for c in chunks}
         for half in ("dev", "test"):
-            total, counts = half_counts(site, half)
+            total, counts = half_counts(site, half, pages_of, titles_of)
             cells = [counts[KINDS[0], ""]] + [counts[kind, depth] for kind in KINDS[1:] for depth in DEPTHS]
             cells.append(counts[SAME_TITLE, ""])
             lines.append(f"| {site.name} | {half} ({total}) | " + " | ".join(str(c) for c in cells) + " |")

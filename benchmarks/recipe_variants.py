@@ -54,6 +54,13 @@ def cells(site: Site) -> list[str]:
     return out
 
 
+def parse_site(spec: str) -> tuple[str, str, str]:
+    """``NAME=CORPUS:set1[,set2]`` → (name, corpus, query sets)."""
+    name, rest = spec.split("=", 1)
+    corpus, sets = rest.rsplit(":", 1)
+    return name, corpus, sets
+
+
 def table_head(title: str, command: str, preface: str, variant_column: str) -> list[str]:
     """A variants fragment's heading, command, machine, how to read a cell, and the table's header rows."""
     return [
@@ -97,8 +104,7 @@ def main() -> None:
         "variant",
     )
     for spec in args.site:
-        name, rest = spec.split("=", 1)
-        corpus, sets = rest.rsplit(":", 1)
+        name, corpus, sets = parse_site(spec)
         variants = [("base", "base")] + [
             tuple(m.split(":", 1)[1].split("=", 1)) for m in args.model if m.split(":", 1)[0] == name
         ]

@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 
 from machine import write_fragment
-from recipe_variants import table_head, variant_row
+from recipe_variants import parse_site, table_head, variant_row
 from safetensors.torch import load_file, save_file
 
 from sitetune.encode.export import EXPORT_DIRNAME
@@ -30,20 +30,25 @@ RESULT = Path(__file__).resolve().parent / "results" / "weight_interpolation.md"
 WEIGHTS = "model.safetensors"
 
 
-def interpolate(tuned: Path, alpha: float, out: Path) -> Path:
-    """Write ``tuned``'s folder to ``out`` with its weights replaced by ``(1 - alpha) * base + alpha * tuned``."""
+def interpolate(tuned: Path, alphas: list[float], prefix: Path) -> list[Path]:
+    """Write ``tuned``'s folder once per ``alpha`` to ``PREFIX-a<alpha>``, its weights replaced by
+    ``(1 - alpha) * base + alpha * tuned``; both weight files are read once."""
     base = load_file(str(base_model_path() / WEIGHTS))
     weights = load_file(str(tuned / WEIGHTS))
     missing = sorted(set(weights) - set(base))
     if missing:
         raise SystemExit(f"{tuned / WEIGHTS}: tensors the base model lacks: {', '.join(missing[:5])}")
-    if out.exists():
-        shutil.rmtree(out)
-    # An export of the tuned weights would be refused as stale; the encoder makes a fresh one.
-    shutil.copytree(tuned, out, ignore=shutil.ignore_patterns("checkpoint-*", EXPORT_DIRNAME))
-    mixed = {k: ((1 - alpha) * base[k].float() + alpha * w.float()).to(w.dtype) for k, w in weights.items()}
-    save_file(mixed, str(out / WEIGHTS), metadata={"format": "pt"})
-    return out
+    folders = []
+    for alpha in alphas:
+        out = prefix.with_name(f"{prefix.name}-a{alpha:g}")
+        if out.exists():
+            shutil.rmtree(out)
+        # An export of the tuned weights would be refused as stale; the encoder makes a fresh one.
+        shutil.copytree(tuned, out, ignore=shutil.ignore_patterns("checkpoint-*", EXPORT_DIRNAME))
+        mixed = {k: ((1 - alpha) * base[k].float() + alpha * w.float()).to(w.dtype) for k, w in weights.items()}
+        save_file(mixed, str(out / WEIGHTS), metadata={"format": "pt"})
+        folders.append(out)
+    return folders
 
 
 def main() -> None:
@@ -66,12 +71,11 @@ def main() -> None:
         "a",
     )
     for spec in args.site:
-        name, rest = spec.split("=", 1)
-        corpus, sets = rest.rsplit(":", 1)
+        name, corpus, sets = parse_site(spec)
         tuned = Path(tuned_of[name])
-        models = [("0 (base)", "base"), ("1 (tuned)", str(tuned))] + [
-            (f"{a:g}", str(interpolate(tuned, a, args.workdir / f"{name}-a{a:g}"))) for a in alphas
-        ]
+        mixes = interpolate(tuned, alphas, args.workdir / name)
+        models = [("0 (base)", "base"), ("1 (tuned)", str(tuned))]
+        models += [(f"{a:g}", str(folder)) for a, folder in zip(alphas, mixes, strict=True)]
         for label, model in models:
             store = args.workdir / "stores" / f"{name}-{label.split()[0]}"
             lines.append(variant_row(name, corpus, sets, label, model, store))
