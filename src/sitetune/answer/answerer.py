@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from sitetune.answer.extractive import SentenceScorer, extractive_answer
-from sitetune.answer.llm import LLMConfig, LLMError, llm_answer
+from sitetune.answer.extractive import SentenceScorer, extractive_answer, not_found
+from sitetune.answer.llm import CircuitBreaker, LLMConfig, LLMError, generate_answer
 from sitetune.answer.types import Answer
 from sitetune.config import AnswerConfig
 from sitetune.search.types import SearchHit
@@ -18,6 +21,13 @@ from sitetune.sitevocab import SiteVocabulary
 
 if TYPE_CHECKING:
     from sitetune.encode import Encoder
+
+_LOG = logging.getLogger(__name__)
+#: The warning of an answer whose LLM call failed. Fixed: the failure's detail (the endpoint, its error
+#: body) goes to the server log under the reference the warning ends with, never to the client.
+LLM_FAILED_WARNING = "the generative answer failed; an extractive answer is shown"
+#: The warning of an answer given while the circuit breaker keeps the failing LLM uncalled.
+LLM_PAUSED_WARNING = "the generative answer is unavailable for now; an extractive answer is shown"
 
 
 class SearcherLike(Protocol):
@@ -32,6 +42,8 @@ class SearcherLike(Protocol):
     def search(self, query: str, k: int = 5, page: str | None = None) -> list[SearchHit]: ...
 
     def normalise_query(self, query: str) -> str: ...
+
+    def follow(self, query: str, hit: SearchHit) -> SearchHit | None: ...
 
 
 class ReuseLastQuery:
@@ -73,8 +85,32 @@ class ReuseLastQuery:
         return getattr(self.inner, name)
 
 
+@dataclass(frozen=True)
+class Retrieval:
+    """An answer's model work, done: what :meth:`Answerer.generate` needs to finish it.
+
+    Attributes:
+        question: The question as asked (what an LLM is sent).
+        hits: The sections read, best first (a followed section second, see :meth:`Answerer.retrieve`).
+        shown: The hits returned with the answer.
+        extractive: The extractive answer over ``hits``; in LLM mode the gate and the fallback.
+    """
+
+    question: str
+    hits: list[SearchHit]
+    shown: list[SearchHit]
+    extractive: Answer
+
+
 class Answerer:
     """Answers questions over a searcher's store, extractively or through an LLM.
+
+    An answer is two steps: :meth:`retrieve` does the model work (search, sentence scoring, the extractive
+    answer), :meth:`generate` the LLM call. A server runs the first under its model lock and the second
+    outside it, so a slow endpoint holds up no search.
+
+    In LLM mode a :class:`~sitetune.answer.llm.CircuitBreaker` (``llm.breaker_failures``,
+    ``llm.breaker_cooldown_s``) stops calling an endpoint that keeps failing.
 
     Args:
         searcher: Retrieval; its encoder also scores answer sentences, so one model is loaded.
@@ -97,6 +133,11 @@ class Answerer:
         # Search's second stage and the answer read one sentence-vector cache when the searcher has one.
         self.scorer = SentenceScorer(searcher.encoder, self.config, common_words=common,
                                      cache=getattr(searcher, "sentences", None))
+        # Shared by every answer: consecutive failures across requests open it (never, without an LLM).
+        self.breaker = (
+            CircuitBreaker(llm.breaker_failures, llm.breaker_cooldown_s) if llm is not None
+            else CircuitBreaker(0, 0.0)
+        )
 
     def warm(self, sections: Iterable[Any]) -> int:
         """Encode every quotable unit of ``sections`` (objects with page_name, section_title, text) ahead of time.
@@ -123,23 +164,84 @@ class Answerer:
         Raises:
             LLMError: LLM mode failed and ``fallback`` is False.
         """
+        return self.generate(self.retrieve(question, k=k, page=page), fallback=fallback)
+
+    def retrieve(self, question: str, *, k: int | None = None, page: str | None = None) -> Retrieval:
+        """The model work of an answer: search, then the extractive answer over the hits.
+
+        Args:
+            question: The question.
+            k: Hits returned with the answer (at least ``config.sections`` are read for it).
+            page: Only sections of this page.
+        """
         k = k or self.config.sections
         hits = self.searcher.search(question, k=max(k, self.config.sections), page=page)
         shown = hits[:k]
         # Sentences are scored against the question as search read it (typos corrected), which also lets
         # the scorer reuse search's query vector.
         read_as = self.searcher.normalise_query(question)
+        # A first section that sends the reader to another page ("English level A") is answered in two
+        # steps: that page's best section is read second, so the answer can quote and cite it.
+        first_hits = 1
+        if hits and hits[0].see_also:
+            followed = self.searcher.follow(question, hits[0])
+            if followed is not None:
+                hits = [hits[0], followed, *[h for h in hits[1:] if h.chunk_id != followed.chunk_id]]
+                first_hits = 2
+        result = extractive_answer(read_as, hits, self.scorer, first_hits)
+        return Retrieval(question=question, hits=hits, shown=shown, extractive=result)
+
+    def calls_llm(self, retrieval: Retrieval) -> bool:
+        """Whether :meth:`generate` may call the LLM for ``retrieval`` (LLM mode and the gate passed)."""
+        return self.llm is not None and retrieval.extractive.found
+
+    def generate(self, retrieval: Retrieval, *, fallback: bool = False) -> Answer:
+        """Finish an answer: the extractive one, or in LLM mode the endpoint's, checked. No model work.
+
+        The extractive answer gates the call: when it found nothing, the LLM is not asked. When the call
+        fails, or the circuit breaker is open, and ``fallback`` is set, the extractive answer is returned
+        with a fixed warning; the failure's detail is logged (``logging``), never put in the answer.
+
+        Args:
+            retrieval: What :meth:`retrieve` returned.
+            fallback: In LLM mode, answer extractively (with a warning) when the endpoint fails instead of
+                raising; the server uses this so a broken LLM does not turn into 5xx for students.
+
+        Raises:
+            LLMError: LLM mode failed (or the breaker is open) and ``fallback`` is False.
+        """
+        gate = retrieval.extractive
         if self.llm is None:
-            result = extractive_answer(read_as, hits, self.scorer)
+            result = gate
+        elif not gate.found:
+            result = not_found(retrieval.hits, gate.score, mode="llm")
         else:
-            try:
-                result = llm_answer(question, hits, self.scorer, self.llm)
-            except LLMError as exc:
-                if not fallback:
-                    raise
-                result = extractive_answer(read_as, hits, self.scorer)
-                result = _with(result, warning=f"generative mode failed, extractive answer shown: {exc}")
-        return _with(result, hits=shown)
+            result = self._generative(retrieval, self.llm, fallback)
+        return _with(result, hits=retrieval.shown)
+
+    def _generative(self, retrieval: Retrieval, llm: LLMConfig, fallback: bool) -> Answer:
+        gate = retrieval.extractive
+        breaker = self.breaker
+        if not breaker.allow():
+            if not fallback:
+                raise LLMError(
+                    f"the LLM failed {llm.breaker_failures} times in a row: not called for "
+                    f"{llm.breaker_cooldown_s:g} s"
+                )
+            return _with(gate, warning=LLM_PAUSED_WARNING)
+        try:
+            result = generate_answer(
+                retrieval.question, retrieval.hits, gate, llm, sections=self.config.sections
+            )
+        except LLMError as exc:
+            breaker.failure()
+            if not fallback:
+                raise
+            reference = uuid.uuid4().hex[:12]
+            _LOG.warning("generative answer failed (reference %s), extractive shown: %s", reference, exc)
+            return _with(gate, warning=f"{LLM_FAILED_WARNING} (reference {reference})")
+        breaker.success()
+        return result
 
 
 def _with(answer: Answer, **changes: object) -> Answer:

@@ -12,6 +12,9 @@ from sitetune.cli.common import handle_errors, print_json
 from sitetune.config import ChunkingConfig, CrawlConfig
 
 _CRAWL = CrawlConfig()  # flag defaults come from the config, so the two cannot drift apart
+_ALLOW_PRIVATE_HELP = ("Also fetch host names that resolve to loopback, private, link-local or metadata addresses "
+                       "(an intranet site). A start URL that is such an address itself (http://127.0.0.1:8000/) "
+                       "needs no flag. See docs/security.md")
 
 
 @handle_errors
@@ -45,6 +48,8 @@ def crawl(
                                                      "CORPUS.crawl.json)")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the crawl report as JSON")] = False,
+    allow_private_addresses: Annotated[bool, typer.Option("--allow-private-addresses",
+                                                          help=_ALLOW_PRIVATE_HELP)] = False,
 ) -> None:
     """Crawl a site within a prefix and write its pages, sectionized, as a corpus plus a crawl report.
 
@@ -57,7 +62,8 @@ def crawl(
     defaults = default_crawl_config(start)
     config = dataclasses.replace(defaults, max_pages=max_pages,
                                  delay_s=defaults.delay_s if delay is None else delay, concurrency=concurrency,
-                                 timeout_s=timeout, retries=retries, max_bytes=max_bytes, total_time_s=max_time)
+                                 timeout_s=timeout, retries=retries, max_bytes=max_bytes, total_time_s=max_time,
+                                 allow_private_addresses=allow_private_addresses)
     _corpus, result = crawl_source(start, out, prefix=prefix, config=config, cache_dir=cache, progress=progress,
                                    report_path=report, public_base=public_base)
     if as_json:
@@ -67,7 +73,8 @@ def crawl(
     typer.echo(f"pages     {len(result.pages):>6}  ({result.fetched} downloaded, "
                f"{result.not_modified} unchanged from cache)")
     typer.echo(f"records   {result.records:>6}  -> {result.corpus}")
-    typer.echo(f"skipped   {len(result.skipped):>6}  ({reasons})")
+    listed = f"; the report lists {len(result.skipped)}" if result.skipped_truncated else ""
+    typer.echo(f"skipped   {result.skipped_total:>6}  ({reasons}{listed})")
     typer.echo(f"bytes     {result.wire_bytes:>6}  in {result.duration_s:.1f} s"
                + (f"  (stopped early: {result.stopped})" if result.stopped else ""))
 
@@ -78,14 +85,19 @@ def sectionize(
     max_tokens: Annotated[int, typer.Option(min=16, max=512, help="Longest chunk in tokens, special tokens "
                                                                   "included")] = ChunkingConfig.max_tokens,
     as_json: Annotated[bool, typer.Option("--json", help="Print the records as a JSON list")] = False,
+    allow_private_addresses: Annotated[bool, typer.Option("--allow-private-addresses",
+                                                          help=_ALLOW_PRIVATE_HELP)] = False,
 ) -> None:
     """Split one HTML page into section records (page name, section title and type, text, URL).
+
+    A URL's redirects are followed on its own host and port only.
 
     Example: sitetune sectionize page.html --json
     """
     from sitetune.crawl import sectionize_source
 
-    records = sectionize_source(source, dataclasses.replace(ChunkingConfig(), max_tokens=max_tokens))
+    records = sectionize_source(source, dataclasses.replace(ChunkingConfig(), max_tokens=max_tokens),
+                                allow_private_addresses=allow_private_addresses)
     if as_json:
         print_json([r.to_dict() for r in records])
         return

@@ -40,9 +40,22 @@ def serve(
     max_in_flight: Annotated[
         int, typer.Option("--max-in-flight", min=1, help="Requests admitted at once; more get 503.")
     ] = _SERVE.max_in_flight,
+    max_llm_calls: Annotated[
+        int,
+        typer.Option(
+            "--max-llm-calls", min=1, help="With --llm-url, answers waiting on the LLM at once; more get 503."
+        ),
+    ] = _SERVE.max_llm_calls,
     backend: common.BackendOption = common.DEFAULT_BACKEND,
     fallback: common.FallbackOption = _ENCODER.fallback,
-    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log",
+            help="Log every request: the client's IP address with the URL, which holds /search queries "
+            "(personal data; the query log keeps no addresses).",
+        ),
+    ] = False,
     warm: Annotated[
         bool, typer.Option("--warm/--no-warm", help="Encode all answer sentences before serving.")
     ] = True,
@@ -74,6 +87,61 @@ def serve(
             help="With --workers N and at least N CPUs, run each worker on its own CPUs.",
         ),
     ] = _SERVE.pin_workers,
+    docs: Annotated[
+        bool,
+        typer.Option(
+            "--docs/--no-docs",
+            help="Serve Swagger UI at /docs and ReDoc at /redoc (they load scripts from a CDN); "
+            "/openapi.json is served either way.",
+        ),
+    ] = _SERVE.docs,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="Accept requests whose Host header names this host (repeatable; '*.example.org', '*' for "
+            "any). Default: the --host address, localhost, 127.0.0.1 and [::1]; others get 400.",
+        ),
+    ] = None,
+    keep_alive: Annotated[
+        int,
+        typer.Option("--keep-alive", min=1, help="Seconds an idle keep-alive connection stays open."),
+    ] = _SERVE.keep_alive_s,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            "--header-timeout",
+            min=0.1,
+            help="Seconds a connection has to send a whole request (headers and body); slower clients "
+            "are disconnected.",
+        ),
+    ] = _SERVE.header_timeout_s,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections",
+            min=1,
+            help="Open connections per process; past it requests get 503 (--workers N: per worker).",
+        ),
+    ] = _SERVE.max_connections,
+    backlog: Annotated[
+        int | None,
+        typer.Option(
+            "--backlog",
+            min=1,
+            help="Connections the kernel queues before they are accepted (default: 2048, or with "
+            "--workers N max(64, --max-in-flight x N)).",
+        ),
+    ] = _SERVE.backlog,
+    feedback_per_minute: Annotated[
+        int,
+        typer.Option(
+            "--feedback-per-minute",
+            min=1,
+            help="POST /feedback requests one client address may send per minute (after a burst of "
+            f"{_SERVE.feedback_burst}); more get 429.",
+        ),
+    ] = _SERVE.feedback_per_minute,
 ) -> None:
     """Serve the search API and the web page for STORE (Ctrl-C stops)."""
     from sitetune.serve import run_server
@@ -85,8 +153,16 @@ def serve(
         max_body_bytes=max_body_bytes,
         cors_origins=tuple(cors_origin or ()),
         max_in_flight=max_in_flight,
+        max_llm_calls=max_llm_calls,
         workers=workers,
         pin_workers=pin_workers,
+        docs=docs,
+        allowed_hosts=tuple(allowed_host or ()),
+        keep_alive_s=keep_alive,
+        header_timeout_s=header_timeout,
+        max_connections=max_connections,
+        backlog=backlog,
+        feedback_per_minute=feedback_per_minute,
     )
     run_server(
         store,

@@ -1,7 +1,9 @@
 """The crawl loop: breadth-first over a URL prefix with a few concurrent workers, bounded everywhere.
 
-Bounds: pages (``max_pages``), wall time (``total_time_s``), bytes (``max_total_bytes``), per-page time and
-size, URL shape (trap guard). Every URL met and not turned into records lands in the report with a reason.
+Bounds: pages (``max_pages``), wall time (``total_time_s``, rate-limit and back-off waits included), bytes
+(``max_total_bytes``), per-page time and size, URL shape (trap guard), robots.txt Crawl-delay (at most
+:data:`~sitetune.crawl.robots.MAX_CRAWL_DELAY_S`), hosts and addresses (:mod:`sitetune.crawl.guard`). Every
+URL met and not turned into records lands in the report with a reason.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from sitetune.config import ChunkingConfig, CrawlConfig
 from sitetune.crawl.cache import CacheEntry, PageCache
 from sitetune.crawl.encoding import decode_body
 from sitetune.crawl.fetch import FetchError, RateLimiter, Response, fetch, make_client
-from sitetune.crawl.report import CrawlReport, PageResult, SkippedUrl
+from sitetune.crawl.guard import FetchGuard
+from sitetune.crawl.report import CrawlReport, PageResult, SkipLog, SkippedUrl
 from sitetune.crawl.robots import Robots, load_robots
 from sitetune.crawl.urls import TrapGuard, in_prefix
 from sitetune.errors import InputError
@@ -39,7 +42,7 @@ class _State:
     seen: set[str] = field(default_factory=set)
     finals: set[str] = field(default_factory=set)
     pages: dict[str, tuple[PageResult, list[SectionRecord], str]] = field(default_factory=dict)
-    skipped: dict[str, SkippedUrl] = field(default_factory=dict)
+    skipped: SkipLog = field(default_factory=SkipLog)
     robots: dict[str, Robots] = field(default_factory=dict)
     fetched: int = 0
     not_modified: int = 0
@@ -67,8 +70,9 @@ class Crawl:
         self.real_origin = _origin(start)
         self.public_base = public_base.rstrip("/") if public_base else None
         self.progress = progress
-        self.state = _State()
+        self.state = _State(skipped=SkipLog(config.max_skipped_listed))
         self.guard = TrapGuard(config)
+        self.fetch_guard = FetchGuard.for_start(start, allow_private=config.allow_private_addresses)
         self.limiter = RateLimiter(config.delay_s)
         self.queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
         self.robots_locks: dict[str, asyncio.Lock] = {}
@@ -82,9 +86,12 @@ class Crawl:
         return url
 
     def skip(self, url: str, reason: str, detail: str = "") -> None:
-        """Record ``url`` as skipped for ``reason`` (under its public address)."""
+        """Record ``url`` as skipped for ``reason`` (under its public address); a URL counts once, first reason wins.
+
+        Every skip is counted; the report lists at most ``max_skipped_listed`` of them (:class:`SkipLog`).
+        """
         shown = self.public(url)
-        self.state.skipped.setdefault(shown, SkippedUrl(shown, reason, detail))
+        self.state.skipped.add(SkippedUrl(shown, reason, detail))
 
     def admit(self, url: str, depth: int) -> None:
         """Queue a discovered URL, or record why not."""
@@ -108,8 +115,9 @@ class Crawl:
         lock = self.robots_locks.setdefault(origin, asyncio.Lock())
         async with lock:
             if origin not in self.state.robots:
-                robots = await load_robots(client, url, self.cfg, self.limiter)
+                robots = await load_robots(client, url, self.cfg, self.limiter, self.fetch_guard)
                 self.state.robots[origin] = robots
+                # Robots.crawl_delay is already clamped to MAX_CRAWL_DELAY_S (load_robots warns).
                 self.limiter.delay_s = max(self.limiter.delay_s, robots.crawl_delay(self.cfg.user_agent))
             return self.state.robots[origin]
 
@@ -132,14 +140,15 @@ class Crawl:
 
     async def _fetch(self, client: httpx.AsyncClient, url: str) -> tuple[Response, bytes, str]:
         """The page's response, body and Content-Type, revalidating against the cache."""
-        resp = await fetch(client, url, self.cfg, self.limiter, check_hop=self.check_hop,
+        resp = await fetch(client, url, self.cfg, self.limiter, guard=self.fetch_guard, check_hop=self.check_hop,
                            validators=lambda u: self.cache.validators(self.public(u)))
         self.state.wire_bytes += resp.wire_bytes
         key = self.public(resp.final_url)
         if resp.status == 304:
             hit = self.cache.get(key)
             if hit is None:  # the entry vanished between the two reads: fetch it whole
-                resp = await fetch(client, url, self.cfg, self.limiter, check_hop=self.check_hop)
+                resp = await fetch(client, url, self.cfg, self.limiter, guard=self.fetch_guard,
+                                   check_hop=self.check_hop)
                 self.state.wire_bytes += resp.wire_bytes
             else:
                 self.state.not_modified += 1
@@ -157,7 +166,11 @@ class Crawl:
             self.state.stopped = self.state.stopped or exhausted
             self.skip(url, exhausted, "crawl budget reached before this URL was fetched")
             return
-        robots = await self.robots_for(client, url)
+        try:
+            robots = await self.robots_for(client, url)
+        except FetchError as exc:  # load_robots lets only crawl-deadline through
+            self._out_of_time(url, exc)
+            return
         if not robots.allows(url, self.cfg.user_agent):
             self.skip(url, "robots", f"{self.public(robots.url)}: {robots.status} ({robots.detail})")
             return
@@ -165,7 +178,10 @@ class Crawl:
             resp, body, content_type = await self._fetch(client, url)
         except FetchError as exc:
             self.state.wire_bytes += exc.wire_bytes
-            self.skip(url, exc.reason, exc.detail)
+            if exc.reason == "crawl-deadline":
+                self._out_of_time(url, exc)
+            else:
+                self.skip(url, exc.reason, exc.detail)
             return
         final = resp.final_url
         self.state.seen.add(final)
@@ -197,6 +213,18 @@ class Crawl:
             else:
                 self.admit(link, depth + 1)
 
+    def _out_of_time(self, url: str, exc: FetchError) -> None:
+        """Skip ``url``, whose next request would start after the crawl's deadline (``crawl-deadline``).
+
+        When the rate limiter's next slot is past the deadline no request can start in time any more, so
+        the crawl ends: the deadline moves to now and the other workers skip their URLs at once. A retry's
+        back-off past the deadline skips only its own URL; other URLs may still fit.
+        """
+        self.skip(url, exc.reason, exc.detail)
+        if self.limiter.next_start > self.deadline:
+            self.state.stopped = self.state.stopped or exc.reason
+            self.deadline = min(self.deadline, time.monotonic())
+
     async def _worker(self, client: httpx.AsyncClient) -> None:
         while True:
             url, depth = await self.queue.get()
@@ -217,10 +245,11 @@ class Crawl:
 
         began = time.monotonic()
         self.deadline = began + self.cfg.total_time_s
+        self.limiter.deadline = self.deadline
         self.bar = tqdm(total=0, unit="url", desc="crawl", file=sys.stderr, disable=not self.progress,
                         dynamic_ncols=True)
         try:
-            async with make_client(self.cfg) as client:
+            async with make_client(self.cfg, self.fetch_guard) as client:
                 self.admit(self.start, 0)
                 n_workers = max(self.cfg.concurrency, 1)
                 workers = [asyncio.create_task(self._worker(client)) for _ in range(n_workers)]
@@ -237,7 +266,7 @@ class Crawl:
         return CrawlReport(
             start_url=self.public(self.start), prefix=self.public(self.prefix),
             pages=[s.pages[k][0] for k in sorted(s.pages)],
-            skipped=[s.skipped[k] for k in sorted(s.skipped)],
+            skipped=s.skipped.listed(), skipped_counts=s.skipped.reason_counts(),
             robots={self.public(r.url): f"{r.status}: {r.detail}" for r in s.robots.values()},
             fetched=s.fetched, not_modified=s.not_modified, wire_bytes=s.wire_bytes,
             duration_s=round(time.monotonic() - began, 3), stopped=s.stopped,

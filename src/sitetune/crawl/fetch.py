@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from sitetune.config import CrawlConfig
 from sitetune.crawl.encoding import decode_body
+from sitetune.crawl.guard import FetchGuard, Refused
 from sitetune.crawl.urls import normalize_url
 from sitetune.errors import InputError
 
@@ -66,18 +67,45 @@ class Response:
 
 
 class RateLimiter:
-    """Spaces request starts at least ``delay_s`` apart (shared by all workers of one crawl)."""
+    """Spaces request starts at least ``delay_s`` apart (shared by all workers of one crawl).
 
-    def __init__(self, delay_s: float) -> None:
+    Args:
+        delay_s: Seconds between request starts.
+        deadline: ``time.monotonic()`` time after which no request may start (the crawl's time budget);
+            None for no limit.
+    """
+
+    def __init__(self, delay_s: float, deadline: float | None = None) -> None:
         self.delay_s = delay_s
+        self.deadline = deadline
         self._next = 0.0
         self._lock = asyncio.Lock()
 
+    @property
+    def next_start(self) -> float:
+        """The ``time.monotonic()`` time at which the next request may start."""
+        return self._next
+
+    def check_wait(self, seconds: float, what: str = "the next request") -> None:
+        """Raise ``crawl-deadline`` when a wait of ``seconds`` from now would end past the deadline.
+
+        Waits count against the crawl's time budget: a robots.txt Crawl-delay or a Retry-After cannot keep
+        a worker asleep after the crawl should have ended.
+        """
+        if self.deadline is not None and time.monotonic() + seconds > self.deadline:
+            raise FetchError("crawl-deadline", f"{what} could start only in {seconds:g} s, after the crawl's "
+                             "time budget ends")
+
     async def wait(self) -> None:
-        """Sleep until the next request may start."""
+        """Sleep until the next request may start.
+
+        Raises:
+            FetchError: ``crawl-deadline`` when that would be after ``deadline`` (nothing is slept).
+        """
         async with self._lock:
             now = time.monotonic()
             if self._next > now:
+                self.check_wait(self._next - now)
                 await asyncio.sleep(self._next - now)
             self._next = max(now, self._next) + self.delay_s
 
@@ -143,7 +171,9 @@ async def _get_once(client: httpx.AsyncClient, url: str, headers: dict[str, str]
     """One URL with retries on 429/5xx and connection failures; redirects are returned, not followed.
 
     Each attempt runs under ``cfg.page_deadline_s``; waiting for the rate limiter and backing off do not
-    count against it, so a long robots.txt Crawl-delay cannot make healthy pages miss their deadline.
+    count against it, so a long robots.txt Crawl-delay cannot make healthy pages miss their deadline. They
+    count against the crawl's deadline instead (``limiter.deadline``): a wait that would end past it
+    raises ``crawl-deadline`` at once.
     """
     import httpx
 
@@ -165,7 +195,9 @@ async def _get_once(client: httpx.AsyncClient, url: str, headers: dict[str, str]
             raise FetchError("timeout", f"no data for {cfg.timeout_s:g} s ({type(exc).__name__})") from exc
         if resp is not None:
             return resp
-        await asyncio.sleep(min(retry_wait, cfg.max_backoff_s))
+        backoff = min(retry_wait, cfg.max_backoff_s)
+        limiter.check_wait(backoff, "a retry")
+        await asyncio.sleep(backoff)
     raise AssertionError("unreachable: the last attempt always returns or raises")
 
 
@@ -193,30 +225,34 @@ async def _attempt(client: httpx.AsyncClient, url: str, headers: dict[str, str],
 
 
 async def fetch(client: httpx.AsyncClient, url: str, cfg: CrawlConfig, limiter: RateLimiter, *,
-                validators: Callable[[str], dict[str, str]] | None = None,
+                guard: FetchGuard, validators: Callable[[str], dict[str, str]] | None = None,
                 check_hop: Callable[[str], None] | None = None, html_only: bool = True) -> Response:
     """GET ``url``, following redirects by hand under the per-page deadline.
 
     Args:
-        client: A shared ``httpx.AsyncClient`` (made by :func:`make_client`).
+        client: A shared ``httpx.AsyncClient`` made by :func:`make_client` with the same ``guard``.
         url: A normalised http(s) URL.
         cfg: Limits: retries, back-off, sizes, redirects, deadline.
         limiter: The crawl's rate limiter.
+        guard: Checks ``url`` and every redirect target before it is requested (scheme, origin, address;
+            see :mod:`sitetune.crawl.guard`).
         validators: Conditional-request headers for a URL (If-None-Match / If-Modified-Since).
-        check_hop: Called with each redirect target; raises :class:`FetchError` to refuse it
-            (outside the prefix, disallowed by robots.txt).
+        check_hop: Called with each redirect target before ``guard``; raises :class:`FetchError` to refuse
+            it (outside the prefix, disallowed by robots.txt).
         html_only: Refuse non-HTML answers without reading their bodies.
 
     Returns:
         The final response: 200 with a body, 304, or another status the caller judges.
 
     Raises:
-        FetchError: Redirect loop or chain too long, deadline passed, body too large, non-HTML,
+        FetchError: Redirect loop or chain too long, a hop the guard refuses (``off-site``,
+            ``private-address``, ``bad-scheme``), deadline passed, body too large, non-HTML,
             unreachable host, or a status of 400 and above (reason ``http-<status>``).
     """
     chain = [url]
     wire = 0
     try:
+        guard.check(url)
         current = url
         while True:
             headers = validators(current) if validators else {}
@@ -234,8 +270,11 @@ async def fetch(client: httpx.AsyncClient, url: str, cfg: CrawlConfig, limiter: 
                 raise FetchError("too-many-redirects", f"more than {cfg.max_redirects} hops")
             if check_hop is not None:
                 check_hop(target)
+            guard.check(target, redirect=True)
             chain.append(target)
             current = target
+    except Refused as exc:  # from the URL check or, when connecting, the address check
+        raise FetchError(exc.reason, exc.detail, wire_bytes=wire) from exc
     except FetchError as exc:
         exc.wire_bytes += wire
         raise
@@ -247,16 +286,22 @@ async def fetch(client: httpx.AsyncClient, url: str, cfg: CrawlConfig, limiter: 
     return resp
 
 
-def make_client(cfg: CrawlConfig) -> httpx.AsyncClient:
-    """An HTTP client with the crawl's timeouts and User-Agent; redirects and decoding are done by hand."""
+def make_client(cfg: CrawlConfig, guard: FetchGuard) -> httpx.AsyncClient:
+    """An HTTP client with the crawl's timeouts and User-Agent; redirects and decoding are done by hand.
+
+    Every connection it opens goes through ``guard`` (:class:`~sitetune.crawl.transport.GuardedTransport`):
+    the host is resolved and each of its addresses checked before connecting to one of them.
+    """
     import httpx
+
+    from sitetune.crawl.transport import GuardedTransport
 
     return httpx.AsyncClient(
         follow_redirects=False,
         timeout=httpx.Timeout(cfg.timeout_s),
         headers={"User-Agent": cfg.user_agent, "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1",
                  "Accept-Encoding": "gzip, deflate"},
-        limits=httpx.Limits(max_connections=max(cfg.concurrency, 1) + 1),
+        transport=GuardedTransport(guard, httpx.Limits(max_connections=max(cfg.concurrency, 1) + 1)),
         trust_env=False,
     )
 
@@ -272,17 +317,23 @@ class FetchedPage:
 def fetch_one(url: str, cfg: CrawlConfig | None = None) -> FetchedPage:
     """Fetch one HTML page synchronously.
 
+    Redirects are followed on the URL's own origin (scheme, host and port) only, and only to public
+    addresses unless the URL names a local or private address itself or ``cfg.allow_private_addresses``
+    is set (see :mod:`sitetune.crawl.guard`).
+
     Raises:
-        InputError: Malformed URL, or the fetch failed (the message gives the reason, e.g. ``http-404``).
+        InputError: Malformed URL, or the fetch failed or was refused (the message gives the reason, e.g.
+            ``http-404``, or ``off-site`` with the refused redirect target).
     """
     cfg = cfg or CrawlConfig(delay_s=0.0)
     normalized = normalize_url(url)
     if normalized is None:
         raise InputError("not a valid http(s) URL", path=url)
+    guard = FetchGuard.for_start(normalized, allow_private=cfg.allow_private_addresses)
 
     async def run() -> Response:
-        async with make_client(cfg) as client:
-            return await fetch(client, normalized, cfg, RateLimiter(0.0))
+        async with make_client(cfg, guard) as client:
+            return await fetch(client, normalized, cfg, RateLimiter(0.0), guard=guard)
 
     try:
         resp = asyncio.run(run())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sitetune.config import ChunkingConfig
+from sitetune.config import ChunkingConfig, CrawlConfig
 from sitetune.crawl.encoding import decode_body
 from sitetune.crawl.fetch import fetch_one
 from sitetune.errors import InputError
@@ -20,24 +20,28 @@ _HTML_MARKERS = ("<html", "<!doctype html", "<body", "<p", "<h1", "<h2", "<div",
                  "<article", "<section")
 
 
-def sectionize_source(source: str | Path, config: ChunkingConfig = _DEFAULT_CHUNKING) -> list[SectionRecord]:
+def sectionize_source(source: str | Path, config: ChunkingConfig = _DEFAULT_CHUNKING, *,
+                      allow_private_addresses: bool = False) -> list[SectionRecord]:
     """Sectionize an HTML file or an http(s) URL.
 
     Args:
         source: A path to an ``.html`` file, or an ``http://``/``https://`` URL (fetched once, with
             the crawler's limits, robots.txt not consulted since a person asked for this one page).
+            Redirects are followed on the URL's own host and port only (see docs/security.md).
         config: Chunk limit and heading tags.
+        allow_private_addresses: Also fetch a host name that resolves to a loopback, private or other
+            non-public address (a URL that names such an address itself is fetched either way).
 
     Returns:
         The page's records; a file's records carry its ``file://`` URL.
 
     Raises:
         InputError: The file is missing, a directory, not HTML or undecodable; the URL is malformed,
-            unreachable or not HTML; or the page has no text.
+            unreachable, not HTML, or redirects or resolves somewhere refused; or the page has no text.
     """
     text = str(source)
     if text.startswith(("http://", "https://")):
-        page = fetch_one(text)
+        page = fetch_one(text, CrawlConfig(delay_s=0.0, allow_private_addresses=allow_private_addresses))
         return sectionize_html(page.html, page.final_url, config)
     if "://" in text:
         raise InputError("not a file path or an http(s) URL", path=text)

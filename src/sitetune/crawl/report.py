@@ -1,13 +1,15 @@
-"""The crawl report: every page fetched and every URL skipped with its reason, saved as JSON."""
+"""The crawl report: every page fetched, every URL skipped counted by reason (a bounded list of them), as JSON."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sitetune.atomic import atomic_write_text
+from sitetune.config import MAX_SKIPPED_LISTED
 
 
 @dataclass
@@ -41,13 +43,72 @@ class SkippedUrl:
         url: The URL (normalised and rebased).
         reason: A short slug: robots, outside-prefix, non-html, http-404, redirect-loop, too-large,
             decompressed-too-large, deadline, timeout, unreachable, pattern-trap, query-trap, too-deep,
-            url-too-long, no-text, duplicate, max-pages, crawl-deadline, byte-budget, not-http, ...
+            url-too-long, no-text, duplicate, max-pages, crawl-deadline, byte-budget, not-http,
+            private-address, off-site, ...
         detail: Specifics (the status, the size, the redirect chain, the robots.txt answer).
     """
 
     url: str
     reason: str
     detail: str = ""
+
+
+class SkipLog:
+    """The URLs a crawl skipped: every one counted by reason, at most ``limit`` of them kept for the report.
+
+    A URL counts once, under the first reason given for it. A site with millions of URLs (a calendar, faceted
+    search) would otherwise keep millions of entries in memory and write them all to the report. Per reason,
+    only the ``limit`` smallest URLs are kept, so the list does not depend on the order the concurrent workers
+    met them, and :meth:`listed` gives every reason its turn, so a rare reason (one ``robots`` URL) still
+    appears beside a million ``pattern-trap`` ones.
+
+    Args:
+        limit: Most entries :meth:`listed` returns (at least 0).
+    """
+
+    def __init__(self, limit: int = MAX_SKIPPED_LISTED) -> None:
+        self.limit = max(limit, 0)
+        self.counts: Counter[str] = Counter()
+        # Every URL skipped so far, for the once-per-URL rule (the crawler's ``seen`` set holds as many).
+        self._urls: set[str] = set()
+        self._kept: dict[str, dict[str, SkippedUrl]] = {}
+
+    def add(self, entry: SkippedUrl) -> bool:
+        """Count ``entry`` and maybe keep it; False (and nothing changes) when its URL was skipped before."""
+        if entry.url in self._urls:
+            return False
+        self._urls.add(entry.url)
+        self.counts[entry.reason] += 1
+        kept = self._kept.setdefault(entry.reason, {})
+        kept[entry.url] = entry
+        if len(kept) > 2 * self.limit:  # trim now and then, not on every add: amortised O(log n) per URL
+            self._kept[entry.reason] = {url: kept[url] for url in sorted(kept)[:self.limit]}
+        return True
+
+    def __len__(self) -> int:
+        return len(self._urls)
+
+    def __contains__(self, url: object) -> bool:
+        return url in self._urls
+
+    def listed(self) -> list[SkippedUrl]:
+        """At most ``limit`` entries in URL order: every one when they fit, else each reason's smallest URLs.
+
+        Reasons take turns (alphabetically), one URL each per round, until ``limit`` entries are chosen.
+        """
+        queues = [sorted(kept.values(), key=lambda s: s.url) for _, kept in sorted(self._kept.items())]
+        chosen: list[SkippedUrl] = []
+        for rank in range(max((len(q) for q in queues), default=0)):
+            for queue in queues:
+                if len(chosen) >= self.limit:
+                    return sorted(chosen, key=lambda s: s.url)
+                if rank < len(queue):
+                    chosen.append(queue[rank])
+        return sorted(chosen, key=lambda s: s.url)
+
+    def reason_counts(self) -> dict[str, int]:
+        """How many URLs were skipped for each reason, all of them (listed or not), reasons sorted."""
+        return dict(sorted(self.counts.items()))
 
 
 @dataclass
@@ -59,7 +120,8 @@ class CrawlReport:
         prefix: URLs outside it were not followed.
         corpus: The corpus file written (None when nothing was written).
         pages: Pages that produced records, sorted by URL.
-        skipped: Every URL skipped, with its reason, sorted by URL.
+        skipped: URLs skipped, with their reasons, sorted by URL: all of them, or at most
+            ``CrawlConfig.max_skipped_listed`` (see :class:`SkipLog`) when ``skipped_truncated``.
         robots: robots.txt outcome per origin: "parsed", "absent" or "unreachable" with detail.
         fetched: Pages downloaded in full.
         not_modified: Pages revalidated with a 304 and taken from the cache.
@@ -67,6 +129,8 @@ class CrawlReport:
         wire_bytes: Bytes received, all requests included.
         duration_s: Wall-clock seconds.
         stopped: Why the crawl stopped early ("max-pages", "crawl-deadline", "byte-budget"), or None.
+        skipped_counts: Exact number of URLs skipped per reason, listed or not (empty: ``skipped`` is the
+            whole list and is counted). The JSON calls it ``skip_reasons`` (see :meth:`to_dict`).
     """
 
     start_url: str
@@ -81,18 +145,35 @@ class CrawlReport:
     wire_bytes: int = 0
     duration_s: float = 0.0
     stopped: str | None = None
+    skipped_counts: dict[str, int] = field(default_factory=dict)
 
     def skip_reasons(self) -> dict[str, int]:
-        """How many URLs were skipped for each reason."""
-        counts: dict[str, int] = {}
-        for s in self.skipped:
-            counts[s.reason] = counts.get(s.reason, 0) + 1
-        return dict(sorted(counts.items()))
+        """How many URLs were skipped for each reason, all of them (not only those listed), reasons sorted."""
+        if self.skipped_counts:
+            return dict(sorted(self.skipped_counts.items()))
+        return dict(sorted(Counter(s.reason for s in self.skipped).items()))
+
+    @property
+    def skipped_total(self) -> int:
+        """How many URLs were skipped, listed or not."""
+        return sum(self.skip_reasons().values())
+
+    @property
+    def skipped_truncated(self) -> bool:
+        """Whether ``skipped`` lists only some of the skipped URLs."""
+        return self.skipped_total > len(self.skipped)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict, with a ``skip_reasons`` summary added."""
+        """Plain JSON-ready dict, with a summary of the skips added.
+
+        ``skip_reasons`` counts every skipped URL by reason, ``skipped_total`` sums them, and
+        ``skipped_truncated`` says whether ``skipped`` lists only some of them.
+        """
         data = asdict(self)
+        del data["skipped_counts"]  # written as skip_reasons, the report's key since the first version
         data["skip_reasons"] = self.skip_reasons()
+        data["skipped_total"] = self.skipped_total
+        data["skipped_truncated"] = self.skipped_truncated
         return data
 
     def write(self, path: str | Path) -> Path:

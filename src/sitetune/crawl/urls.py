@@ -13,20 +13,51 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from sitetune.config import CrawlConfig
 
-# Parameters that name a visitor or a campaign, never a different page.
-_VOLATILE_PARAMS = re.compile(
-    r"^(utm_\w+|fbclid|gclid|dclid|msclkid|mc_[ce]id|sessionid|session_id|sessid|sid|phpsessid|jsessionid|_ga)$",
-    re.IGNORECASE,
+# Query parameters that name a visitor, a session or a campaign, never a different page (``*`` matches
+# any tail). Kept, they give one page many URLs (``?utm_source=news``, ``?fbclid=...``, one per visitor):
+# each is fetched again, which wastes the crawl budget, and its sections land in the corpus twice.
+# Matched case-insensitively against the whole name: ``sid`` is a session id, ``side`` is not.
+TRACKING_PARAMS = (
+    "utm_*",  # Google Analytics campaigns: utm_source, utm_medium, utm_campaign, utm_term, utm_content, ...
+    "gclid", "dclid", "_ga", "_gl",  # Google Ads, Display & Video, Analytics cross-domain linkers
+    "fbclid", "igshid",  # Facebook, Instagram
+    "msclkid", "yclid", "mc_cid", "mc_eid", "ref_src",  # Microsoft Ads, Yandex, Mailchimp, Twitter/X
+    "jsessionid", "phpsessid", "sessionid", "session_id", "sessid", "sid",  # server sessions
 )
+# Path (matrix) parameters that carry a session id: ``/page.jsp;jsessionid=0A1B`` is ``/page.jsp``.
+SESSION_PATH_PARAMS = ("jsessionid", "phpsessid", "sessionid", "session_id", "sessid", "sid")
+
+
+def _names_regex(names: tuple[str, ...]) -> re.Pattern[str]:
+    """One case-insensitive pattern for ``names`` (``*`` matches any tail); use it with ``fullmatch``."""
+    return re.compile("|".join(re.escape(n).replace(r"\*", r"\w*") for n in names), re.IGNORECASE)
+
+
+_VOLATILE_PARAMS = _names_regex(TRACKING_PARAMS)
+_SESSION_PATH_PARAM = _names_regex(SESSION_PATH_PARAMS)
 _DIGITS = re.compile(r"\d+")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _strip_session_path_params(path: str) -> str:
+    """``path`` without the ``;name=value`` segment parameters named in :data:`SESSION_PATH_PARAMS`.
+
+    Other segment parameters stay, in their order (``/a;v=2;jsessionid=X/b`` gives ``/a;v=2/b``).
+    """
+    segments = []
+    for segment in path.split("/"):
+        name, *params = segment.split(";")
+        kept = [p for p in params if not _SESSION_PATH_PARAM.fullmatch(p.split("=", 1)[0])]
+        segments.append(";".join([name, *kept]))
+    return "/".join(segments)
 
 
 def normalize_url(url: str, base: str | None = None) -> str | None:
     """Absolute, canonical form of ``url`` (resolved against ``base``), or None if it is not http(s).
 
-    Drops the fragment and volatile parameters (session ids, utm_*), lower-cases scheme and host,
-    removes a default port, resolves ``.``/``..`` segments and sorts the query parameters.
+    Drops the fragment, session-id path parameters (:data:`SESSION_PATH_PARAMS`) and tracking or session
+    query parameters (:data:`TRACKING_PARAMS`), lower-cases scheme and host, removes a default port,
+    resolves ``.``/``..`` segments and sorts the remaining query parameters.
     """
     try:
         absolute = urljoin(base, url.strip()) if base else url.strip()
@@ -42,6 +73,8 @@ def normalize_url(url: str, base: str | None = None) -> str | None:
         host = f"[{host}]"
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
     path = parts.path or "/"
+    if ";" in path:
+        path = _strip_session_path_params(path)
     if "." in path:
         trailing = path.endswith("/")
         path = posixpath.normpath(path)
@@ -49,7 +82,7 @@ def normalize_url(url: str, base: str | None = None) -> str | None:
         if trailing and not path.endswith("/"):
             path += "/"
     pairs = parse_qsl(parts.query, keep_blank_values=True)
-    params = [(k, v) for k, v in pairs if not _VOLATILE_PARAMS.match(k)]
+    params = [(k, v) for k, v in pairs if not _VOLATILE_PARAMS.fullmatch(k)]
     query = urlencode(sorted(params))
     return urlunsplit((scheme, netloc, path, query, ""))
 

@@ -17,11 +17,22 @@ its own sections (texts, section titles, page names) and replaces a question's w
 
 Candidates come from a delete index (SymSpell, Garbe 2012): every word and its one-letter deletions (two
 for long words) are keys, so a lookup costs a few dictionary probes, not a scan of the vocabulary.
+
+The query is text from anyone, and correction runs under the server's model lock, so its cost is bounded
+whatever is typed (see docs/security.md): a word's two-letter deletions number about ``n**2 / 2`` strings
+of ``n`` letters, so one 999-letter word would build half a gigabyte of keys. Hence three limits, each a
+constructor argument whose default is a constant below:
+
+- words longer than :data:`MAX_CORRECTED_WORD_LENGTH` letters, or more than two letters longer than the
+  longest indexed site word (so more than two edits from every candidate), are kept as typed;
+- at most :data:`MAX_LOOKUPS_PER_QUERY` unknown words per query are looked up, the rest kept as typed;
+- once :data:`CORRECTION_BUDGET_S` seconds of a query's correction are spent, the rest is kept as typed.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,6 +40,19 @@ from pathlib import Path
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 #: Regular endings: a word that is a known word with one of these added or removed is a word, not a typo.
 _ENDINGS = ("s", "es", "ed", "d", "ing")
+
+#: Longest word looked up. A lookup's keys grow with the square of the word's length and their bytes with
+#: the cube: 40 letters is about 800 keys and well under a millisecond, and long enough for the long
+#: words of English and most compounds of languages that write compounds as one word. A longer "word" in
+#: a query is a pasted token or an attack, not a typo.
+MAX_CORRECTED_WORD_LENGTH = 40
+#: Unknown words looked up per query. A question holds a few typos; a query of hundreds of unknown words is
+#: not a question, and every lookup runs while other requests wait for the model.
+MAX_LOOKUPS_PER_QUERY = 12
+#: Seconds one query's correction may take before the rest of it is kept as typed. Twelve lookups of the
+#: longest words take under 10 ms on a busy two-core machine; a normal question takes well under 1 ms, so
+#: the budget is only reached on a machine stalled for other reasons.
+CORRECTION_BUDGET_S = 0.05
 
 
 def _deletes(word: str, depth: int = 1) -> set[str]:
@@ -81,6 +105,10 @@ class QuerySpeller:
             are not corrections).
         max_words: Only the site's most frequent words are candidates (bounds the index's memory on
             very large sites).
+        max_word_length: Longer words are never looked up (nor site words more than two letters longer
+            indexed, since no lookup could reach them).
+        max_lookups: Unknown words looked up per query by :meth:`correct`; later ones stay as typed.
+        time_budget_s: Seconds :meth:`correct` spends on one query before keeping the rest as typed.
     """
 
     def __init__(
@@ -92,6 +120,9 @@ class QuerySpeller:
         two_edit_length: int = 9,
         min_count: int = 2,
         max_words: int = 50_000,
+        max_word_length: int = MAX_CORRECTED_WORD_LENGTH,
+        max_lookups: int = MAX_LOOKUPS_PER_QUERY,
+        time_budget_s: float = CORRECTION_BUDGET_S,
     ) -> None:
         counts: Counter[str] = Counter()
         for text in texts:
@@ -100,12 +131,21 @@ class QuerySpeller:
         self.known = frozenset(known_words) | frozenset(counts)
         self.min_length = min_length
         self.two_edit_length = two_edit_length
+        self.max_lookups = max_lookups
+        self.time_budget_s = time_budget_s
         self._by_delete: dict[str, set[str]] = defaultdict(set)
+        longest = 0
         for word, n in counts.most_common(max_words):
-            if n >= min_count and len(word) >= min_length - 1:
+            # A site word more than two letters longer than any word looked up is more than two edits
+            # from it, so indexing it would only cost memory (a pasted token can be thousands of letters).
+            if n >= min_count and min_length - 1 <= len(word) <= max_word_length + 2:
+                longest = max(longest, len(word))
                 self._by_delete[word].add(word)
                 for d in _deletes(word, self._depth(word)):
                     self._by_delete[d].add(word)
+        # Edit distance is at least the difference in length, so a word more than two letters longer than
+        # every candidate has no suggestion: skipping it changes no answer.
+        self.max_word_length = min(max_word_length, longest + 2)
 
     def _depth(self, word: str) -> int:
         return 2 if len(word) >= self.two_edit_length else 1
@@ -116,11 +156,20 @@ class QuerySpeller:
         forms |= {word[: -len(end)] for end in _ENDINGS if word.endswith(end) and len(word) > len(end) + 2}
         return not forms.isdisjoint(self.known)
 
+    def _correctable(self, w: str) -> bool:
+        """Whether the lower-case ``w`` is looked up: unknown, and neither too short nor too long."""
+        return self.min_length <= len(w) <= self.max_word_length and not self.is_known(w)
+
     def suggest(self, word: str) -> str | None:
-        """The site word ``word`` most likely stands for, or None when it is known or has no close word."""
+        """The site word ``word`` most likely stands for, or None when it is known or has no close word.
+
+        Words longer than ``max_word_length`` get None without a lookup.
+        """
         w = word.lower()
-        if len(w) < self.min_length or self.is_known(w):
-            return None
+        return self._lookup(w) if self._correctable(w) else None
+
+    def _lookup(self, w: str) -> str | None:
+        """The best candidate for the unknown lower-case ``w`` (None when no site word is close)."""
         limit = self._depth(w)
         candidates: set[str] = set(self._by_delete.get(w, ()))
         for d in _deletes(w, limit):
@@ -130,10 +179,25 @@ class QuerySpeller:
         return min(scored)[2] if scored else None
 
     def correct(self, query: str) -> str:
-        """``query`` with each unknown word replaced by its suggestion (the rest kept as typed)."""
+        """``query`` with each unknown word replaced by its suggestion (the rest kept as typed).
+
+        Only the first ``max_lookups`` unknown words are looked up, and none once ``time_budget_s``
+        seconds have passed since the call began; the words after that are kept as typed.
+        """
+        started = time.monotonic()
+        lookups = 0
 
         def replace(match: re.Match[str]) -> str:
-            suggestion = self.suggest(match.group(0))
-            return match.group(0) if suggestion is None else suggestion
+            nonlocal lookups
+            typed = match.group(0)
+            w = typed.lower()
+            if lookups >= self.max_lookups or not self._correctable(w):
+                return typed
+            if time.monotonic() - started >= self.time_budget_s:
+                lookups = self.max_lookups  # spent: no more clock reads either
+                return typed
+            lookups += 1
+            suggestion = self._lookup(w)
+            return typed if suggestion is None else suggestion
 
         return _WORD.sub(replace, query)

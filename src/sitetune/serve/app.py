@@ -3,8 +3,8 @@
 The bodies are in :mod:`sitetune.serve.schemas`, the error shape in :mod:`sitetune.serve.errors`.
 
 Endpoints: ``GET /healthz``, ``GET /pages``, ``GET /search``, ``POST /answer``, ``POST /feedback``, the
-OpenAPI document at ``/openapi.json`` (``/docs`` shows it), and the single page at ``/`` with its files under
-``/static``. Citations and results carry deep links (:mod:`sitetune.serve.deeplinks`); with a
+OpenAPI document at ``/openapi.json`` (``/docs`` shows it with ``ServeConfig.docs``), and the single page at
+``/`` with its files under ``/static``. Citations and results carry deep links (:mod:`sitetune.serve.deeplinks`); with a
 :class:`~sitetune.serve.querylog.QueryLog`, questions and feedback are logged.
 The model is loaded once (inside the searcher) and shared; endpoints are sync functions so FastAPI runs
 encoding in its threadpool, never on the event loop.
@@ -28,11 +28,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sitetune.answer import Answer, Answerer, LLMConfig, ReuseLastQuery, SearcherLike
+from sitetune.answer.answerer import Retrieval
 from sitetune.config import AnswerConfig, ServeConfig
 from sitetune.serve.deeplinks import opening_link, quote_link, quoted_spans
 from sitetune.serve.errors import InvalidInput, error_response, field_errors
-from sitetune.serve.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware, WorkerHeaderMiddleware
-from sitetune.serve.querylog import QueryLog, section_entry
+from sitetune.serve.middleware import (
+    BodyLimitMiddleware,
+    RateLimiter,
+    SecurityHeadersMiddleware,
+    WorkerHeaderMiddleware,
+    check_allowed_hosts,
+)
+from sitetune.serve.querylog import MalformedAnswerId, QueryLog, UnknownAnswerId, section_entry
 from sitetune.serve.schemas import (
     MAX_K,
     MAX_QUERY_CHARS,
@@ -108,7 +115,8 @@ def create_app(
 
     Args:
         searcher: Opened once by the caller; its model serves every request.
-        config: Body limit and CORS origins (none by default: no CORS headers are sent).
+        config: Body limit, CORS origins (none by default: no CORS headers are sent), ``/docs``, allowed
+            Host headers (none: not checked) and the feedback rate limit.
         answer_config: Extractive answer settings.
         llm: Generative mode for ``POST /answer``; ``None`` answers extractively.
         model_name: Shown by ``/healthz``.
@@ -136,6 +144,9 @@ def create_app(
     # Admission control, counted on the event loop: past max_in_flight a request gets an immediate 503
     # rather than joining a queue it would time out in (which also wastes the work done for it later).
     in_flight = 0
+    # LLM answers wait on the network outside the model lock and outside max_in_flight; at most
+    # max_llm_calls of them at once, past that an immediate 503 (acquired without blocking, on the loop).
+    llm_calls = threading.BoundedSemaphore(config.max_llm_calls)
 
     async def run_model(work: Callable[[], T]) -> T:
         nonlocal in_flight
@@ -152,11 +163,15 @@ def create_app(
         finally:
             in_flight -= 1
 
+    check_allowed_hosts(config.allowed_hosts)
     app = FastAPI(
         title="sitetune",
         version="0.1.0",
         summary="Search a site's pages and get answers cited to them.",
         description="Retrieved text is page content: render it as text, never as HTML or Markdown.",
+        # Swagger UI and ReDoc load their scripts from a CDN (no integrity hashes): only when asked for.
+        docs_url="/docs" if config.docs else None,
+        redoc_url="/redoc" if config.docs else None,
     )
 
     @app.exception_handler(RequestValidationError)
@@ -231,36 +246,80 @@ def create_app(
         check_page(body.page, "body.page")
         start = time.perf_counter()
 
-        def work() -> AnswerResponse:
+        def retrieve() -> Retrieval:
             with model_lock:
-                result = answerer.answer(body.question, k=body.k, page=body.page, fallback=True)
+                return answerer.retrieve(body.question, k=body.k, page=body.page)
+
+        def respond(retrieved: Retrieval) -> AnswerResponse:
+            # The LLM call, if any, is made here: after the model lock is released, so a slow endpoint
+            # never holds up searches.
+            result = answerer.generate(retrieved, fallback=True)
             out = _answer_out(result, body.question, (time.perf_counter() - start) * 1000)
             if query_log is not None:
                 out.log_id = _log_answer(query_log, body, result)
             return out
 
-        return await run_model(work)
+        if llm is None:
+            return await run_model(lambda: respond(retrieve()))
+        retrieved = await run_model(retrieve)
+        if not answerer.calls_llm(retrieved):
+            return await run_in_threadpool(respond, retrieved)
+        if not llm_calls.acquire(blocking=False):
+            raise StarletteHTTPException(
+                503, "generative answers are busy: try again in a moment", headers={"Retry-After": "2"}
+            )
+        try:
+            return await run_in_threadpool(respond, retrieved)
+        finally:
+            llm_calls.release()
+
+    feedback_limit = RateLimiter(config.feedback_per_minute, config.feedback_burst)
 
     @app.post(
         "/feedback",
         response_model=FeedbackResponse,
         tags=["answer"],
         responses={
-            404: {"model": ErrorResponse, "description": "The server keeps no query log (no --query-log)"},
-            422: _ERRORS[422],
+            404: {
+                "model": ErrorResponse,
+                "description": "The server keeps no query log (no --query-log), or gave no answer with this id",
+            },
+            422: {"model": ErrorResponse, "description": "Invalid input (an id that is not an answer's log_id...)"},
             413: {"model": ErrorResponse, "description": "Request body too large"},
+            429: {
+                "model": ErrorResponse,
+                "description": "Too much feedback from this address; retry after Retry-After",
+            },
         },
     )
-    def feedback(body: FeedbackRequest) -> FeedbackResponse:
-        """A thumbs up or down for an answer (its ``log_id``), appended to the query log."""
+    def feedback(body: FeedbackRequest, request: Request) -> FeedbackResponse:
+        """A thumbs up or down for an answer (its ``log_id``), appended to the query log.
+
+        Only ids this server handed out are accepted, at most ``MAX_FEEDBACK_PER_ANSWER`` votes per answer
+        are written (``recorded`` is false past that), and each client address may send
+        ``feedback_per_minute`` requests a minute.
+        """
         if query_log is None:
             raise StarletteHTTPException(404, "feedback is not collected: the server keeps no query log")
+        wait = feedback_limit.acquire(request.client.host if request.client is not None else "")
+        if wait:
+            raise StarletteHTTPException(
+                429, "too much feedback from this address: try again later", headers={"Retry-After": str(wait)}
+            )
         try:
-            query_log.log_feedback(body.id, body.helpful)
+            recorded = query_log.log_feedback(body.id, body.helpful)
+        except MalformedAnswerId:
+            raise InvalidInput(
+                "body.id", "is not an answer id: send the log_id of an answer from POST /answer (32 hex digits)"
+            ) from None
+        except UnknownAnswerId:
+            raise StarletteHTTPException(
+                404, "body.id: no answer was given with this id (ids expire when the server restarts)"
+            ) from None
         except OSError as exc:
             _LOG.warning("query log: feedback not written: %s", exc)
             return FeedbackResponse(recorded=False)
-        return FeedbackResponse(recorded=True)
+        return FeedbackResponse(recorded=recorded)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -282,6 +341,10 @@ def create_app(
             allow_headers=["Content-Type"],
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    if config.allowed_hosts:  # a Host header naming another site (DNS rebinding) gets 400
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts), www_redirect=False)
     app.add_middleware(SecurityHeadersMiddleware)  # outside the others, so every response gets them
     if config.workers > 1:
         app.add_middleware(WorkerHeaderMiddleware)  # which of `serve --workers N` answered

@@ -15,7 +15,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from sitetune.atomic import atomic_write_text
+from sitetune.atomic import atomic_path, atomic_write_text
 from sitetune.plotting import pyplot
 
 # Words that say nothing about a question's topic (question words, fillers, "programme"-like words
@@ -29,6 +29,18 @@ _FILLER = frozenset(
     very want was we were what when where which while who whom why will with would you your yours""".split()  # noqa: SIM905
 )
 _TERM = re.compile(r"[^\W_][\w'.-]*[^\W_]|[^\W_]", re.UNICODE)
+# Characters that mean something to Markdown (or a GitHub table) inside a line: emphasis, code, links,
+# images, raw HTML, entities, headings, strike-through and table cells.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|!~&])")
+
+
+def markdown_text(text: str) -> str:
+    """``text`` as literal Markdown: on one line, every Markdown special character backslash-escaped.
+
+    Questions and section names come from the public and from crawled pages, so the report must not let them
+    add links, images, HTML, headings or table cells to ``report.md``.
+    """
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split()))
 
 
 def normalise_question(question: str) -> str:
@@ -197,21 +209,25 @@ def to_text(report: LogReport, log_path: str) -> str:
         lines.extend(["", f"## {title}", ""])
         lines.extend(rows or [empty])
 
+    md = markdown_text  # everything from the log is escaped: it was typed by the public or crawled
     section(
         "Most asked topics (the section that answered)",
-        [f"- {t.count} × {t.page_name} — {t.section_title} (e.g. \"{t.examples[0]}\")" for t in report.topics],
+        [
+            f"- {t.count} × {md(t.page_name)} — {md(t.section_title)} (e.g. \"{md(t.examples[0])}\")"
+            for t in report.topics
+        ],
         "No answered questions yet.",
     )
-    section("Most frequent words in questions", [f"- {c} × {t}" for t, c in report.terms], "No questions yet.")
+    section("Most frequent words in questions", [f"- {c} × {md(t)}" for t, c in report.terms], "No questions yet.")
     section(
         "Most asked questions",
-        [f"- {c.count} × \"{c.question}\"" for c in report.most_asked],
+        [f"- {c.count} × \"{md(c.question)}\"" for c in report.most_asked],
         "No questions yet.",
     )
     section(
         "Content gaps: questions answered \"not found\"",
         [
-            f"- {c.count} × \"{c.question}\"" + (f" (closest: {c.sections[0]})" if c.sections else "")
+            f"- {c.count} × \"{md(c.question)}\"" + (f" (closest: {md(c.sections[0])})" if c.sections else "")
             for c in report.content_gaps
         ],
         "None: every question found an answer.",
@@ -219,7 +235,7 @@ def to_text(report: LogReport, log_path: str) -> str:
     section(
         "Answers marked unhelpful",
         [
-            f"- {c.count} × \"{c.question}\"" + (f" (cited: {c.sections[0]})" if c.sections else "")
+            f"- {c.count} × \"{md(c.question)}\"" + (f" (cited: {md(c.sections[0])})" if c.sections else "")
             for c in report.unhelpful
         ],
         "None.",
@@ -243,7 +259,19 @@ def write_report(report: LogReport, log_path: str, out: Path) -> list[Path]:
 
 
 def plot(report: LogReport, out: Path) -> Path:
-    """Draw questions per day, the top topics, the top content gaps and the feedback to ``out`` (PNG)."""
+    """Draw questions per day, the top topics, the top content gaps and the feedback to ``out`` (PNG).
+
+    Labels are drawn as plain text: matplotlib's mathtext is off (a question like "is $x^$ the fee" would
+    otherwise be parsed as a formula, and fail). The file is written under a temporary name and renamed, so
+    a failed or interrupted plot leaves the previous ``out`` as it was.
+    """
+    import matplotlib
+
+    with matplotlib.rc_context({"text.parse_math": False}):
+        return _plot(report, out)
+
+
+def _plot(report: LogReport, out: Path) -> Path:
     from matplotlib.ticker import MaxNLocator
 
     plt = pyplot()
@@ -289,9 +317,12 @@ def plot(report: LogReport, out: Path) -> Path:
         f"{'answer' if report.unhelpful_count == 1 else 'answers'} marked unhelpful",
         fontsize=13,
     )
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:
+        fig.tight_layout()
+        with atomic_path(out, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
+    finally:
+        plt.close(fig)
     return out
 
 

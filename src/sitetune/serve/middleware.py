@@ -1,17 +1,23 @@
-"""Pure-ASGI middleware: a request-body limit that counts streamed bytes, and security headers.
+"""Pure-ASGI middleware (a streamed request-body limit, security headers) and a per-client rate limiter.
 
-Both are plain ASGI (not ``BaseHTTPMiddleware``) so they see the raw ``receive`` stream, which is where a
-chunked upload without Content-Length has to be counted, and so they add nothing to the hot path.
+The middleware is plain ASGI (not ``BaseHTTPMiddleware``) so it sees the raw ``receive`` stream, which is
+where a chunked upload without Content-Length has to be counted, and so it adds nothing to the hot path.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Awaitable, Callable, MutableMapping
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from starlette.exceptions import HTTPException
+
+from sitetune.errors import InputError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -121,6 +127,11 @@ class BodyLimitMiddleware:
 class SecurityHeadersMiddleware:
     """Adds security headers to every HTTP response (errors and static files included).
 
+    An exception that escapes the app before its response started is answered here with a 500 in the API's
+    error shape (``{"detail": "internal server error", "errors": []}``) carrying the headers, then raised
+    again so the server logs it; Starlette's own 500 comes from outside every middleware and would carry
+    none of them.
+
     Args:
         app: The wrapped ASGI app.
     """
@@ -144,15 +155,26 @@ class SecurityHeadersMiddleware:
             (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=()"),
         ]
 
+        started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 present = {name.lower() for name, _ in message.get("headers", [])}
                 message["headers"] = list(message.get("headers", [])) + [
                     (name, value) for name, value in extra if name not in present
                 ]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            if not started:
+                body, headers = _error_body(500, "internal server error")
+                await send_with_headers({"type": "http.response.start", "status": 500, "headers": headers})
+                await send_with_headers({"type": "http.response.body", "body": body})
+            raise
 
 
 class WorkerHeaderMiddleware:
@@ -180,3 +202,73 @@ class WorkerHeaderMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_worker)
+
+
+def check_allowed_hosts(hosts: Sequence[str]) -> None:
+    """Refuse Host patterns Starlette's ``TrustedHostMiddleware`` cannot use (it would fail on the first request).
+
+    Raises:
+        InputError: A pattern is empty or has a ``*`` anywhere but as ``*`` alone or a leading ``*.``.
+    """
+    for host in hosts:
+        wildcard_ok = host == "*" or (host.startswith("*.") and "*" not in host[2:])
+        if not host or ("*" in host and not wildcard_ok):
+            raise InputError(
+                f"--allowed-host {host!r}: expected a host name or address, '*.example.org' or '*'"
+            )
+
+
+class RateLimiter:
+    """A token bucket per client: ``burst`` requests at once, then ``per_minute`` a minute.
+
+    The buckets live in a bounded table: past ``max_clients`` the client seen least recently is forgotten
+    (its next request starts with a full bucket), so memory stays bounded whatever addresses arrive.
+    Thread-safe (sync endpoints run in the threadpool).
+
+    Args:
+        per_minute: Tokens added per minute.
+        burst: Bucket size: requests allowed back to back.
+        max_clients: Clients remembered.
+        clock: Seconds, monotonic (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        per_minute: float,
+        burst: int,
+        *,
+        max_clients: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if per_minute <= 0 or burst < 1 or max_clients < 1:
+            raise ValueError("per_minute must be above 0, burst and max_clients at least 1")
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self.max_clients = max_clients
+        self.clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, when)
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        """Clients remembered now."""
+        return len(self._buckets)
+
+    def acquire(self, client: str) -> int:
+        """Take one token for ``client``.
+
+        Returns:
+            0 when the request may go ahead; else the whole seconds until the next token (for Retry-After).
+        """
+        now = self.clock()
+        with self._lock:
+            tokens, then = self._buckets.pop(client, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - then) * self.rate)
+            wait = 0
+            if tokens >= 1:
+                tokens -= 1
+            else:
+                wait = max(1, math.ceil((1 - tokens) / self.rate))
+            self._buckets[client] = (tokens, now)
+            while len(self._buckets) > self.max_clients:
+                self._buckets.popitem(last=False)
+        return wait

@@ -10,23 +10,34 @@
 
 Privacy by construction: no IP address, user agent, cookie, session or account is written, and ``id`` is
 random per answer, so two questions from one person cannot be linked. Questions are stored as typed but
-with e-mail addresses and long digit runs (phone, student and application numbers) replaced by
-``[email]`` and ``[number]``. Times are UTC to the second.
+with contact details and identifiers replaced (:func:`redact`). Times are UTC to the second.
+
+Feedback only for answers this server gave: :meth:`QueryLog.log_question` hands out the logged id followed
+by its signature, an HMAC of the id under the log's key (:func:`feedback_key`), and
+:meth:`QueryLog.log_feedback` writes nothing for an id it cannot verify. All workers of
+``sitetune serve --workers N`` share one key (``$SITETUNE_FEEDBACK_KEY``, set by the supervisor), so any
+of them accepts the ids the others issued; a key set by the operator keeps ids valid across restarts.
+One process writes at most :data:`MAX_FEEDBACK_PER_ANSWER` votes per answer, so feedback cannot flush the
+questions out of the log.
 
 The file is capped: when the next line would pass ``max_bytes``, PATH becomes PATH.1 (PATH.1 becomes
 PATH.2 and so on) and the oldest beyond ``keep`` files is deleted, so the log never holds more than
 about ``max_bytes * (keep + 1)`` bytes. Each line is written with one ``write`` under an exclusive lock on
-PATH.lock, so several server processes can share one log.
+PATH.lock, so several server processes can share one log. The log and its lock file are created readable
+and writable by their owner only (0600); rotated files keep that mode.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import hmac
 import json
 import os
 import re
 import secrets
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,20 +52,86 @@ DEFAULT_KEEP = 5
 MIN_MAX_BYTES = 64 * 1024
 #: Sections listed under "top" (the best hits) per question.
 TOP_SECTIONS = 3
+#: An id as the log stores it: 16 lower-case hex digits, random per answer.
 ID_PATTERN = r"^[0-9a-f]{16}$"
+#: An id as the API hands it out (``log_id``): the logged id, then 16 hex digits of its signature.
+ANSWER_ID_PATTERN = r"^[0-9a-f]{32}$"
+#: The environment variable holding the feedback key shared by the workers of one server (32+ characters).
+FEEDBACK_KEY_ENV = "SITETUNE_FEEDBACK_KEY"
+MIN_FEEDBACK_KEY_CHARS = 32
+#: Feedback lines one process writes per answer (a reader may change their mind; a script may not flood).
+MAX_FEEDBACK_PER_ANSWER = 3
+#: Answers whose feedback count one process remembers (the oldest is forgotten first).
+FEEDBACK_TRACKED = 20_000
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# Seven or more digits in one run, allowing the separators people type in phone and ID numbers.
+# A phone number with its area code in brackets: "(555) 123-4567", "+1 (555) 123 4567", "+44 (0)20 7946 0958".
+_BRACKETED_PHONE = re.compile(r"(?:\+\d{1,3}[\s.-]?)?\(\d{1,4}\)[\s.-]?\d(?:[\s.-]?\d){4,}")
+# Seven or more digits in one run, allowing the separators people type in phone and ID numbers
+# ("+45 12 34 56 78", "2025-0012345").
 _LONG_NUMBER = re.compile(r"\+?\d(?:[\s().-]?\d){6,}")
+# A word of ASCII letters and digits, hyphens inside ("AB12CD34", "APP-2025-XK7").
+_TOKEN = re.compile(r"(?<![\w-])[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?(?![\w-])")
+_LETTER_THEN_DIGIT = re.compile(r"[A-Za-z][^0-9]*[0-9]")
 _ID = re.compile(ID_PATTERN)
+_ANSWER_ID = re.compile(ANSWER_ID_PATTERN)
+
+
+def _id_like(token: str) -> bool:
+    """A token that looks like an identifier: 6+ letters and digits, 3+ of them digits, a letter before a digit.
+
+    "AB12CD34", "S1234567" and "k3h9pq2z7" are; "COVID-19" (two digits), "120ECTS" (a number and its unit),
+    "B2" and "2025" are not.
+    """
+    digits = sum(c.isdigit() for c in token)
+    letters = sum(c.isalpha() for c in token)
+    return digits + letters >= 6 and digits >= 3 and letters >= 1 and bool(_LETTER_THEN_DIGIT.search(token))
 
 
 def redact(question: str) -> str:
-    """``question`` with e-mail addresses and runs of 7+ digits replaced by ``[email]`` and ``[number]``.
+    """``question`` with contact details and identifiers replaced.
 
-    Years, scores and fees ("2025", "6.5", "12,000") are kept: they are what questions are about.
+    - e-mail addresses become ``[email]``;
+    - tokens mixing letters and digits like an identifier (student, application or passport numbers such as
+      "S1234567" or "AB12CD34", see :func:`_id_like`) become ``[id]``;
+    - phone numbers with a bracketed area code ("(555) 123-4567", "+1 (555) 123-4567") and any run of 7
+      or more digits, with the spaces, dots, hyphens and brackets people type between them
+      ("+45 12 34 56 78", "2025-0012345"), become ``[number]``.
+
+    Years, scores and fees ("2025", "6.5", "12,000") are kept: they are what questions are about. Names
+    and street addresses are not recognised.
     """
-    return _LONG_NUMBER.sub("[number]", _EMAIL.sub("[email]", question))
+    question = _EMAIL.sub("[email]", question)
+    question = _TOKEN.sub(lambda m: "[id]" if _id_like(m.group()) else m.group(), question)
+    question = _BRACKETED_PHONE.sub("[number]", question)
+    return _LONG_NUMBER.sub("[number]", question)
+
+
+class AnswerIdError(ValueError):
+    """An id sent with feedback that names no answer of this server."""
+
+
+class MalformedAnswerId(AnswerIdError):
+    """Not shaped like an id the server hands out (32 lower-case hex digits)."""
+
+
+class UnknownAnswerId(AnswerIdError):
+    """Shaped like an answer id, but not one this server (its feedback key) issued."""
+
+
+def feedback_key(environ: dict[str, str] | None = None) -> bytes:
+    """The key that signs answer ids: ``$SITETUNE_FEEDBACK_KEY`` if set, else random for this process.
+
+    Raises:
+        InputError: The variable is set but shorter than 32 characters.
+    """
+    env = os.environ if environ is None else environ
+    text = env.get(FEEDBACK_KEY_ENV)
+    if text is None:
+        return secrets.token_bytes(32)
+    if len(text) < MIN_FEEDBACK_KEY_CHARS:
+        raise InputError(f"${FEEDBACK_KEY_ENV} must be at least {MIN_FEEDBACK_KEY_CHARS} characters")
+    return text.encode("utf-8")
 
 
 def _now() -> str:
@@ -70,15 +147,24 @@ class QueryLog:
     """Appends questions and feedback to a size-capped, rotated JSON-lines file.
 
     Args:
-        path: The log file (created if missing; its folder must exist).
+        path: The log file (created mode 0600 if missing; its folder must exist).
         max_bytes: Size at which the file is rotated.
         keep: Rotated files kept (PATH.1 is the newest).
+        key: Signs the answer ids handed out; ``None``: :func:`feedback_key` (the environment's or random).
 
     Raises:
-        InputError: The folder does not exist, the path is a folder, or the cap is below MIN_MAX_BYTES.
+        InputError: The folder does not exist, the path is a folder, the cap is below MIN_MAX_BYTES, or
+            ``$SITETUNE_FEEDBACK_KEY`` is too short.
     """
 
-    def __init__(self, path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, keep: int = DEFAULT_KEEP) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        keep: int = DEFAULT_KEEP,
+        key: bytes | None = None,
+    ) -> None:
         self.path = Path(path)
         if max_bytes < MIN_MAX_BYTES:
             raise InputError(f"the query log cap must be at least {MIN_MAX_BYTES} bytes", path=str(self.path))
@@ -90,8 +176,10 @@ class QueryLog:
             raise InputError("the query log path is a folder, not a file", path=str(self.path))
         self.max_bytes = max_bytes
         self.keep = keep
+        self._key = feedback_key() if key is None else key
         self._lock = threading.Lock()
-        self.path.touch()  # fail now, at start, if the file cannot be written
+        self._votes: OrderedDict[str, int] = OrderedDict()
+        os.close(_open_private(self.path))  # fail now, at start, if the file cannot be written
 
     def log_question(
         self,
@@ -104,7 +192,10 @@ class QueryLog:
         top: Sequence[dict[str, str]],
         cited: Sequence[dict[str, str]],
     ) -> str:
-        """Append a question and return its random id (the page sends it back with feedback)."""
+        """Append a question and return its answer id: the random id logged, then its signature.
+
+        The page sends the answer id back with feedback (:meth:`log_feedback`).
+        """
         answer_id = secrets.token_hex(8)
         self._append({
             "v": LOG_VERSION,
@@ -119,33 +210,66 @@ class QueryLog:
             "top": list(top)[:TOP_SECTIONS],
             "cited": list(cited),
         })
-        return answer_id
+        return answer_id + self._signature(answer_id)
 
-    def log_feedback(self, answer_id: str, helpful: bool) -> None:
-        """Append a thumbs-up (``helpful``) or thumbs-down for the answer ``answer_id``."""
-        if not _ID.match(answer_id):
-            raise ValueError(f"not an answer id: {answer_id!r}")
-        self._append({"v": LOG_VERSION, "type": "feedback", "id": answer_id, "time": _now(), "helpful": helpful})
+    def _signature(self, logged_id: str) -> str:
+        return hmac.new(self._key, b"sitetune-feedback:" + logged_id.encode("ascii"), hashlib.sha256).hexdigest()[:16]
+
+    def logged_id(self, answer_id: str) -> str:
+        """The id the log stores for the answer id ``answer_id`` that :meth:`log_question` handed out.
+
+        Raises:
+            MalformedAnswerId: ``answer_id`` is not 32 lower-case hex digits.
+            UnknownAnswerId: Its signature does not match: this log (its key) never issued it.
+        """
+        if not _ANSWER_ID.match(answer_id):
+            raise MalformedAnswerId(f"not an answer id: {answer_id[:80]!r}")
+        logged, signature = answer_id[:16], answer_id[16:]
+        if not hmac.compare_digest(signature, self._signature(logged)):
+            raise UnknownAnswerId(f"no answer was given with the id {answer_id!r}")
+        return logged
+
+    def log_feedback(self, answer_id: str, helpful: bool) -> bool:
+        """Append a thumbs-up (``helpful``) or thumbs-down for the answer ``answer_id`` (from :meth:`log_question`).
+
+        Returns:
+            True when written; False when this process already wrote ``MAX_FEEDBACK_PER_ANSWER`` votes for it.
+
+        Raises:
+            MalformedAnswerId: ``answer_id`` is not shaped like an answer id.
+            UnknownAnswerId: This log never issued ``answer_id``.
+        """
+        logged = self.logged_id(answer_id)
+        with self._lock:
+            count = self._votes.pop(logged, 0)
+            self._votes[logged] = min(count + 1, MAX_FEEDBACK_PER_ANSWER + 1)
+            while len(self._votes) > FEEDBACK_TRACKED:
+                self._votes.popitem(last=False)
+        if count >= MAX_FEEDBACK_PER_ANSWER:
+            return False
+        self._append({"v": LOG_VERSION, "type": "feedback", "id": logged, "time": _now(), "helpful": helpful})
+        return True
 
     def _append(self, entry: dict[str, Any]) -> None:
         line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
         lock_path = self.path.with_name(self.path.name + ".lock")
-        with self._lock, open(lock_path, "a") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
+        with self._lock:
+            lock_fd = _open_private(lock_path)
             try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX)
                 try:
                     size = self.path.stat().st_size
                 except FileNotFoundError:
                     size = 0
                 if size and size + len(line) > self.max_bytes:
                     self._rotate()
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+                fd = _open_private(self.path)
                 try:
                     os.write(fd, line)
                 finally:
                     os.close(fd)
             finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
+                os.close(lock_fd)  # closing the descriptor releases its lock
 
     def _rotate(self) -> None:
         if self.keep == 0:
@@ -157,6 +281,11 @@ class QueryLog:
             if older.exists():
                 older.replace(rotated_path(self.path, n + 1))
         self.path.replace(rotated_path(self.path, 1))
+
+
+def _open_private(path: Path) -> int:
+    """Open ``path`` for appending, creating it readable and writable by its owner only (0600)."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
 
 def rotated_path(path: Path, n: int) -> Path:

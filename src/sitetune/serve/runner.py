@@ -1,14 +1,20 @@
-"""Run the app under uvicorn: the one place ``sitetune serve`` and ``sitetune run`` start a server."""
+"""Run the app under uvicorn: the one place ``sitetune serve`` and ``sitetune run`` start a server.
+
+Connection limits (a deadline for reading each request, keep-alive, connection cap, backlog) come from
+:func:`sitetune.serve.connections.server_options`.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sitetune.config import AnswerConfig, EncoderConfig, SearchConfig, ServeConfig
+from sitetune.config import AnswerConfig, EncoderConfig, SearchConfig, ServeConfig, default_allowed_hosts
+from sitetune.serve.connections import server_options
 
 if TYPE_CHECKING:
     from sitetune.answer.llm import LLMConfig
@@ -30,6 +36,9 @@ def run_server(
 ) -> None:
     """Open ``store`` and serve the API and web page on ``config.host:config.port`` until interrupted.
 
+    Connections are bounded by :func:`server_options`; without ``config.allowed_hosts`` the Host header must
+    name the bound address or loopback (:func:`sitetune.config.default_allowed_hosts`).
+
     With ``config.workers`` above 1, that many processes serve on the one socket, each opening the store
     and loading the model itself (:mod:`sitetune.serve.workers`); with ``encoder.threads`` 0 each worker
     then gets an equal share of this process's CPUs (at least one thread).
@@ -42,24 +51,29 @@ def run_server(
         answer_config: Extractive answer settings.
         llm: Generative answers through an OpenAI-compatible endpoint; ``None`` answers extractively.
         warm_answers: Encode every answer sentence before the first request.
-        access_log: Log every request.
+        access_log: Log every request (with the client's IP address, next to the query in the URL).
         query_log: Append questions and feedback to this JSON-lines file (see
             :mod:`sitetune.serve.querylog`); ``None`` logs nothing.
         log: Receives the line with the URL, printed once the model is loaded.
         search_config: Search settings (``rerank=False`` serves without the model folder's reranker).
 
     Raises:
-        InputError: ``config.workers`` below 1, several workers over Milvus Lite, or a bad query log path.
+        InputError: ``config.workers`` below 1, several workers over Milvus Lite, a bad query log path or
+            ``$SITETUNE_FEEDBACK_KEY``, or an ``allowed_hosts`` pattern Starlette cannot use.
         SitetuneError: The store or model cannot be opened (in a worker: a worker failed to start).
     """
     import uvicorn
 
     from sitetune.search import Searcher
     from sitetune.serve.app import create_app
-    from sitetune.serve.querylog import QueryLog
+    from sitetune.serve.middleware import check_allowed_hosts
+    from sitetune.serve.querylog import FEEDBACK_KEY_ENV, QueryLog
     from sitetune.serve.workers import WorkerSettings, check_workers, run_workers
 
     config = config or ServeConfig()
+    if not config.allowed_hosts:
+        config = replace(config, allowed_hosts=default_allowed_hosts(config.host))
+    check_allowed_hosts(config.allowed_hosts)
     check_workers(store, config.workers)
     questions = QueryLog(query_log) if query_log is not None else None  # a bad path fails before the model loads
     encoder = encoder or EncoderConfig()
@@ -72,14 +86,23 @@ def run_server(
             answer=answer_config, llm=llm, search=search_config, warm_answers=warm_answers,
             query_log=None if questions is None else str(questions.path),
         )
-        run_workers(settings, access_log=access_log, log=log)
+        previous_key = os.environ.get(FEEDBACK_KEY_ENV)
+        if previous_key is None:  # one key for every worker, so each accepts the ids the others issued
+            os.environ[FEEDBACK_KEY_ENV] = secrets.token_hex(32)
+        try:
+            run_workers(settings, access_log=access_log, log=log)
+        finally:
+            if previous_key is None:
+                os.environ.pop(FEEDBACK_KEY_ENV, None)
         return
     with Searcher.open(store, encoder, model, search_config) as searcher:
         app = create_app(searcher, config, answer_config=answer_config, llm=llm,
                          model_name=Path(searcher.model_path).name, warm_answers=warm_answers,
                          query_log=questions)
         shown = f"[{config.host}]" if ":" in config.host else config.host
-        log(f"sitetune serving {store} at http://{shown}:{config.port}/ (API docs /docs, OpenAPI /openapi.json)")
+        docs = "API docs /docs, " if config.docs else ""
+        log(f"sitetune serving {store} at http://{shown}:{config.port}/ ({docs}OpenAPI /openapi.json)")
         if questions is not None:
             log(f"logging questions and feedback to {questions.path} (no IP addresses or cookies)")
-        uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=access_log)
+        uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=access_log,
+                    **server_options(config))

@@ -19,7 +19,6 @@ from sitetune.answer import Citation
 from sitetune.config import MAX_QUESTION_CHARS, MAX_RESULTS
 from sitetune.search.types import PagePlace, SearchHit
 from sitetune.serve.deeplinks import opening_link
-from sitetune.serve.querylog import ID_PATTERN
 
 MAX_QUERY_CHARS = MAX_QUESTION_CHARS
 MAX_K = MAX_RESULTS
@@ -63,11 +62,15 @@ class Span(BaseModel):
     end: int = Field(ge=0)
 
 
-class Hit(fields_of(SearchHit, leave_out=("also_on",))):  # type: ignore[misc]
+class Hit(fields_of(SearchHit, leave_out=("also_on", "see_also"))):  # type: ignore[misc]
     """One search result. ``text`` is page text: render it as text, never as HTML or Markdown."""
 
     link: str = Field(description="``url`` with a text fragment pointing at the section's opening words.")
     also_on: list[Place] = Field(description="The other pages the same text appears on (boilerplate).")
+    see_also: list[Place] = Field(
+        default_factory=list,
+        description="The section of another page this one sends the reader to for the detail (two-step answers).",
+    )
     quoted: list[Span] = Field(
         default_factory=list, description="Parts of ``text`` the answer quotes (empty for /search)."
     )
@@ -157,7 +160,13 @@ class FeedbackRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(pattern=ID_PATTERN, description="The answer's ``log_id``.", examples=["3f2a9c0d41b7e865"])
+    # Checked by the endpoint, not a pattern: a malformed id gets "not an answer id", not a regex message.
+    id: str = Field(
+        min_length=1,
+        max_length=64,
+        description="The answer's ``log_id`` (32 hex digits, handed out by this server).",
+        examples=["3f2a9c0d41b7e8650c1d2e3f4a5b6c7d"],
+    )
     helpful: bool = Field(description="True for a thumbs up, false for a thumbs down.")
 
 

@@ -26,7 +26,7 @@ Where the workers run: with ``ServeConfig.pin_workers`` (the default) and at lea
 the supervisor splits its CPUs into one share per worker (:func:`cpu_shares`) and each worker, as it
 starts, claims a free share by locking a file and pins all its threads to it. Measured on 2 cores: two
 unpinned processes answered 143 requests/s together, the same two pinned one to a core 314, one pinned
-process alone 157 (BENCHMARKS.md, "Load: ``sitetune serve --workers N``"). The kernel releases a dead
+process alone 157 (``benchmarks/history/load_workers.md``). The kernel releases a dead
 worker's lock, so the worker the supervisor starts in its place takes over its share.
 """
 
@@ -260,6 +260,8 @@ def run_workers(
     from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
 
+    from sitetune.serve.connections import server_options
+
     workers = settings.serve.workers
     check_workers(settings.store, workers)
     serve = settings.serve
@@ -276,8 +278,9 @@ def run_workers(
         log_level="warning",
         access_log=access_log,
         timeout_worker_healthcheck=HEALTHCHECK_S,
-        # Connections wait here while every worker is busy; about as many as the workers would admit.
-        backlog=max(64, serve.max_in_flight * workers),
+        # Request-read deadline, keep-alive, connection cap and backlog. Unless --backlog says otherwise,
+        # connections wait in the backlog while every worker is busy: about as many as the workers would admit.
+        **server_options(serve, default_backlog=max(64, serve.max_in_flight * workers)),
     )
     previous = os.environ.get(SETTINGS_ENV)
     os.environ[SETTINGS_ENV] = settings.model_dump_json()  # the spawned workers inherit the environment
@@ -287,7 +290,7 @@ def run_workers(
         shown = f"[{serve.host}]" if ":" in serve.host else serve.host
         pinned = ", each on its own CPUs" if shares else ""
         log(f"sitetune serving {settings.store} at http://{shown}:{serve.port}/ with {workers} workers{pinned}, "
-            "each loading its model (API docs /docs, OpenAPI /openapi.json)")
+            "each loading its model (" + ("API docs /docs, " if serve.docs else "") + "OpenAPI /openapi.json)")
         if settings.query_log is not None:
             log(f"logging questions and feedback to {settings.query_log} (no IP addresses or cookies)")
         supervisor.run()
@@ -299,8 +302,9 @@ def run_workers(
             os.environ.pop(SETTINGS_ENV, None)
         else:
             os.environ[SETTINGS_ENV] = previous
-    failed = [p.pid for p in supervisor.processes if p.exitcode == STARTUP_FAILURE]
-    if failed:
+    # The supervisor stops (and joins) every worker as soon as one fails to start, so how many others got as
+    # far as failing themselves is a race: the message names the failure, not a count.
+    if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
         raise SitetuneError(
-            f"{len(failed)} of {workers} workers failed to start (see their errors above); all stopped"
+            f"a worker failed to start (see its error above); all {workers} workers stopped"
         )
