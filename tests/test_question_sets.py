@@ -26,10 +26,14 @@ def test_stirling_questions_every_answer_is_found_and_specific(stirling: Corpus)
     assert len(result.queries) >= 40
     assert result.kinds.get("unanswerable", 0) >= 5
     assert result.kinds.get("keyword", 0) >= 10
-    assert all(q.answers for q in result.queries if q.answerable)
+    # "general" questions (st-57 on) were written blind to the pages and are judged by chunk_id only; the
+    # checker reports any of their ids missing from the corpus (problems == [] above)
+    assert result.kinds.get("general", 0) >= 25
+    assert all(q.answers for q in result.queries if q.answerable and q.kind != "general")
+    assert not any(q.answers for q in result.queries if q.kind == "general")
     assert all(1 <= len(m.chunks) <= check.MAX_MATCHES for q in result.queries for m in q.answers)
     assert {q.kind for q in result.queries} <= {"natural", "keyword", "paraphrase", "misspelled", "loose-name",
-                                                 "unanswerable"}
+                                                 "unanswerable", "general"}
 
 
 def test_checker_rejects_a_bad_file_naming_each_query(stirling: Corpus, tmp_path: Path,

@@ -112,8 +112,10 @@ def test_boost_moves_the_named_programme_up(searcher: Searcher) -> None:
     on_page = {c.chunk_id for c in searcher.reader.chunks if page in c.pages}
 
     def share(boost: float) -> list[bool]:
-        # The boost alone: the named page's own voters (intent_weight) are measured in their own test.
-        searcher.config = replace(SearchConfig(), program_boost=boost, intent_weight=0.0)
+        # The boost alone: the named page's own voters (intent_weight) and the section signals are measured
+        # in their own tests.
+        searcher.config = replace(SearchConfig(), program_boost=boost, intent_weight=0.0, signpost_penalty=0.0,
+                                  scope_penalty=0.0)
         return [h.chunk_id in on_page for h in searcher.search(query, k=5)]
 
     try:
@@ -132,8 +134,10 @@ def test_default_boost_lifts_a_programme_that_ranks_lower_unboosted(searcher: Se
     on_page = {c.chunk_id for c in searcher.reader.chunks if page in c.pages}
 
     def ranks(boost: float) -> list[int]:
-        # The boost alone: the named page's own voters (intent_weight) are measured in their own test.
-        searcher.config = replace(SearchConfig(), program_boost=boost, intent_weight=0.0)
+        # The boost alone: the named page's own voters (intent_weight) and the section signals are measured
+        # in their own tests.
+        searcher.config = replace(SearchConfig(), program_boost=boost, intent_weight=0.0, signpost_penalty=0.0,
+                                  scope_penalty=0.0)
         return [i for i, h in enumerate(searcher.search(query, k=10), start=1) if h.chunk_id in on_page]
 
     try:
@@ -181,7 +185,7 @@ def test_cli_json_shape(store: Path) -> None:
     data = json.loads(result.stdout[result.stdout.index("{") :])
     assert list(data) == ["results"] and len(data["results"]) == 4
     for hit in data["results"]:
-        assert set(hit) == {"chunk_id", "text", "score", "page_name", "section_title", "url", "also_on"}
+        assert set(hit) == {"chunk_id", "text", "score", "page_name", "section_title", "url", "also_on", "see_also"}
         assert all(set(p) == {"page_name", "section_title", "url"} for p in hit["also_on"])
     bad = runner.invoke(app, ["search", "deadline", "--store", str(store), "--page", "Nowhere"])
     assert bad.exit_code == 2 and "unknown page 'Nowhere'" in bad.output

@@ -164,6 +164,7 @@ def extractive_answer(
     question: str,
     hits: Sequence[SearchHit],
     scorer: SentenceScorer,
+    first_hits: int = 1,
 ) -> Answer:
     """Answer ``question`` by quoting the best-matching units of the top ``hits``, structure kept.
 
@@ -180,6 +181,9 @@ def extractive_answer(
         question: The user's question.
         hits: Search results, best first.
         scorer: Sentence scorer holding the encoder and :class:`AnswerConfig`.
+        first_hits: How many of the first hits are search's first result: 2 when the first section refers to
+            another page for the detail and ``hits[1]`` is that page's section (a two-step answer: when the
+            first section is quoted first, that page's best piece is quoted and cited second).
 
     Returns:
         The answer; ``score`` is the best unit's evidence; ``found`` is False (and the text says "not
@@ -202,8 +206,9 @@ def extractive_answer(
     if found_score < config.min_score:
         return not_found(hits, found_score)
 
-    # Search's first section is its best guess: its units get a bonus in the choice of what to quote.
-    ranked = evidence + config.top_hit_bonus * (np.asarray(owner) == 0)
+    # Search's first section is its best guess: its units (and those of the page it sends the reader to) get
+    # a bonus in the choice of what to quote.
+    ranked = evidence + config.top_hit_bonus * (np.asarray(owner) < first_hits)
     order = [int(j) for j in np.argsort(-ranked, kind="stable")]
     best = float(ranked[order[0]])
     first_section = owner[order[0]]
@@ -212,7 +217,8 @@ def extractive_answer(
     for j in order:
         if len(chosen) >= config.max_sentences:
             break
-        margin = config.margin if owner[j] == first_section else config.second_margin
+        same = owner[j] == first_section or (owner[j] < first_hits and first_section < first_hits)
+        margin = config.margin if same else config.second_margin
         if ranked[j] < max(config.min_score, best - margin):
             continue
         key = _repeat_key(units[j].text)
@@ -220,6 +226,12 @@ def extractive_answer(
             continue
         seen.add(key)
         chosen.append(j)
+    if first_hits > 1 and owner[chosen[0]] == 0 and all(owner[j] != 1 for j in chosen):
+        # A two-step answer: the first section names the page that holds the detail, so that page's best
+        # piece is quoted after it, whatever its own score (the first section's words are the question's).
+        detail = max((j for j in range(len(units)) if owner[j] == 1), key=lambda j: evidence[j], default=None)
+        if detail is not None:
+            chosen = [*chosen[: config.max_sentences - 1], detail]
 
     # Group by section: sections ordered by their best chosen unit, units in reading order.
     groups: dict[int, list[Unit]] = {}

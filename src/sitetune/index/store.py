@@ -10,6 +10,7 @@ Layout (Lucene-style)::
         vectors.npy        (count, dim) float32 unit rows, in chunks.jsonl order (absent for Milvus sidecars)
         hnsw.faiss         an HNSW index over vectors.npy, in stores of 50k chunks or more (see index/ann.py)
         chunks.jsonl       chunk_id, text, doc_hash, occurrences — one chunk per line
+        signals.json       each chunk's signpost probability, scope and page references (sitetune.sectionkind)
         bm25/              the BM25 index over the same chunks
 
 A writer builds ``.gen-NNNNNN.tmp/``, fsyncs every file, renames it to ``gen-NNNNNN/`` and only then
@@ -38,6 +39,7 @@ from sitetune.corpus import Chunk, Occurrence
 from sitetune.errors import SitetuneError
 from sitetune.index.ann import ANN_FILE, AnnIndex, AnnInfo
 from sitetune.lexical import BM25Index
+from sitetune.sectionkind import SectionSignals, section_signals
 
 STORE_FORMAT = 1
 CURRENT_FILE = "CURRENT"
@@ -45,6 +47,7 @@ MANIFEST_FILE = "manifest.json"
 VECTORS_FILE = "vectors.npy"
 CHUNKS_FILE = "chunks.jsonl"
 BM25_DIR = "bm25"
+SIGNALS_FILE = "signals.json"
 #: The work folder of a streaming build (see :mod:`sitetune.index.stream`): its progress, beside ``.gen-*.tmp``.
 BUILD_DIR = ".build"
 _GEN_RE = re.compile(r"^gen-(\d{6})$")
@@ -116,6 +119,7 @@ class Generation:
         bm25: The lexical index over the chunks.
         path: The generation's directory.
         ann: The approximate index over ``vectors``, if the generation has one.
+        signals: Each chunk's section signals (computed when opening a store written before they existed).
     """
 
     manifest: Manifest
@@ -125,6 +129,7 @@ class Generation:
     bm25: BM25Index
     path: Path
     ann: AnnIndex | None = None
+    signals: SectionSignals | None = None
 
 
 def chunk_to_json(chunk: Chunk, doc_hash: str) -> str:
@@ -153,6 +158,13 @@ def _fsync_tree(root: Path) -> None:
             with open(os.path.join(dirpath, name), "rb") as fh:
                 os.fsync(fh.fileno())
         fsync_dir(Path(dirpath))
+
+
+def write_signals(folder: Path) -> None:
+    """Analyse the chunks of a generation folder and write their signals beside them (index time)."""
+    with open(folder / CHUNKS_FILE, encoding="utf-8") as fh:
+        chunks = [chunk_from_json(line)[0] for line in fh if line.strip()]
+    (folder / SIGNALS_FILE).write_text(section_signals(chunks).to_json(), encoding="utf-8")
 
 
 class EmbeddedStore:
@@ -253,7 +265,14 @@ class EmbeddedStore:
             ann = AnnIndex.load(gdir / info.file, info)
             if vectors is None or len(ann) != len(vectors):
                 raise StoreError(f"{gdir}: the ANN index holds {len(ann)} vectors for {len(chunks)} chunks")
-        return Generation(manifest, chunks, hashes, vectors, bm25, gdir, ann)
+        if (gdir / SIGNALS_FILE).is_file():
+            try:
+                signals = SectionSignals.from_json((gdir / SIGNALS_FILE).read_text(encoding="utf-8"), len(chunks))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise StoreError(f"{gdir / SIGNALS_FILE}: {exc}") from exc
+        else:  # a generation written before the signals existed
+            signals = section_signals(chunks)
+        return Generation(manifest, chunks, hashes, vectors, bm25, gdir, ann, signals)
 
     def _candidates(self) -> tuple[list[int], list[str]]:
         """Generations in the order :meth:`load` tries them, and what is wrong with ``CURRENT`` (if anything)."""
@@ -412,6 +431,7 @@ class EmbeddedStore:
             # A resumed build reuses ``tmp``: a manifest that a killed commit wrote there is not one of the
             # generation's files (listing it, then overwriting it, made the new generation fail its check).
             (tmp / MANIFEST_FILE).unlink(missing_ok=True)
+            write_signals(tmp)
             files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
             created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
             fields: dict[str, Any] = {"generation": number, "files": files, "created": created}

@@ -7,7 +7,8 @@ is the fusion step alone, for the evaluation to score rankings exactly the way s
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
@@ -25,6 +26,7 @@ from sitetune.search.programs import ProgramDetector, abbreviations
 from sitetune.search.sentence_stage import SentenceVectors, max_sim_order
 from sitetune.search.spelling import QuerySpeller, tokenizer_words
 from sitetune.search.types import PagePlace, SearchHit
+from sitetune.sectionkind import SectionSignals, section_signals
 from sitetune.sitevocab import SiteVocabulary, template_pages
 
 
@@ -36,6 +38,7 @@ def hybrid_rank(
     sentence: Sequence[str] = (),
     rerank: Sequence[str] = (),
     intent: tuple[Sequence[str], Sequence[str]] = ((), ()),
+    prior: Mapping[str, float] | None = None,
 ) -> list[tuple[str, float]]:
     """Fuse the dense, BM25 (and second-stage sentence and reranker) rankings and add the programme boost.
 
@@ -48,6 +51,8 @@ def hybrid_rank(
         rerank: Ids of the top fused candidates in the reranker's order (empty: no reranker).
         intent: Dense and BM25 ids of a named template page's sections by what the query asks of it
             (:meth:`Searcher.intent_rankings`), each weighted ``config.intent_weight`` times its kind's weight.
+        prior: Added to an id's fused score (negative: the signpost and scope penalties of
+            :meth:`Searcher.prior`).
 
     Returns:
         (id, score) pairs, best first.
@@ -70,6 +75,9 @@ def hybrid_rank(
     if config.program_boost and boosted:
         for doc_id in boosted:
             fused[doc_id] = fused.get(doc_id, 0.0) + config.program_boost
+    if prior:
+        for doc_id in fused:
+            fused[doc_id] += prior.get(doc_id, 0.0)
     return sorted(fused.items(), key=lambda item: -item[1])
 
 
@@ -132,6 +140,8 @@ class Searcher:
             common_words=self.vocabulary.common_words,
             aliases=abbreviations((f"{c.section_title}\n{c.text}", c.pages) for c in chunks),
         )
+        #: Each chunk's signpost probability, scope and page references, computed when the store was built.
+        self.signals: SectionSignals = reader.generation.signals or section_signals(chunks)
         # Built here, not on first use, so a server's first question does not pay for it (0.2 s for 1k chunks).
         site_text = [c.text for c in chunks] + [
             name for c in chunks for o in c.occurrences for name in (o.section_title, o.page_name)
@@ -297,17 +307,35 @@ class Searcher:
         dense_ids, bm25_ids = [str(r) for r in dense_rows], [str(r) for r in bm25_rows]
         templated = [p for p in named if p in self.template_pages]
         intent = self.intent_rankings(query, templated, rows) if templated and cfg.intent_weight else ([], [])
-        fused = hybrid_rank(dense_ids, bm25_ids, cfg, boosted, intent=intent)
+        prior = self.prior(set(dense_ids) | set(bm25_ids), named=bool(named))
+        fused = hybrid_rank(dense_ids, bm25_ids, cfg, boosted, intent=intent, prior=prior)
         sentence_ids: list[str] = []
         if cfg.sentence_weight and cfg.sentence_depth:
             top = [int(r) for r, _ in fused[: cfg.sentence_depth]]
             sentence_ids = [str(top[i]) for i in self.sentence_order(qv, top)]
-            fused = hybrid_rank(dense_ids, bm25_ids, cfg, boosted, sentence_ids, intent=intent)
+            fused = hybrid_rank(dense_ids, bm25_ids, cfg, boosted, sentence_ids, intent=intent, prior=prior)
         if self.reranking:
             top = [int(r) for r, _ in fused[: cfg.rerank_depth]]
             rerank_ids = [str(top[i]) for i in self.rerank_order(query, top)]
-            fused = hybrid_rank(dense_ids, bm25_ids, cfg, boosted, sentence_ids, rerank_ids, intent)
+            fused = hybrid_rank(dense_ids, bm25_ids, cfg, boosted, sentence_ids, rerank_ids, intent, prior)
         return [(int(r), s) for r, s in fused[: max(cfg.candidates, 1)]], named
+
+    def prior(self, ids: Collection[str], *, named: bool) -> dict[str, float]:
+        """The query's penalties of candidate ``ids`` (negative scores to add to their fused scores).
+
+        Signposts always; sections found only on one programme's page when the question names no programme
+        (``named`` False).
+        """
+        cfg, signals = self.config, self.signals
+        out: dict[str, float] = {}
+        for doc_id in ids:
+            row = int(doc_id)
+            penalty = cfg.signpost_penalty * signals.signpost[row]
+            if not named and signals.specific[row]:
+                penalty += cfg.scope_penalty
+            if penalty:
+                out[doc_id] = -float(penalty)
+        return out
 
     def intent_rankings(
         self, query: str, named: Sequence[str], rows: np.ndarray | None = None
@@ -376,7 +404,31 @@ class Searcher:
         resolved = self.resolve_page(page) if page is not None else None
         fused, named = self.rank(query, page=resolved)
         prefer = [resolved] if resolved else named
-        return [self._hit(self.reader.chunks[row], score, prefer) for row, score in fused[:k]]
+        hits = [self._hit(self.reader.chunks[row], score, prefer) for row, score in fused[:k]]
+        if hits and resolved is None:
+            followed = self.follow(query, hits[0])
+            if followed is not None:
+                place = PagePlace(followed.page_name, followed.section_title, followed.url)
+                hits[0] = replace(hits[0], see_also=(place,))
+        return hits
+
+    def follow(self, query: str, hit: SearchHit) -> SearchHit | None:
+        """The section of a page ``hit`` refers to ("see English level A") that best matches ``query``.
+
+        A section that names another page of the site for the detail answers in two steps; this is the
+        second. ``None`` when the hit's text names no other page or that section is already ``hit``.
+        """
+        row = self.reader.row_of.get(hit.chunk_id)
+        refers = self.signals.refers[row] if row is not None else ()
+        pages = [p for p in refers if p in self._rows_of_page]
+        if not pages:
+            return None
+        rows = np.unique(np.concatenate([self._rows_of_page[p] for p in pages]))
+        best = self.reader.dense(self.encode_query(query), 1, rows)
+        if not best or best[0][0] == row:
+            return None
+        best_row, cosine = best[0]
+        return self._hit(self.reader.chunks[best_row], cosine, pages)
 
     @staticmethod
     def _hit(chunk: Chunk, score: float, prefer: Sequence[str]) -> SearchHit:

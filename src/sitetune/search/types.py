@@ -26,6 +26,8 @@ class SearchHit:
         section_title: Section title of that occurrence.
         url: Link to the page.
         also_on: The other pages the same text appears on (boilerplate repeated across pages).
+        see_also: For a section that sends the reader to another page of the site for the detail ("English
+            level A"), that page's section that best matches the question (a two-step answer); else empty.
     """
 
     chunk_id: str
@@ -35,3 +37,4 @@ class SearchHit:
     section_title: str
     url: str
     also_on: tuple[PagePlace, ...] = field(default_factory=tuple)
+    see_also: tuple[PagePlace, ...] = field(default_factory=tuple)
