@@ -39,7 +39,7 @@ from sitetune.corpus import Chunk, Occurrence
 from sitetune.errors import SitetuneError
 from sitetune.index.ann import ANN_FILE, AnnIndex, AnnInfo
 from sitetune.lexical import BM25Index
-from sitetune.sectionkind import SectionSignals, section_signals
+from sitetune.sectionkind import MAX_CHUNKS, SectionSignals, section_signals
 
 STORE_FORMAT = 1
 CURRENT_FILE = "CURRENT"
@@ -161,10 +161,19 @@ def _fsync_tree(root: Path) -> None:
 
 
 def write_signals(folder: Path) -> None:
-    """Analyse the chunks of a generation folder and write their signals beside them (index time)."""
+    """Analyse the chunks of a generation folder and write their signals beside them (index time).
+
+    A store too large to analyse (:data:`sitetune.sectionkind.MAX_CHUNKS`) gets neutral signals without
+    its chunks being read into memory.
+    """
     with open(folder / CHUNKS_FILE, encoding="utf-8") as fh:
-        chunks = [chunk_from_json(line)[0] for line in fh if line.strip()]
-    (folder / SIGNALS_FILE).write_text(section_signals(chunks).to_json(), encoding="utf-8")
+        count = sum(1 for line in fh if line.strip())
+    if count > MAX_CHUNKS:
+        signals = SectionSignals.neutral(count)
+    else:
+        with open(folder / CHUNKS_FILE, encoding="utf-8") as fh:
+            signals = section_signals([chunk_from_json(line)[0] for line in fh if line.strip()])
+    (folder / SIGNALS_FILE).write_text(signals.to_json(), encoding="utf-8")
 
 
 class EmbeddedStore:

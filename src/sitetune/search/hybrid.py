@@ -402,21 +402,23 @@ class Searcher:
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}", field="k")
         resolved = self.resolve_page(page) if page is not None else None
-        fused, named = self.rank(query, page=resolved)
+        vector = self.encode_query(query)  # once: ranking and the two-step look-up both read it
+        fused, named = self.rank(query, query_vector=vector, page=resolved)
         prefer = [resolved] if resolved else named
         hits = [self._hit(self.reader.chunks[row], score, prefer) for row, score in fused[:k]]
         if hits and resolved is None:
-            followed = self.follow(query, hits[0])
+            followed = self.follow(query, hits[0], vector)
             if followed is not None:
                 place = PagePlace(followed.page_name, followed.section_title, followed.url)
                 hits[0] = replace(hits[0], see_also=(place,))
         return hits
 
-    def follow(self, query: str, hit: SearchHit) -> SearchHit | None:
+    def follow(self, query: str, hit: SearchHit, query_vector: np.ndarray | None = None) -> SearchHit | None:
         """The section of a page ``hit`` refers to ("see English level A") that best matches ``query``.
 
         A section that names another page of the site for the detail answers in two steps; this is the
         second. ``None`` when the hit's text names no other page or that section is already ``hit``.
+        ``query_vector``: :meth:`encode_query` of ``query`` if already computed.
         """
         row = self.reader.row_of.get(hit.chunk_id)
         refers = self.signals.refers[row] if row is not None else ()
@@ -424,7 +426,8 @@ class Searcher:
         if not pages:
             return None
         rows = np.unique(np.concatenate([self._rows_of_page[p] for p in pages]))
-        best = self.reader.dense(self.encode_query(query), 1, rows)
+        vector = self.encode_query(query) if query_vector is None else query_vector
+        best = self.reader.dense(vector, 1, rows)
         if not best or best[0][0] == row:
             return None
         best_row, cosine = best[0]
