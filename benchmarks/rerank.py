@@ -165,7 +165,7 @@ def latency(site: Site, stage: str | None, config: SearchConfig, queries: list[Q
     for q in queries[:20]:
         site.searcher.config = replace(SearchConfig(), rerank=False, sentence_weight=0.0)
         site.searcher.reranker = None
-        fused, _ = site.searcher.rank(q.text, site.vectors[q.id])
+        fused = site.searcher.rank(site.searcher.read(q.text, vector=site.vectors[q.id]))
         if stage:
             rows = [r for r, _ in fused[: config.rerank_depth]]
             inner = site.stages[stage].inner

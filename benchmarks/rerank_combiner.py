@@ -40,7 +40,8 @@ def features(site: Site, query: Query, depth: int) -> tuple[list[int], np.ndarra
     searcher.config = replace(SearchConfig(), rerank=False)
     searcher.reranker = None
     vector = site.vectors[query.id]
-    fused, named = searcher.rank(query.text, vector)
+    read = searcher.read(query.text, vector=vector)
+    fused, named = searcher.rank(read), list(read.pages)
     order = [r for r, _ in fused]
     top = order[:depth]
     fused_score = dict(fused)

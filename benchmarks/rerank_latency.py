@@ -69,7 +69,7 @@ def time_rerankers(store: str, questions: list[str], depth: int, limit: int) -> 
     with Searcher.open(store, config, config=replace(SearchConfig(), rerank=False)) as searcher:
         chunks = searcher.reader.chunks
         batches = [
-            (q, reranker_documents([chunks[r] for r, _ in searcher.rank(q)[0][:depth]])) for q in questions[:limit]
+            (q, reranker_documents([chunks[r] for r, _ in searcher.rank(q)[:depth]])) for q in questions[:limit]
         ]
         folder = Path(searcher.model_path) / RERANKER_DIR
     out = []
@@ -98,7 +98,7 @@ def sweep_openvino(store: str, questions: list[str], limit: int) -> list[tuple[i
     config = EncoderConfig(threads=1)
     with Searcher.open(store, config, config=replace(SearchConfig(), rerank=False)) as searcher:
         chunks = searcher.reader.chunks
-        ranked = [(q, [chunks[r] for r, _ in searcher.rank(q)[0][:10]]) for q in questions[:limit]]
+        ranked = [(q, [chunks[r] for r, _ in searcher.rank(q)[:10]]) for q in questions[:limit]]
         folder = Path(searcher.model_path) / RERANKER_DIR
     reranker = OpenVINOCrossEncoderReranker(folder, config)
     trained = reranker.max_length

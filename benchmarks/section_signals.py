@@ -31,7 +31,6 @@ from sitetune.evaluation.served import served_ranking
 RESULT = Path(__file__).resolve().parent / "results" / "section_signals.md"
 SIGNPOST = (0.0, 0.05, 0.1, 0.2)
 SCOPE = (0.0, 0.06)
-THRESHOLD = (0.0, 0.5, 0.6, 0.7)
 
 
 def signpost_first(site: Site, query: Query, ranking: list[str]) -> bool:
@@ -59,39 +58,37 @@ def main() -> None:
     args = parser.parse_args()
     sites = [open_site(spec) for spec in args.site]
     default = SearchConfig()
-    grid = [replace(default, signpost_penalty=a, scope_penalty=b, signpost_threshold=t)
-            for a, b, t in itertools.product(SIGNPOST, SCOPE, THRESHOLD)]
+    grid = [replace(default, signpost_penalty=a, scope_penalty=b) for a, b in itertools.product(SIGNPOST, SCOPE)]
     results = []
     for cfg in grid:
         dev = [score(s, s.dev, cfg) for s in sites]
         results.append((sum(n + a for n, a, _ in dev) / len(sites), cfg, dev))
-        print(f"signpost {cfg.signpost_penalty} scope {cfg.scope_penalty} threshold {cfg.signpost_threshold}: " +
+        print(f"signpost {cfg.signpost_penalty} scope {cfg.scope_penalty}: " +
               "; ".join(f"{s.name} {n:.3f}/{a:.1%}/{f}" for s, (n, a, f) in zip(sites, dev, strict=True)), flush=True)
     best = max(results, key=lambda r: r[0])[1]
-    shown = {(0.0, 0.0, 0.0), (best.signpost_penalty, best.scope_penalty, best.signpost_threshold),
-             (best.signpost_penalty, 0.0, 0.0), (0.0, best.scope_penalty, 0.0), (0.0, 0.0, best.signpost_threshold)}
+    shown = {(0.0, 0.0), (best.signpost_penalty, best.scope_penalty), (best.signpost_penalty, 0.0),
+             (0.0, best.scope_penalty)}
     head = " | ".join(f"{s.name} dev nDCG@10 / answers@1 / signpost first | {s.name} test" for s in sites)
     rows = []
     for _mean, cfg, dev in results:
-        if (cfg.signpost_penalty, cfg.scope_penalty, cfg.signpost_threshold) not in shown:
+        if (cfg.signpost_penalty, cfg.scope_penalty) not in shown:
             continue
         test = [score(s, s.test, cfg) for s in sites]
         cells = " | ".join(f"{d[0]:.3f} / {d[1]:.1%} / {d[2]} | {t[0]:.3f} / {t[1]:.1%} / {t[2]}"
                            for d, t in zip(dev, test, strict=True))
         mark = " (chosen)" if cfg == best else ""
-        rows.append(f"| {cfg.signpost_penalty} | {cfg.scope_penalty} | {cfg.signpost_threshold}{mark} | {cells} |")
+        rows.append(f"| {cfg.signpost_penalty} | {cfg.scope_penalty}{mark} | {cells} |")
     write_fragment(args.out, [
         "## Signpost and scope penalties (chosen on development halves, reported on test halves)",
         "",
         "- Command: `python benchmarks/section_signals.py " + " ".join("--site " + s for s in args.site) + "`",
         f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {describe_machine()}",
-        f"- Grid: signpost penalty {SIGNPOST} x scope penalty {SCOPE} x signpost threshold {THRESHOLD} (a"
-        " signpost gives its place to its page's best non-signpost in the top 5); chosen by the mean over sites"
+        f"- Grid: signpost penalty {SIGNPOST} x scope penalty {SCOPE}; chosen by the mean over sites"
         " of dev answers@1 + nDCG@10. Shown: all off, the chosen setting and each part alone.",
         "- Questions per half: " + "; ".join(f"{s.name} dev {len(s.dev)}, test {len(s.test)}" for s in sites),
         "",
-        f"| signpost penalty | scope penalty | signpost threshold | {head} |",
-        "|---:|---:|---:|" + "---|---|" * len(sites),
+        f"| signpost penalty | scope penalty | {head} |",
+        "|---:|---:|" + "---|---|" * len(sites),
         *rows,
     ])
 

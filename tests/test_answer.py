@@ -242,36 +242,6 @@ def test_cli_answer_bad_input_fails_clearly(slice_store: Path, args: list[str], 
     assert message in result.output
 
 
-def test_reuse_last_query_encodes_a_repeated_text_once(base_encoder) -> None:  # type: ignore[no-untyped-def]
-    import numpy as np
-
-    from sitetune.answer import ReuseLastQuery
-
-    calls: list[int] = []
-
-    class Counting:
-        dim, info, model_path = base_encoder.dim, base_encoder.info, base_encoder.model_path
-
-        def encode(self, texts, *, show_progress=False):  # type: ignore[no-untyped-def]
-            calls.append(len(texts))
-            return base_encoder.encode(texts)
-
-    encoder = ReuseLastQuery(Counting(), keep=2)
-    first = encoder.encode(["when is the deadline"])
-    again = encoder.encode(["when is the deadline"])
-    other = encoder.encode(["tuition fee"])
-    assert calls == [1, 1]
-    assert np.array_equal(first, again) and not np.allclose(first, other)
-    # Search may encode a second text (the question without a programme's name) before the answer
-    # scores sentences with the whole question: that one is still a lookup.
-    assert np.array_equal(encoder.encode(["when is the deadline"]), first) and calls == [1, 1]
-    # Only the last `keep` texts are kept: a third text pushes the oldest out.
-    encoder.encode(["scholarships"])
-    encoder.encode(["when is the deadline"])
-    assert calls == [1, 1, 1, 1]
-    assert len(encoder.encode(["a", "b"])) == 2 and calls[-1] == 2  # batches are never cached
-
-
 def test_warm_encodes_every_sentence_ahead(slice_store: Path, base_encoder) -> None:  # type: ignore[no-untyped-def]
     from sitetune.answer import Answerer
     from sitetune.search import Searcher

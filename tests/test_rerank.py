@@ -134,8 +134,8 @@ def test_search_serves_the_reranker_order_of_the_top_candidates(searcher: Search
     with Searcher.open(store, config=SearchConfig(rerank=False)) as plain:
         assert plain.reranker is None and "reranker: off" in plain.describe()
         for query in ("What are the entry requirements?", "tuition fee", "when is the deadline"):
-            fused = [r for r, _ in plain.rank(query)[0]]
-            reranked = [r for r, _ in searcher.rank(query)[0]]
+            fused = [r for r, _ in plain.rank(query)]
+            reranked = [r for r, _ in searcher.rank(query)]
             top = fused[:5]
             expected = [top[i] for i in np.argsort(-searcher.rerank_scores(query, top), kind="stable")]
             # With a dominant weight the reranker decides the top 5; the rest keeps the fused order.
@@ -335,7 +335,7 @@ def test_the_served_order_with_reranking_on_comes_from_the_openvino_export(
     with Searcher.open(store, config=SearchConfig(rerank=False)) as plain:
         client = TestClient(create_app(searcher, model_name="model"))
         for query in ("What are the entry requirements?", "tuition fee"):
-            top = [r for r, _ in plain.rank(query)[0]][:5]
+            top = [r for r, _ in plain.rank(query)][:5]
             docs = reranker_documents([searcher.reader.chunks[r] for r in top])
             expected = [top[i] for i in np.argsort(-exported_reranker.scores(query, docs), kind="stable")]
             response = client.get("/search", params={"q": query, "k": 3})

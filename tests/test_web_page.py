@@ -566,3 +566,221 @@ def test_loading_and_error_states(browser: Any, base_url: str) -> None:
         for route in held:
             route.continue_()
         page.context.close()
+
+
+# --- A first look at the page (issue 30): the empty page, cut-off controls, focus, lists, "not found", links --
+
+SAMPLE_NAME = "Harbour School of Business"
+WIDTHS = pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390px", "1280px"])
+# How wide a select's chosen option is drawn (its font, measured on a canvas) and the room its box leaves.
+TEXT_ROOM = """(selector) => {
+  const e = document.querySelector(selector);
+  const cs = getComputedStyle(e);
+  const text = e.options[e.selectedIndex].text;
+  const context = document.createElement("canvas").getContext("2d");
+  context.font = `${cs.fontStyle} ${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+  const room = e.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+  return {text: text, width: context.measureText(text).width, room: room};
+}"""
+PLACEHOLDER_FITS = """(selector) => {
+  const e = document.querySelector(selector);
+  e.value = e.placeholder;
+  const out = {text: e.placeholder, scroll: e.scrollWidth, client: e.clientWidth};
+  e.value = "";
+  return out;
+}"""
+#: Room Chromium keeps for a select's arrow inside its padding box.
+SELECT_ARROW_PX = 24
+
+
+def _no_sideways_scroll(page: Any) -> None:
+    widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert widths[0] <= widths[1], widths
+
+
+def _inside(inner: dict[str, float], outer: dict[str, float]) -> bool:
+    return (
+        inner["x"] >= outer["x"] - 0.5
+        and inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 0.5
+        and inner["width"] > 0
+        and inner["height"] > 0
+    )
+
+
+@WIDTHS
+def test_empty_page_names_the_site_and_offers_example_questions(
+    browser: Any, sample_url: str, sample_site: SampleSite, viewport: dict[str, int], tmp_path: Path
+) -> None:
+    site = httpx.get(sample_url + "/site", timeout=30).json()
+    assert site["name"] == SAMPLE_NAME
+    page = _open_page(browser, viewport)
+    try:
+        page.goto(sample_url + "/")
+        page.wait_for_selector("#intro:not([hidden]) button.example")
+        assert page.inner_text("#site-title") == f"Ask {SAMPLE_NAME}" and page.title() == f"Ask {SAMPLE_NAME}"
+        examples = page.locator("#examples button.example")
+        texts = examples.all_inner_texts()
+        assert texts == site["examples"] and len(texts) == 3 and len(set(texts)) == 3
+        # Drawn from the sections: each names a section title the pages share or is one of them.
+        titles = {r.section_type.lower() for r in sample_site.records}
+        for text in texts:
+            topic = text.lower().removeprefix("what are the ").removesuffix("?")
+            assert topic in titles or text.lower() in titles, text
+        main = _box(page, "main")
+        for i in range(3):
+            assert _inside(examples.nth(i).bounding_box(), main)
+        _no_sideways_scroll(page)
+        page.screenshot(path=str(tmp_path / f"empty-{viewport['width']}px.png"), full_page=True)
+
+        examples.nth(1).click()  # clicking one asks it
+        page.wait_for_selector("#answer:not([hidden])")
+        assert page.input_value("#q") == texts[1]
+        assert page.is_hidden("#intro")
+        assert "not found" not in page.inner_text("#answer-text").lower()
+        assert page.evaluate("new URLSearchParams(location.search).get('q')") == texts[1]
+        assert page.problems == []
+    finally:
+        page.context.close()
+
+
+@WIDTHS
+def test_filter_and_placeholder_are_not_cut_off(
+    browser: Any, base_url: str, viewport: dict[str, int], tmp_path: Path
+) -> None:
+    page = _open_page(browser, viewport)
+    try:
+        page.goto(base_url + "/")
+        page.wait_for_selector("#page option:nth-child(2)", state="attached")
+        # The placeholder typed in as the value: the box scrolls sideways when the text does not fit (the
+        # room a search box keeps for its clear button counts, as it did when the placeholder was cut off).
+        placeholder = page.evaluate(PLACEHOLDER_FITS, "#q")
+        assert placeholder["text"] and placeholder["scroll"] <= placeholder["client"], placeholder
+        choice = page.evaluate(TEXT_ROOM, "#page")
+        assert choice["text"] == "All programmes and pages"
+        assert choice["width"] + SELECT_ARROW_PX <= choice["room"], choice
+        form = _box(page, "#ask")
+        for selector in ("#q", "#page", "#go"):
+            assert _inside(_box(page, selector), form), selector
+        _no_sideways_scroll(page)
+        page.screenshot(path=str(tmp_path / f"form-{viewport['width']}px.png"))
+    finally:
+        page.context.close()
+
+
+@WIDTHS
+def test_answer_heading_takes_focus_without_an_input_like_ring(
+    browser: Any, sample_url: str, viewport: dict[str, int], tmp_path: Path
+) -> None:
+    page = _open_page(browser, viewport)
+    try:
+        page.goto(sample_url + "/")
+        page.wait_for_selector("#page option:nth-child(2)", state="attached")
+        page.focus("#q")
+        page.keyboard.type("When are admission letters sent?")
+        page.keyboard.press("Enter")  # the keyboard path: Chromium then shows focus rings on what gets focus
+        page.wait_for_selector("#answer-text a.cite")
+        assert _focused(page) == "answer-h"  # focus management stays: the answer is announced
+        ring = page.evaluate(
+            "(() => { const s = getComputedStyle(document.activeElement);"
+            " return {style: s.outlineStyle, width: s.outlineWidth, shadow: s.boxShadow,"
+            " border: s.borderTopStyle}; })()"
+        )
+        assert ring["style"] == "none" or ring["width"] == "0px", ring
+        assert ring["shadow"] == "none" and ring["border"] == "none", ring
+        # Controls still show where the keyboard is.
+        page.keyboard.press("Tab")
+        assert _focused(page) == "cite"
+        assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
+        page.screenshot(path=str(tmp_path / f"answer-focus-{viewport['width']}px.png"))
+    finally:
+        page.context.close()
+
+
+@WIDTHS
+def test_section_cards_show_list_items_as_bullets(
+    browser: Any, sample_url: str, viewport: dict[str, int], tmp_path: Path
+) -> None:
+    question = "What IELTS score do I need for digital business?"
+    expected = httpx.post(sample_url + "/answer", json={"question": question}, timeout=60).json()
+    listed = [h for h in expected["hits"] if any(line.startswith("- ") for line in h["text"].splitlines())]
+    assert listed, "the English requirements sections hold a list"
+    page = _open_page(browser, viewport)
+    try:
+        _ask(page, sample_url, question)
+        cards = page.locator("#hits li.hit")
+        items = page.locator("#hits li.hit .hit-text ul.hit-list > li")
+        assert items.count() >= 1
+        assert page.evaluate("getComputedStyle(document.querySelector('.hit-list > li')).listStyleType") == "disc"
+        for i in range(cards.count()):
+            text = cards.nth(i).locator(".hit-text").inner_text()
+            assert not any(line.lstrip().startswith(("- ", "\u2022 ")) for line in text.splitlines()), text
+        first = expected["hits"].index(listed[0])
+        card = cards.nth(first)
+        items_in_card = card.locator(".hit-text ul.hit-list > li").all_inner_texts()
+        lines = [line[2:] for line in listed[0]["text"].splitlines() if line.startswith("- ")]
+        assert items_in_card == lines
+        assert _inside(card.locator(".hit-list").first.bounding_box(), _box(page, "#hits"))
+        # Quoted items keep their highlight inside the bullet.
+        assert page.locator("#hits li.cited .hit-list li mark").count() >= 1
+        _no_sideways_scroll(page)
+        page.screenshot(path=str(tmp_path / f"bullets-{viewport['width']}px.png"), full_page=True)
+        assert page.problems == []
+    finally:
+        page.context.close()
+
+
+@WIDTHS
+def test_not_found_keeps_the_closest_sections_collapsed(
+    browser: Any, sample_url: str, viewport: dict[str, int], tmp_path: Path
+) -> None:
+    page = _open_page(browser, viewport)
+    try:
+        _ask(page, sample_url, "What is the capital of Peru?", wait_for="#answer-text.not-found")
+        assert page.is_hidden("#results") and page.locator("#hits li").count() == 0
+        assert page.is_visible("#closest") and page.get_attribute("#closest", "open") is None
+        assert page.inner_text("#closest-summary") == "Closest sections (5)"
+        closest = page.locator("#closest-hits li.hit")
+        assert closest.count() == 5 and not closest.first.is_visible()
+        assert "sections found" not in page.inner_text("#status")
+        page.screenshot(path=str(tmp_path / f"not-found-{viewport['width']}px.png"), full_page=True)
+        page.click("#closest-summary")
+        assert closest.first.is_visible()
+        # A question that is answered afterwards shows its sections again, and no closest ones.
+        page.fill("#q", "When are admission letters sent?")
+        page.click("#go")
+        page.wait_for_selector("#hits li.hit")
+        assert page.is_hidden("#closest") and page.is_visible("#results")
+    finally:
+        page.context.close()
+
+
+@WIDTHS
+def test_question_can_be_linked_bookmarked_and_gone_back_to(
+    browser: Any, sample_url: str, viewport: dict[str, int], tmp_path: Path
+) -> None:
+    from urllib.parse import quote
+
+    first, second = "When are admission letters sent?", "What IELTS score do I need?"
+    page = _open_page(browser, viewport)
+    try:
+        # A link with ?q= (and a page filter) asks on load.
+        page.goto(f"{sample_url}/?q={quote(first)}&page={quote(SUPPLY_CHAIN)}")
+        page.wait_for_selector("#hits li.hit")
+        assert page.input_value("#q") == first and page.input_value("#page") == SUPPLY_CHAIN
+        assert set(page.locator("#hits .hit-page").all_inner_texts()) == {SUPPLY_CHAIN}
+        assert page.is_hidden("#intro")
+        page.screenshot(path=str(tmp_path / f"linked-{viewport['width']}px.png"), full_page=True)
+        # Asking puts the question in the address bar.
+        page.select_option("#page", "")
+        page.fill("#q", second)
+        page.click("#go")
+        page.wait_for_selector("#status:has-text('sections found')")
+        params = page.evaluate("Object.fromEntries(new URLSearchParams(location.search))")
+        assert params == {"q": second}
+        # Back returns to the linked question and its answer.
+        page.go_back()
+        page.wait_for_selector(f"#status:has-text('{SUPPLY_CHAIN}')")
+        assert page.input_value("#q") == first and page.input_value("#page") == SUPPLY_CHAIN
+        assert page.problems == []
+    finally:
+        page.context.close()

@@ -287,6 +287,12 @@ class ServeConfig:
         max_llm_calls: In LLM mode, answers waiting on the endpoint at once (per worker); another gets an
             immediate 503 with Retry-After. They wait outside the model lock and do not count against
             ``max_in_flight``.
+        metrics: Serve Prometheus metrics at ``GET /metrics`` (:mod:`sitetune.serve.metrics`).
+        log_format: ``"text"`` (Python's and uvicorn's default lines) or ``"json"`` (one JSON object a line,
+            with a line per request; :mod:`sitetune.serve.logformat`).
+        reload_poll_s: Seconds between looks at the store's ``CURRENT`` pointer; a new generation is loaded
+            beside the served one and swapped in (:mod:`sitetune.serve.reload`). ``0``: only on SIGHUP or
+            ``POST /admin/reload``.
     """
 
     host: str = "127.0.0.1"
@@ -305,6 +311,9 @@ class ServeConfig:
     feedback_per_minute: int = 30
     feedback_burst: int = 10
     max_llm_calls: int = 4
+    metrics: bool = True
+    log_format: str = "text"
+    reload_poll_s: float = 2.0
 
 
 #: Host names a server bound to a wildcard address (``0.0.0.0``, ``::``) or to loopback always accepts.

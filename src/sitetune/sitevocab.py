@@ -351,3 +351,59 @@ def template_pages(sections: Iterable[tuple[str, str]]) -> frozenset[str]:
         page for page, kinds in types.items()
         if sum(pages_with[k] >= TEMPLATE_SHARED_PAGES for k in kinds) >= TEMPLATE_MIN_SECTIONS
     )
+
+
+#: An abbreviation names a page when at least this share of the sections using it are on that page ...
+ABBREVIATION_SHARE = 0.4
+#: ... and it is used in at least this many sections.
+ABBREVIATION_USES = 3
+_ABBREVIATION = re.compile(r"\b[A-Z]{2,6}\b")
+
+
+def abbreviates(short: str, name: str) -> bool:
+    """Whether ``short`` is made of prefixes of successive words of ``name`` ("SCM", "FIN", "SOL", "BADS").
+
+    Each letter group is the start of a word, in order, words may be skipped, and ``short`` is not itself
+    one of the name's words (a page's own word is matched by the name variants already).
+    """
+    name_words = re.findall(r"[a-z0-9]+", name.lower().replace("&", " and "))
+    short = short.lower()
+    if short in name_words:
+        return False
+
+    def fits(rest: str, start: int) -> bool:
+        if not rest:
+            return True
+        for i in range(start, len(name_words)):
+            word = name_words[i]
+            for n in range(min(len(word), len(rest)), 0, -1):
+                if word[:n] == rest[:n] and fits(rest[n:], i + 1):
+                    return True
+        return False
+
+    return fits(short, 0)
+
+
+def abbreviations(sections: Iterable[tuple[str, Sequence[str]]]) -> dict[str, str]:
+    """Abbreviations the site uses for its pages: ``{"scm": "MSc in ... - Supply Chain Management"}``.
+
+    A capitalised word of 2–6 letters ("SCM", "IBP") names a page when the sections that use it are mostly
+    on that page (``ABBREVIATION_SHARE`` of at least ``ABBREVIATION_USES``) and it abbreviates the page's
+    name (:func:`abbreviates`). Shouted words ("YOUR", "NON-EU") and test names ("IELTS") fail the second
+    test; a student's page mentioning "SCM" fails the first.
+
+    Args:
+        sections: (text, pages it appears on) per section; the text should include its title.
+    """
+    uses: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for text, pages in sections:
+        for short in set(_ABBREVIATION.findall(text)):
+            for page in pages:
+                uses[short][page] += 1
+    found: dict[str, str] = {}
+    for short, by_page in uses.items():
+        total = sum(by_page.values())
+        page, n = max(by_page.items(), key=lambda pn: pn[1])
+        if total >= ABBREVIATION_USES and n / total >= ABBREVIATION_SHARE and abbreviates(short, page):
+            found[short.lower()] = page
+    return found

@@ -3,7 +3,7 @@ OpenAI-compatible endpoint with the retrieved text treated as untrusted data."""
 
 from __future__ import annotations
 
-from sitetune.answer.answerer import Answerer, ReuseLastQuery, SearcherLike
+from sitetune.answer.answerer import Answerer, SearcherLike
 from sitetune.answer.extractive import SentenceScorer, extractive_answer, not_found
 from sitetune.answer.llm import (
     LLMConfig,
@@ -25,7 +25,6 @@ __all__ = [
     "Citation",
     "LLMConfig",
     "LLMError",
-    "ReuseLastQuery",
     "SearcherLike",
     "SentenceScorer",
     "Unit",

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -16,7 +14,7 @@ from sitetune.answer.extractive import SentenceScorer, extractive_answer, not_fo
 from sitetune.answer.llm import CircuitBreaker, LLMConfig, LLMError, generate_answer
 from sitetune.answer.types import Answer
 from sitetune.config import AnswerConfig
-from sitetune.search.types import SearchHit
+from sitetune.search.types import Query, SearchHit
 from sitetune.sitevocab import SiteVocabulary
 
 if TYPE_CHECKING:
@@ -39,50 +37,11 @@ class SearcherLike(Protocol):
     @property
     def pages(self) -> Sequence[str]: ...
 
-    def search(self, query: str, k: int = 5, page: str | None = None) -> list[SearchHit]: ...
+    def read(self, question: str, *, page: str | None = None, vector: np.ndarray | None = None) -> Query: ...
 
-    def normalise_query(self, query: str) -> str: ...
+    def search(self, query: Query | str, k: int | None = None, page: str | None = None) -> list[SearchHit]: ...
 
-    def follow(self, query: str, hit: SearchHit) -> SearchHit | None: ...
-
-
-class ReuseLastQuery:
-    """Wraps an encoder so a thread encoding the same single text again soon after pays once.
-
-    Answering encodes the question in search and again to score sentences; this makes the second a
-    lookup. Search may encode another text in between (a named programme page's sections are also ranked
-    by the rest of the question), so each thread keeps its last ``keep`` texts, no more: there is no
-    cross-request cache to skew timings.
-
-    Args:
-        encoder: The encoder to wrap (its ``dim``, ``info`` and ``model_path`` are passed through).
-        keep: Single texts remembered per thread.
-    """
-
-    def __init__(self, encoder: Encoder, keep: int = 4) -> None:
-        self.inner = encoder
-        self.dim = encoder.dim
-        self.info = encoder.info
-        self.model_path: Path = encoder.model_path
-        self.keep = keep
-        self._recent = threading.local()
-
-    def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        if len(texts) != 1:
-            return self.inner.encode(texts, show_progress=show_progress)
-        recent: dict[str, np.ndarray] | None = getattr(self._recent, "items", None)
-        if recent is None:
-            recent = self._recent.items = {}
-        if texts[0] in recent:
-            return np.asarray(recent[texts[0]][None, :])
-        vectors = self.inner.encode(texts, show_progress=show_progress)
-        recent[texts[0]] = vectors[0].copy()
-        while len(recent) > self.keep:  # dicts keep insertion order: drop the oldest
-            del recent[next(iter(recent))]
-        return vectors
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+    def follow(self, query: Query, hit: SearchHit) -> SearchHit | None: ...
 
 
 @dataclass(frozen=True)
@@ -94,12 +53,14 @@ class Retrieval:
         hits: The sections read, best first (a followed section second, see :meth:`Answerer.retrieve`).
         shown: The hits returned with the answer.
         extractive: The extractive answer over ``hits``; in LLM mode the gate and the fallback.
+        query: The question as search read it.
     """
 
     question: str
     hits: list[SearchHit]
     shown: list[SearchHit]
     extractive: Answer
+    query: Query | None = None
 
 
 class Answerer:
@@ -150,7 +111,7 @@ class Answerer:
         return self.scorer.warm(sections)
 
     def answer(
-        self, question: str, *, k: int | None = None, page: str | None = None, fallback: bool = False
+        self, question: Query | str, *, k: int | None = None, page: str | None = None, fallback: bool = False
     ) -> Answer:
         """Search for ``question`` and answer from the hits.
 
@@ -166,30 +127,30 @@ class Answerer:
         """
         return self.generate(self.retrieve(question, k=k, page=page), fallback=fallback)
 
-    def retrieve(self, question: str, *, k: int | None = None, page: str | None = None) -> Retrieval:
+    def retrieve(self, question: Query | str, *, k: int | None = None, page: str | None = None) -> Retrieval:
         """The model work of an answer: search, then the extractive answer over the hits.
 
         Args:
-            question: The question.
+            question: The question, read by the searcher's ``read`` (a string is read here, with ``page``);
+                it is encoded once, for search and for scoring the answer's sentences alike.
             k: Hits returned with the answer (at least ``config.sections`` are read for it).
-            page: Only sections of this page.
+            page: Only sections of this page, for a string ``question``.
         """
         k = k or self.config.sections
-        hits = self.searcher.search(question, k=max(k, self.config.sections), page=page)
+        query = self.searcher.read(question, page=page) if isinstance(question, str) else question
+        hits = self.searcher.search(query, k=max(k, self.config.sections))
         shown = hits[:k]
-        # Sentences are scored against the question as search read it (typos corrected), which also lets
-        # the scorer reuse search's query vector.
-        read_as = self.searcher.normalise_query(question)
         # A first section that sends the reader to another page ("English level A") is answered in two
         # steps: that page's best section is read second, so the answer can quote and cite it.
         first_hits = 1
         if hits and hits[0].see_also:
-            followed = self.searcher.follow(question, hits[0])
+            followed = self.searcher.follow(query, hits[0])
             if followed is not None:
                 hits = [hits[0], followed, *[h for h in hits[1:] if h.chunk_id != followed.chunk_id]]
                 first_hits = 2
-        result = extractive_answer(read_as, hits, self.scorer, first_hits)
-        return Retrieval(question=question, hits=hits, shown=shown, extractive=result)
+        # Sentences are scored against the question as search read it (typos corrected), with its vector.
+        result = extractive_answer(query, hits, self.scorer, first_hits)
+        return Retrieval(question=query.text, hits=hits, shown=shown, extractive=result, query=query)
 
     def calls_llm(self, retrieval: Retrieval) -> bool:
         """Whether :meth:`generate` may call the LLM for ``retrieval`` (LLM mode and the gate passed)."""

@@ -18,7 +18,7 @@ from sitetune.answer.passages import Unit, split_units
 from sitetune.answer.types import NOT_FOUND_TEXT, Answer, AnswerBlock, Citation
 from sitetune.config import AnswerConfig
 from sitetune.search.sentence_stage import SentenceVectors, SentenceView
-from sitetune.search.types import SearchHit
+from sitetune.search.types import Query, SearchHit
 
 if TYPE_CHECKING:
     from sitetune.encode import Encoder
@@ -86,12 +86,17 @@ class SentenceScorer:
         """Unit vectors of already-formatted sentence documents, encoding only the ones not cached."""
         return self.cache.vectors(documents)
 
-    def score(self, question: str, sentences: Sequence[SentenceView]) -> np.ndarray:
-        """Cosine of each sentence with the question plus ``lexical_weight`` times the word overlap."""
+    def score(
+        self, question: str, sentences: Sequence[SentenceView], vector: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Cosine of each sentence with the question plus ``lexical_weight`` times the word overlap.
+
+        ``vector``: the question's query vector when search already has it (:attr:`Query.vector`).
+        """
         if not sentences:
             return np.zeros(0, dtype=np.float32)
         info = self.encoder.info
-        query = self.encoder.encode([info.query(question)])[0]
+        query = self.encoder.encode([info.query(question)])[0] if vector is None else vector
         vectors = self.sentence_vectors([info.document(s) for s in sentences])
         cosine = vectors @ query
         if self.config.lexical_weight:
@@ -161,7 +166,7 @@ def render(blocks: Sequence[AnswerBlock]) -> str:
 
 
 def extractive_answer(
-    question: str,
+    question: str | Query,
     hits: Sequence[SearchHit],
     scorer: SentenceScorer,
     first_hits: int = 1,
@@ -178,7 +183,8 @@ def extractive_answer(
     label) ending with the section's ``[n]`` citation.
 
     Args:
-        question: The user's question.
+        question: The user's question: search's :class:`~sitetune.search.Query` (its corrected text and
+            vector are used, nothing is encoded again) or a string.
         hits: Search results, best first.
         scorer: Sentence scorer holding the encoder and :class:`AnswerConfig`.
         first_hits: How many of the first hits are search's first result: 2 when the first section refers to
@@ -201,7 +207,10 @@ def extractive_answer(
             owner.append(i)
     if not views:
         return not_found(hits)
-    evidence = scorer.score(question, views)
+    if isinstance(question, str):
+        evidence = scorer.score(question, views)
+    else:
+        evidence = scorer.score(question.read_as, views, question.vector)
     found_score = float(evidence.max())
     if found_score < config.min_score:
         return not_found(hits, found_score)

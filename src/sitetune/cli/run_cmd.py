@@ -9,12 +9,24 @@ import typer
 
 from sitetune.cli import common
 from sitetune.cli.common import handle_errors, print_json
+from sitetune.cli.run_process import INTERRUPTED_EXIT, PreparationInterrupted, prepare_in_child
 from sitetune.config import RerankTrainConfig, SearchConfig, ServeConfig
 from sitetune.pipeline import MainJobConfig
 
 _SERVE = ServeConfig()  # flag defaults come from the configs
 _SEARCH = SearchConfig()
 _JOB = MainJobConfig()
+
+
+def _echo(line: str) -> None:
+    """A step line of the main job, on stdout (module-level: the child process calls it)."""
+    typer.echo(line)
+
+
+def _warnings_only(line: str) -> None:
+    """Under --json stdout belongs to the JSON: only a warning (a cut-short training) is said, on stderr."""
+    if "warning:" in line:
+        typer.echo(line.strip(), err=True)
 
 
 @handle_errors
@@ -61,13 +73,13 @@ def run(
         search=replace(_SEARCH, rerank_weight=rerank_weight),
     )
 
-    def log(line: str) -> None:
-        if not as_json:
-            typer.echo(line)
-        elif "warning:" in line:  # stdout belongs to the JSON; a cut-short training is still said
-            typer.echo(line.strip(), err=True)
-
-    result = pipeline.prepare(config, progress=not as_json, log=log)
+    pipeline.check_config(config)  # refused here, before a process starts
+    try:
+        # Crawl, train and index in a child process: this one then serves without training's memory.
+        result = prepare_in_child(config, progress=not as_json, log=_warnings_only if as_json else _echo)
+    except PreparationInterrupted:
+        typer.echo("interrupted: stopped before serving", err=True)
+        raise typer.Exit(INTERRUPTED_EXIT) from None
     if as_json:
         print_json(result.__dict__)
         return

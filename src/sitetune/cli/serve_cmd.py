@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Annotated
 
 import typer
@@ -14,6 +15,16 @@ from sitetune.config import EncoderConfig, SearchConfig, ServeConfig
 _ENCODER = EncoderConfig()  # flag defaults come from the configs
 _SEARCH = SearchConfig()
 _SERVE = ServeConfig()
+
+
+class LogFormat(enum.StrEnum):
+    """``--log-format``'s values (``sitetune.serve.logformat.LOG_FORMATS``; not imported here: slow)."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+_LOG_FORMAT = LogFormat(_SERVE.log_format)
 
 
 @common.handle_errors
@@ -142,8 +153,33 @@ def serve(
             f"{_SERVE.feedback_burst}); more get 429.",
         ),
     ] = _SERVE.feedback_per_minute,
+    reload_poll: Annotated[
+        float,
+        typer.Option(
+            "--reload-poll",
+            min=0,
+            help="Seconds between looks at the store's CURRENT: a new generation is loaded beside the served "
+            "one and switched to (0: only on SIGHUP or POST /admin/reload with $SITETUNE_ADMIN_TOKEN).",
+        ),
+    ] = _SERVE.reload_poll_s,
+    metrics: Annotated[
+        bool,
+        typer.Option(
+            "--metrics/--no-metrics",
+            help="Serve Prometheus metrics at GET /metrics (request counts and latencies, answers not found, "
+            "store size and age; no queries or addresses). Restrict it at the proxy if it must not be public.",
+        ),
+    ] = _SERVE.metrics,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            help="text: the usual lines; json: one JSON object a line (timestamp, level, logger, message, "
+            "request id, method, path, status, duration), with a line per request.",
+        ),
+    ] = _LOG_FORMAT,
 ) -> None:
-    """Serve the search API and the web page for STORE (Ctrl-C stops)."""
+    """Serve the search API and the web page for STORE (Ctrl-C stops; a re-index is picked up live)."""
     from sitetune.serve import run_server
 
     config = dataclasses.replace(
@@ -163,6 +199,9 @@ def serve(
         max_connections=max_connections,
         backlog=backlog,
         feedback_per_minute=feedback_per_minute,
+        reload_poll_s=reload_poll,
+        metrics=metrics,
+        log_format=log_format.value,
     )
     run_server(
         store,

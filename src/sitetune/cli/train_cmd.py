@@ -169,6 +169,9 @@ def train_command(
       sitetune train --pairs runs/card-pairs --recipe card --out runs/card    (the published recipe)
       torchrun --nproc_per_node 2 -m sitetune.cli.main train --corpus pages.csv --out runs/model
     """
+    from sitetune.environment import prefer_passive_openmp
+
+    prefer_passive_openmp()  # before sitetune.train loads torch
     from sitetune.config import PairsConfig
     from sitetune.errors import SitetuneError
     from sitetune.train import train

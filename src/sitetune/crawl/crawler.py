@@ -151,7 +151,6 @@ class Crawl:
                                    check_hop=self.check_hop)
                 self.state.wire_bytes += resp.wire_bytes
             else:
-                self.state.not_modified += 1
                 return resp, hit[1], hit[0].content_type
         if resp.status != 200:
             raise FetchError(f"http-{resp.status}", "only 200 answers are sectionized")
@@ -199,6 +198,10 @@ class Crawl:
         except InputError as exc:
             self.skip(url, "no-text", str(exc))
             records = []
+        if resp.status == 304:
+            # Counted here, once the page is known to be new to this crawl: a redirect to a page crawled
+            # moments ago is revalidated against the entry just cached, and is a duplicate, not a reuse.
+            self.state.not_modified += 1
         if records:
             status = "not-modified" if resp.status == 304 else "fetched"
             self.state.pages[final] = (PageResult(self.public(url), self.public(final), status, len(records),
@@ -259,10 +262,12 @@ class Crawl:
                     for w in workers:
                         w.cancel()
                     await asyncio.gather(*workers, return_exceptions=True)
+            # Before the bar's last refresh, so its counts are the report's (a duplicate page moves to skipped).
+            self._drop_duplicate_content()
+            self.bar.set_postfix(pages=len(self.state.pages), skipped=len(self.state.skipped), refresh=True)
         finally:
             self.bar.close()
         s = self.state
-        self._drop_duplicate_content()
         return CrawlReport(
             start_url=self.public(self.start), prefix=self.public(self.prefix),
             pages=[s.pages[k][0] for k in sorted(s.pages)],

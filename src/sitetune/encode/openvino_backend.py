@@ -54,7 +54,7 @@ def export_openvino(model_path: Path, out: Path, *, int8: bool, texts: Sequence[
     import torch
 
     from sitetune.encode.torch_backend import embedding_dim
-    from sitetune.models import load_sentence_transformer
+    from sitetune.models import load_sentence_transformer, quiet_model_libraries
 
     ov = _import_openvino()
     st = load_sentence_transformer(model_path).eval()
@@ -75,7 +75,9 @@ def export_openvino(model_path: Path, out: Path, *, int8: bool, texts: Sequence[
     example = tokenizer(["an example sentence", "two"], padding=True, return_tensors="pt")
     # Tracing warns that shape checks become constants; the input shapes are declared dynamic below, so the
     # warnings say nothing a user can act on.
-    with torch.no_grad(), warnings.catch_warnings():
+    # Tracing also reads every attribute of the model, deprecated ones and the causal-LM loss among them,
+    # and transformers warns about those (quiet_model_libraries).
+    with torch.no_grad(), quiet_model_libraries(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit._trace.TracerWarning)
         model = ov.convert_model(
             Pooled(),

@@ -2,9 +2,9 @@
 
 Every function takes an opened :class:`~sitetune.search.Searcher` (or an :class:`~sitetune.answer.Answerer`
 over one) and asks it exactly what ``sitetune search``, ``sitetune answer`` and the HTTP API ask it: the
-query is encoded alone with :meth:`Searcher.encode_query` and ranked with :meth:`Searcher.rank`. The only
-differences are ones scoring needs: rankings are ``depth`` deep instead of ``k``, and a query's
-``exclude`` ids (the same-page set's own chunk) are dropped before scoring.
+query is encoded alone with :meth:`Searcher.encode_query`, read with :meth:`Searcher.read` and ranked
+with :meth:`Searcher.rank`. The only differences are ones scoring needs: rankings are ``depth`` deep
+instead of ``k``, and a query's ``exclude`` ids (the same-page set's own chunk) are dropped before scoring.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _ids(searcher: Searcher, rows: Sequence[int], exclude: frozenset[str], depth
 def served_ranking(searcher: Searcher, query: Query, vector: np.ndarray | None = None,
                    depth: int = DEPTH) -> list[str]:
     """The chunk_ids search returns for ``query``, best first (search's first ``k`` are these)."""
-    fused, _ = searcher.rank(query.text, query_vector=vector)
+    fused = searcher.rank(searcher.read(query.text, vector=vector))
     return _ids(searcher, [row for row, _ in fused], query.exclude, depth)
 
 

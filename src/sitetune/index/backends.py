@@ -87,8 +87,12 @@ class VectorStore(Protocol):
         """
         ...
 
-    def open_generation(self) -> Generation:
-        """Load the current generation for search (raises StoreError when there is no usable index)."""
+    def open_generation(self, generation: int | None = None) -> Generation:
+        """Load the current generation (or exactly ``generation``) for search, under a reader lease.
+
+        Raises StoreError when there is no usable index. The lease (``Generation.lease``) keeps a writer's
+        prune off the generation until it is released (:meth:`StoreReader.close`).
+        """
         ...
 
     def dense(
@@ -225,12 +229,14 @@ class EmbeddedBackend:
             return None
         return ann
 
-    def open_generation(self) -> Generation:
-        """The current generation, or the newest intact one (with a warning)."""
-        generation = self.store.load()
-        if generation.vectors is None:
+    def open_generation(self, generation: int | None = None) -> Generation:
+        """The current generation, or the newest intact one (with a warning); or exactly ``generation``."""
+        loaded = self.store.load(generation, lease=True)
+        if loaded.vectors is None:
+            if loaded.lease is not None:
+                loaded.lease.release()
             raise StoreError(f"store {self.uri} has no vectors")
-        return generation
+        return loaded
 
     def dense(
         self, generation: Generation, query: np.ndarray, k: int, rows: np.ndarray | None
@@ -304,18 +310,23 @@ class MilvusBackend:
             warnings.warn(f"the index is updated, but cleaning up old rows failed: {exc}", RuntimeWarning,
                           stacklevel=4)
 
-    def open_generation(self) -> Generation:
-        """The sidecar's generation, with the model's collection loaded for search."""
-        generation = self.milvus.load()
-        self.milvus.use_model(generation.manifest.model_fingerprint)
-        if not self.milvus.has_collection():
-            raise StoreError(
-                f"Milvus at {self.uri} has no collection '{self.milvus.collection}' for the model that built "
-                f"{self.milvus.sidecar.root}: run sitetune index"
-            )
-        self.milvus.load_collection()
-        self._row_of = {c.chunk_id: i for i, c in enumerate(generation.chunks)}
-        return generation
+    def open_generation(self, generation: int | None = None) -> Generation:
+        """The sidecar's generation (or exactly ``generation``), with the model's collection loaded for search."""
+        loaded = self.milvus.load(generation)
+        try:
+            self.milvus.use_model(loaded.manifest.model_fingerprint)
+            if not self.milvus.has_collection():
+                raise StoreError(
+                    f"Milvus at {self.uri} has no collection '{self.milvus.collection}' for the model that built "
+                    f"{self.milvus.sidecar.root}: run sitetune index"
+                )
+            self.milvus.load_collection()
+        except BaseException:
+            if loaded.lease is not None:
+                loaded.lease.release()
+            raise
+        self._row_of = {c.chunk_id: i for i, c in enumerate(loaded.chunks)}
+        return loaded
 
     def dense(
         self, generation: Generation, query: np.ndarray, k: int, rows: np.ndarray | None

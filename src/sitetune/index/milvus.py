@@ -147,9 +147,12 @@ class MilvusStore:
             with contextlib.suppress(Exception):
                 client.close()
 
-    def load(self) -> Generation:
-        """The sidecar's current generation (records, BM25, manifest; ``vectors`` is ``None``)."""
-        return self.sidecar.load()
+    def load(self, generation: int | None = None) -> Generation:
+        """The sidecar's current generation, or exactly ``generation``, under a reader lease.
+
+        Records, BM25 and manifest; ``vectors`` is ``None``.
+        """
+        return self.sidecar.load(generation, lease=True)
 
     def collection_for(self, fingerprint: str) -> str:
         """The collection holding the vectors of the model with this fingerprint."""

@@ -63,8 +63,10 @@ class StoreReader:
         return self.backend.dense(self.generation, query, k, rows)
 
     def close(self) -> None:
-        """Release the vector store's connections (a no-op for the embedded store)."""
+        """Release the vector store's connections and the generation's reader lease."""
         self.backend.close()
+        if self.generation.lease is not None:
+            self.generation.lease.release()
 
     def __enter__(self) -> StoreReader:
         return self
@@ -75,11 +77,12 @@ class StoreReader:
         self.close()
 
 
-def open_store(store: str | Path) -> StoreReader:
-    """Open a store for search.
+def open_store(store: str | Path, generation: int | None = None) -> StoreReader:
+    """Open a store for search, holding a reader lease on the generation until :meth:`StoreReader.close`.
 
     Args:
         store: An embedded store directory, ``milvus://PATH.db`` or ``http://HOST:19530[/COLLECTION]``.
+        generation: Open exactly this generation (no fallback to an older one); ``None``: the current one.
 
     Returns:
         A :class:`StoreReader`; close it when done (Milvus Lite runs a server process).
@@ -90,8 +93,8 @@ def open_store(store: str | Path) -> StoreReader:
     uri = str(store)
     backend = open_backend(uri)
     try:
-        generation = backend.open_generation()
+        loaded = backend.open_generation(generation)
     except BaseException:
         backend.close()
         raise
-    return StoreReader(uri, generation, backend)
+    return StoreReader(uri, loaded, backend)

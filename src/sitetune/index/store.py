@@ -11,6 +11,7 @@ Layout (Lucene-style)::
         hnsw.faiss         an HNSW index over vectors.npy, in stores of 50k chunks or more (see index/ann.py)
         chunks.jsonl       chunk_id, text, doc_hash, occurrences — one chunk per line
         signals.json       each chunk's signpost probability, scope and page references (sitetune.sectionkind)
+        site.json          the site's vocabulary, template pages, abbreviations and words (sitetune.siteanalysis)
         bm25/              the BM25 index over the same chunks
 
 A writer builds ``.gen-NNNNNN.tmp/``, fsyncs every file, renames it to ``gen-NNNNNN/`` and only then
@@ -38,8 +39,10 @@ from sitetune.atomic import atomic_write_text, fsync_dir, sha256_file
 from sitetune.corpus import Chunk, Occurrence
 from sitetune.errors import SitetuneError
 from sitetune.index.ann import ANN_FILE, AnnIndex, AnnInfo
+from sitetune.index.lease import GenerationGone, Lease, pruning, take_lease
 from sitetune.lexical import BM25Index
 from sitetune.sectionkind import MAX_CHUNKS, SectionSignals, section_signals
+from sitetune.siteanalysis import SiteAnalysis, analyse_site
 
 STORE_FORMAT = 1
 CURRENT_FILE = "CURRENT"
@@ -48,6 +51,7 @@ VECTORS_FILE = "vectors.npy"
 CHUNKS_FILE = "chunks.jsonl"
 BM25_DIR = "bm25"
 SIGNALS_FILE = "signals.json"
+SITE_FILE = "site.json"
 #: The work folder of a streaming build (see :mod:`sitetune.index.stream`): its progress, beside ``.gen-*.tmp``.
 BUILD_DIR = ".build"
 _GEN_RE = re.compile(r"^gen-(\d{6})$")
@@ -120,6 +124,8 @@ class Generation:
         path: The generation's directory.
         ann: The approximate index over ``vectors``, if the generation has one.
         signals: Each chunk's section signals (computed when opening a store written before they existed).
+        site: The site's analysis written at index time (``None`` for stores written before it existed).
+        lease: This process's reader lease on the generation (:mod:`sitetune.index.lease`), if it took one.
     """
 
     manifest: Manifest
@@ -130,6 +136,8 @@ class Generation:
     path: Path
     ann: AnnIndex | None = None
     signals: SectionSignals | None = None
+    site: SiteAnalysis | None = None
+    lease: Lease | None = None
 
 
 def chunk_to_json(chunk: Chunk, doc_hash: str) -> str:
@@ -160,11 +168,13 @@ def _fsync_tree(root: Path) -> None:
         fsync_dir(Path(dirpath))
 
 
-def write_signals(folder: Path) -> None:
-    """Analyse the chunks of a generation folder and write their signals beside them (index time).
+def write_analysis(folder: Path) -> None:
+    """Analyse the chunks of a generation folder and write the results beside them (index time).
 
-    A store too large to analyse (:data:`sitetune.sectionkind.MAX_CHUNKS`) gets neutral signals without
-    its chunks being read into memory.
+    Each chunk's signals (``signals.json``, :mod:`sitetune.sectionkind`) and the site's analysis
+    (``site.json``, :mod:`sitetune.siteanalysis`). A store too large to analyse
+    (:data:`sitetune.sectionkind.MAX_CHUNKS`) gets neutral signals and no site file, without its chunks
+    being read into memory.
     """
     with open(folder / CHUNKS_FILE, encoding="utf-8") as fh:
         count = sum(1 for line in fh if line.strip())
@@ -172,7 +182,9 @@ def write_signals(folder: Path) -> None:
         signals = SectionSignals.neutral(count)
     else:
         with open(folder / CHUNKS_FILE, encoding="utf-8") as fh:
-            signals = section_signals([chunk_from_json(line)[0] for line in fh if line.strip()])
+            chunks = [chunk_from_json(line)[0] for line in fh if line.strip()]
+        signals = section_signals(chunks)
+        (folder / SITE_FILE).write_text(analyse_site(chunks).to_json(), encoding="utf-8")
     (folder / SIGNALS_FILE).write_text(signals.to_json(), encoding="utf-8")
 
 
@@ -281,7 +293,13 @@ class EmbeddedStore:
                 raise StoreError(f"{gdir / SIGNALS_FILE}: {exc}") from exc
         else:  # a generation written before the signals existed
             signals = section_signals(chunks)
-        return Generation(manifest, chunks, hashes, vectors, bm25, gdir, ann, signals)
+        site = None  # a generation written before the site analysis existed, or too large: search derives it
+        if (gdir / SITE_FILE).is_file():
+            try:
+                site = SiteAnalysis.from_json((gdir / SITE_FILE).read_text(encoding="utf-8"))
+            except ValueError as exc:
+                raise StoreError(f"{gdir / SITE_FILE}: {exc}") from exc
+        return Generation(manifest, chunks, hashes, vectors, bm25, gdir, ann, signals, site=site)
 
     def _candidates(self) -> tuple[list[int], list[str]]:
         """Generations in the order :meth:`load` tries them, and what is wrong with ``CURRENT`` (if anything)."""
@@ -303,22 +321,36 @@ class EmbeddedStore:
                 continue
         return None
 
-    def load(self) -> Generation:
+    def load(self, generation: int | None = None, *, lease: bool = False) -> Generation:
         """The current generation; if it is damaged, the newest intact one, with a warning.
 
+        Args:
+            generation: Load exactly this generation (no fallback); ``None``: the current one.
+            lease: Hold a reader lease on the generation loaded (``Generation.lease``), so that a writer's
+                prune keeps it until the lease is released. A store this process cannot write to is
+                read without one.
+
         Raises:
-            StoreError: No generation exists, or none is intact.
+            StoreError: No generation exists, or none is intact (or ``generation`` is not).
         """
         gens = self.generations()
         if not gens:
             raise StoreError(f"no index at {self.root}: build one with 'sitetune index --store {self.root}'")
         order, problems = self._candidates()
+        if generation is not None:
+            order, problems = [generation], []
         for gen in order:
+            held: Lease | None = None
             try:
+                if lease:
+                    held = self._lease(gen)
                 loaded = self.load_generation(gen)
-            except (StoreError, OSError, ValueError, KeyError) as exc:
+            except (StoreError, OSError, ValueError, KeyError, GenerationGone) as exc:
+                if held is not None:
+                    held.release()
                 problems.append(str(exc))
                 continue
+            loaded.lease = held
             if problems:
                 warnings.warn(
                     f"store {self.root}: using generation {gen} because " + "; ".join(problems),
@@ -327,6 +359,19 @@ class EmbeddedStore:
                 )
             return loaded
         raise StoreError(f"store {self.root} has no intact generation: " + "; ".join(problems))
+
+    def _lease(self, generation: int) -> Lease | None:
+        """A reader lease on ``generation``; ``None`` where the store is read-only to this process."""
+        try:
+            return take_lease(self.root, generation, self.gen_dir(generation))
+        except PermissionError:
+            return None
+        except OSError as exc:
+            import errno
+
+            if exc.errno == errno.EROFS:
+                return None
+            raise
 
     # --- writing -----------------------------------------------------------------------------------
 
@@ -440,7 +485,7 @@ class EmbeddedStore:
             # A resumed build reuses ``tmp``: a manifest that a killed commit wrote there is not one of the
             # generation's files (listing it, then overwriting it, made the new generation fail its check).
             (tmp / MANIFEST_FILE).unlink(missing_ok=True)
-            write_signals(tmp)
+            write_analysis(tmp)
             files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
             created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
             fields: dict[str, Any] = {"generation": number, "files": files, "created": created}
@@ -462,11 +507,16 @@ class EmbeddedStore:
         return number
 
     def _prune(self, keep: set[int]) -> None:
-        for gen in self.generations():
-            if gen not in keep:
-                # Rename out of the gen-* namespace first, so a kill mid-delete leaves no half generation.
-                trash = self.root / f".trash-{gen:06d}"
-                with contextlib.suppress(OSError):
-                    os.rename(self.gen_dir(gen), trash)
-                    _step("pruning")
-                    shutil.rmtree(trash, ignore_errors=True)
+        """Remove generations outside ``keep`` that no live reader leases (dead readers' leases are reclaimed)."""
+        trashed = []
+        with pruning(self.root) as leased:
+            for gen in self.generations():
+                if gen not in keep and gen not in leased:
+                    # Rename out of the gen-* namespace first, so a kill mid-delete leaves no half generation.
+                    trash = self.root / f".trash-{gen:06d}"
+                    with contextlib.suppress(OSError):
+                        os.rename(self.gen_dir(gen), trash)
+                        trashed.append(trash)
+        for trash in trashed:  # deleted outside the lease lock: readers taking a lease need not wait for it
+            _step("pruning")
+            shutil.rmtree(trash, ignore_errors=True)

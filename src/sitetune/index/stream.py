@@ -234,6 +234,7 @@ class _Build:
         self.started = time.perf_counter()
         self.start_rows = int(self.state["rows"])
         self.last_report = self.started
+        self.last_reported: tuple[int, int] | None = None  # (rows, records read) of the last progress line
         pending: list[Chunk] = []
         read = 0
         for record in records:
@@ -301,8 +302,11 @@ class _Build:
         now = time.perf_counter()
         if not self.progress or (not final and now - self.last_report < _PROGRESS_EVERY_S):
             return
-        self.last_report = now
         rows = int(self.state["rows"])
+        if final and (rows, read) == self.last_reported:  # the last batch's line already said it all
+            return
+        self.last_report = now
+        self.last_reported = (rows, read)
         rate = (rows - self.start_rows) / max(now - self.started, 1e-9)
         print(f"indexing: {rows:,} chunks from {read:,} records, {rate:,.0f} chunks/s "
               f"({self.state['embedded']:,} encoded)", file=sys.stderr, flush=True)

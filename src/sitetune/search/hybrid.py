@@ -22,12 +22,12 @@ from sitetune.index import StoreError, StoreReader, open_store
 from sitetune.index.identity import model_fingerprint
 from sitetune.models import resolve_model_path
 from sitetune.rerank import Reranker, load_reranker, reranker_documents
-from sitetune.search.programs import ProgramDetector, abbreviations
+from sitetune.search.programs import ProgramDetector
 from sitetune.search.sentence_stage import SentenceVectors, max_sim_order
 from sitetune.search.spelling import QuerySpeller, tokenizer_words
-from sitetune.search.types import PagePlace, SearchHit
+from sitetune.search.types import PagePlace, Query, SearchHit
 from sitetune.sectionkind import SectionSignals, section_signals
-from sitetune.sitevocab import SiteVocabulary, template_pages
+from sitetune.siteanalysis import analyse_site
 
 
 def hybrid_rank(
@@ -129,24 +129,19 @@ class Searcher:
             for page in chunk.pages:
                 rows.setdefault(page, []).append(i)
         self._rows_of_page = {p: np.asarray(r, dtype=np.int64) for p, r in rows.items()}
+        # Read from the store (written at index time); derived here only for stores written before that.
+        site = reader.generation.site or analyse_site(chunks)
         # The site's own name and words on nearly every page name no programme ("Jobs at <site>").
-        self.vocabulary = SiteVocabulary.of_chunks(chunks)
+        self.vocabulary = site.vocabulary
         #: Pages built on the site's shared section template (programme pages): ``config.intent_weight``.
-        self.template_pages = template_pages(
-            (o.page_name, o.section_title) for c in chunks for o in c.occurrences
-        )
+        self.template_pages = site.template_pages
         self.detector = ProgramDetector(
-            self.pages,
-            common_words=self.vocabulary.common_words,
-            aliases=abbreviations((f"{c.section_title}\n{c.text}", c.pages) for c in chunks),
+            self.pages, common_words=self.vocabulary.common_words, aliases=site.aliases
         )
         #: Each chunk's signpost probability, scope and page references, computed when the store was built.
         self.signals: SectionSignals = reader.generation.signals or section_signals(chunks)
-        # Built here, not on first use, so a server's first question does not pay for it (0.2 s for 1k chunks).
-        site_text = [c.text for c in chunks] + [
-            name for c in chunks for o in c.occurrences for name in (o.section_title, o.page_name)
-        ]
-        self.speller = QuerySpeller(site_text, tokenizer_words(encoder.model_path))
+        # Built here, not on first use, so a server's first question does not pay for it.
+        self.speller = QuerySpeller((), tokenizer_words(encoder.model_path), site_counts=site.word_counts)
         #: Sentence vectors of the second stage, shared with the answerer (one encoding per sentence).
         self.sentences = SentenceVectors(encoder)
         #: The second-stage reranker (the model folder's cross-encoder), used when ``config.rerank``.
@@ -162,6 +157,7 @@ class Searcher:
         *,
         encoder: Encoder | None = None,
         reranker: Reranker | None = None,
+        generation: int | None = None,
     ) -> Searcher:
         """Open a store and the model to query it with.
 
@@ -173,11 +169,12 @@ class Searcher:
             encoder: An already loaded encoder to reuse (its model is checked the same way).
             reranker: A reranker to use; default the model folder's cross-encoder when it has one and
                 ``config.rerank`` is on.
+            generation: Open exactly this generation of the store (no fallback); default the current one.
 
         Raises:
             StoreError: No index, no intact generation, or a model other than the store's.
         """
-        reader = open_store(store)
+        reader = open_store(store, generation)
         try:
             if encoder is None:
                 wanted = model if model is not None else reader.manifest.model_path
@@ -256,12 +253,33 @@ class Searcher:
         return self.speller.correct(query) if self.config.correct_spelling else query
 
     def encode_query(self, query: str) -> np.ndarray:
-        """The unit query vector of the normalised question, formatted the way the model wants queries."""
+        """The unit query vector of the normalised question (:meth:`read` does this once per question)."""
         return self._encode_normalised(self.normalise_query(query))
 
     def _encode_normalised(self, query: str) -> np.ndarray:
         vectors = self.encoder.encode([self.encoder.info.query(query)])
         return np.asarray(vectors[0], dtype=np.float32)
+
+    def read(self, question: str, *, page: str | None = None, vector: np.ndarray | None = None) -> Query:
+        """Read a question once: corrected, encoded, the pages it names found; every later step takes this.
+
+        Args:
+            question: The question (must not be blank).
+            page: Only sections of this page (a known page name; case and spacing ignored).
+            vector: The question's vector if already encoded (:meth:`encode_query` of the same text; the
+                evaluation encodes its questions ahead).
+
+        Raises:
+            InputError: Blank question or an unknown page.
+        """
+        if not question or not question.strip():
+            raise InputError("the query is empty", field="query")
+        resolved = self.resolve_page(page) if page is not None else None
+        read_as = self.normalise_query(question)
+        qv = self._encode_normalised(read_as) if vector is None else vector
+        named = self.detector.detect(read_as, abbreviations=self.config.abbreviations)
+        pages = tuple(p for p in named if resolved is None or p == resolved)
+        return Query(question, read_as, qv, pages, resolved)
 
     def dense_rows(self, query_vector: np.ndarray, rows: np.ndarray | None = None) -> list[int]:
         """Rows by dense similarity, best first, ``config.candidates`` deep (within ``rows`` if given)."""
@@ -279,26 +297,21 @@ class Searcher:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [int(r) for r in top if scores[r] > 0]
 
-    def rank(
-        self, query: str, query_vector: np.ndarray | None = None, page: str | None = None
-    ) -> tuple[list[tuple[int, float]], list[str]]:
-        """Fused (row, score) pairs best first, ``config.candidates`` deep, and the pages the query names.
+    def rank(self, query: Query | str) -> list[tuple[int, float]]:
+        """Fused (row, score) pairs best first, ``config.candidates`` deep.
 
         This is the one ranking function: :meth:`search`, the answerer, the HTTP API and ``sitetune
         evaluate``'s served row all call it.
 
         Args:
-            query: The question.
-            query_vector: Its vector if already encoded (:meth:`encode_query` of the same text).
-            page: Restrict to chunks on this page (already resolved).
+            query: The question, read by :meth:`read` (a string is read here).
         """
+        query = self.read(query) if isinstance(query, str) else query
         cfg = self.config
-        query = self.normalise_query(query)  # once: the dense, BM25 and programme steps all read it
-        qv = self._encode_normalised(query) if query_vector is None else query_vector
-        rows = None if page is None else self._rows_of_page[page]
-        dense_rows = self.dense_rows(qv, rows)
-        bm25_rows = self.bm25_rows(query, rows)
-        named = [p for p in self.detector.detect(query, abbreviations=cfg.abbreviations) if page is None or p == page]
+        rows = None if query.page is None else self._rows_of_page[query.page]
+        dense_rows = self.dense_rows(query.vector, rows)
+        bm25_rows = self.bm25_rows(query.read_as, rows)
+        named = query.pages
         boosted: set[str] = set()
         if named and cfg.program_boost:
             boosted = {str(r) for p in named for r in self._rows_of_page.get(p, ())}
@@ -306,19 +319,20 @@ class Searcher:
                 boosted &= {str(r) for r in rows}
         dense_ids, bm25_ids = [str(r) for r in dense_rows], [str(r) for r in bm25_rows]
         templated = [p for p in named if p in self.template_pages]
-        intent = self.intent_rankings(query, templated, rows) if templated and cfg.intent_weight else ([], [])
+        intent = (self.intent_rankings(query.read_as, templated, rows) if templated and cfg.intent_weight
+                  else ([], []))
         prior = self.prior(set(dense_ids) | set(bm25_ids), named=bool(named))
         fused = hybrid_rank(dense_ids, bm25_ids, cfg, boosted, intent=intent, prior=prior)
         sentence_ids: list[str] = []
         if cfg.sentence_weight and cfg.sentence_depth:
             top = [int(r) for r, _ in fused[: cfg.sentence_depth]]
-            sentence_ids = [str(top[i]) for i in self.sentence_order(qv, top)]
+            sentence_ids = [str(top[i]) for i in self.sentence_order(query.vector, top)]
             fused = hybrid_rank(dense_ids, bm25_ids, cfg, boosted, sentence_ids, intent=intent, prior=prior)
         if self.reranking:
             top = [int(r) for r, _ in fused[: cfg.rerank_depth]]
-            rerank_ids = [str(top[i]) for i in self.rerank_order(query, top)]
+            rerank_ids = [str(top[i]) for i in self.rerank_order(query.read_as, top)]
             fused = hybrid_rank(dense_ids, bm25_ids, cfg, boosted, sentence_ids, rerank_ids, intent, prior)
-        return [(int(r), s) for r, s in fused[: max(cfg.candidates, 1)]], named
+        return [(int(r), s) for r, s in fused[: max(cfg.candidates, 1)]]
 
     def prior(self, ids: Collection[str], *, named: bool) -> dict[str, float]:
         """The query's penalties of candidate ``ids`` (negative scores to add to their fused scores).
@@ -385,40 +399,36 @@ class Searcher:
         except (ValueError, IndexError, KeyError):  # a query of stop words only has no tokens
             return np.zeros(len(self.reader.chunks), dtype=np.float32)
 
-    def search(self, query: str, k: int | None = None, page: str | None = None) -> list[SearchHit]:
+    def search(self, query: Query | str, k: int | None = None, page: str | None = None) -> list[SearchHit]:
         """The top ``k`` hits for ``query``, unique by text.
 
         Args:
-            query: The question (must not be blank).
+            query: The question, read by :meth:`read` (a string is read here, with ``page``).
             k: Results wanted (default ``config.k``).
-            page: Only sections of this page (a known page name; case and spacing ignored).
+            page: Only sections of this page, for a string ``query`` (a :class:`Query` carries its own).
 
         Raises:
             InputError: Blank query, k < 1, or an unknown page.
         """
-        if not query or not query.strip():
-            raise InputError("the query is empty", field="query")
         k = self.config.k if k is None else k
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}", field="k")
-        resolved = self.resolve_page(page) if page is not None else None
-        vector = self.encode_query(query)  # once: ranking and the two-step look-up both read it
-        fused, named = self.rank(query, query_vector=vector, page=resolved)
-        prefer = [resolved] if resolved else named
+        query = self.read(query, page=page) if isinstance(query, str) else query
+        fused = self.rank(query)
+        prefer = [query.page] if query.page else list(query.pages)
         hits = [self._hit(self.reader.chunks[row], score, prefer) for row, score in fused[:k]]
-        if hits and resolved is None:
-            followed = self.follow(query, hits[0], vector)
+        if hits and query.page is None:
+            followed = self.follow(query, hits[0])
             if followed is not None:
                 place = PagePlace(followed.page_name, followed.section_title, followed.url)
                 hits[0] = replace(hits[0], see_also=(place,))
         return hits
 
-    def follow(self, query: str, hit: SearchHit, query_vector: np.ndarray | None = None) -> SearchHit | None:
+    def follow(self, query: Query, hit: SearchHit) -> SearchHit | None:
         """The section of a page ``hit`` refers to ("see English level A") that best matches ``query``.
 
         A section that names another page of the site for the detail answers in two steps; this is the
         second. ``None`` when the hit's text names no other page or that section is already ``hit``.
-        ``query_vector``: :meth:`encode_query` of ``query`` if already computed.
         """
         row = self.reader.row_of.get(hit.chunk_id)
         refers = self.signals.refers[row] if row is not None else ()
@@ -426,8 +436,7 @@ class Searcher:
         if not pages:
             return None
         rows = np.unique(np.concatenate([self._rows_of_page[p] for p in pages]))
-        vector = self.encode_query(query) if query_vector is None else query_vector
-        best = self.reader.dense(vector, 1, rows)
+        best = self.reader.dense(query.vector, 1, rows)
         if not best or best[0][0] == row:
             return None
         best_row, cosine = best[0]

@@ -16,7 +16,9 @@ its own sections (texts, section titles, page names) and replaces a question's w
   how a real word turns into another real word ("defer" is not "refer").
 
 Candidates come from a delete index (SymSpell, Garbe 2012): every word and its one-letter deletions (two
-for long words) are keys, so a lookup costs a few dictionary probes, not a scan of the vocabulary.
+for long words) are keys, so a lookup costs a few dictionary probes, not a scan of the vocabulary. The
+index is kept per first letter and built on that letter's first lookup (a few milliseconds), so opening a
+store does not build keys for letters no question misspells.
 
 The query is text from anyone, and correction runs under the server's model lock, so its cost is bounded
 whatever is typed (see docs/security.md): a word's two-letter deletions number about ``n**2 / 2`` strings
@@ -31,13 +33,18 @@ constructor argument whose default is a constant below:
 
 from __future__ import annotations
 
+import functools
+import json
 import re
+import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+from sitetune.siteanalysis import WORD, word_counts
+
+_WORD = WORD
 #: Regular endings: a word that is a known word with one of these added or removed is a word, not a typo.
 _ENDINGS = ("s", "es", "ed", "d", "ing")
 
@@ -83,12 +90,38 @@ def edit_distance(a: str, b: str) -> int:
 
 
 def tokenizer_words(model_path: str | Path) -> frozenset[str]:
-    """Whole lower-case words of a WordPiece tokenizer's ``vocab.txt`` (empty when the model has none)."""
-    vocab = Path(model_path) / "vocab.txt"
-    if not vocab.is_file():
+    """Whole lower-case words of a WordPiece tokenizer's vocabulary (empty when the model has none).
+
+    Read from ``vocab.txt`` or, where the model was saved with only the fast tokenizer's
+    ``tokenizer.json`` (what transformers 5 writes for a fine-tuned model), from its ``model.vocab``.
+    """
+    folder = Path(model_path)
+    stamps = tuple(f.stat().st_mtime_ns if f.is_file() else 0 for f in (folder / n for n in _VOCAB_FILES))
+    return _tokenizer_words(str(folder.resolve()), stamps)
+
+
+_VOCAB_FILES = ("vocab.txt", "tokenizer.json")
+
+
+@functools.lru_cache(maxsize=8)
+def _tokenizer_words(folder_name: str, stamps: tuple[int, ...]) -> frozenset[str]:
+    """:func:`tokenizer_words`, once per model folder and file version (every store open asks again)."""
+    del stamps  # part of the cache key only: a model saved again in place is read again
+    folder = Path(folder_name)
+    vocab = folder / "vocab.txt"
+    if vocab.is_file():
+        tokens: Iterable[str] = vocab.read_text(encoding="utf-8").split("\n")
+    elif (folder / "tokenizer.json").is_file():
+        try:
+            model = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8")).get("model", {})
+        except (OSError, ValueError):
+            return frozenset()
+        table = model.get("vocab") if isinstance(model, dict) else None
+        # WordPiece keeps {token: id}; other tokenizers (BPE merges, Unigram lists) have no whole words here.
+        tokens = table if isinstance(table, dict) and model.get("type") == "WordPiece" else ()
+    else:
         return frozenset()
-    lines = vocab.read_text(encoding="utf-8").split("\n")
-    return frozenset(w for w in lines if w.isalpha() and w.islower() and not w.startswith("##"))
+    return frozenset(w for w in tokens if w.isalpha() and w.islower() and not w.startswith("##"))
 
 
 class QuerySpeller:
@@ -109,6 +142,8 @@ class QuerySpeller:
             indexed, since no lookup could reach them).
         max_lookups: Unknown words looked up per query by :meth:`correct`; later ones stay as typed.
         time_budget_s: Seconds :meth:`correct` spends on one query before keeping the rest as typed.
+        site_counts: The site's words and counts, already counted (a store's
+            :attr:`~sitetune.siteanalysis.SiteAnalysis.word_counts`); ``texts`` is then not read.
     """
 
     def __init__(
@@ -123,29 +158,51 @@ class QuerySpeller:
         max_word_length: int = MAX_CORRECTED_WORD_LENGTH,
         max_lookups: int = MAX_LOOKUPS_PER_QUERY,
         time_budget_s: float = CORRECTION_BUDGET_S,
+        site_counts: Mapping[str, int] | None = None,
     ) -> None:
-        counts: Counter[str] = Counter()
-        for text in texts:
-            counts.update(w.lower() for w in _WORD.findall(text))
+        counts: Counter[str] = word_counts(texts) if site_counts is None else Counter(site_counts)
         self.counts = counts
         self.known = frozenset(known_words) | frozenset(counts)
         self.min_length = min_length
         self.two_edit_length = two_edit_length
         self.max_lookups = max_lookups
         self.time_budget_s = time_budget_s
-        self._by_delete: dict[str, set[str]] = defaultdict(set)
+        # Candidates by first letter; each letter's delete index is built on its first lookup. A candidate
+        # shares the typed word's first letter, so one letter's index finds exactly what a whole one would,
+        # and opening a store does not pay for the letters no question misspells.
+        self._words_by_letter: dict[str, list[str]] = defaultdict(list)
+        self._by_delete: dict[str, dict[str, set[str]]] = {}
+        self._build_lock = threading.Lock()
         longest = 0
         for word, n in counts.most_common(max_words):
             # A site word more than two letters longer than any word looked up is more than two edits
             # from it, so indexing it would only cost memory (a pasted token can be thousands of letters).
             if n >= min_count and min_length - 1 <= len(word) <= max_word_length + 2:
                 longest = max(longest, len(word))
-                self._by_delete[word].add(word)
-                for d in _deletes(word, self._depth(word)):
-                    self._by_delete[d].add(word)
+                self._words_by_letter[word[0]].append(word)
         # Edit distance is at least the difference in length, so a word more than two letters longer than
         # every candidate has no suggestion: skipping it changes no answer.
         self.max_word_length = min(max_word_length, longest + 2)
+
+    def warm(self) -> None:
+        """Build every letter's delete index now (a server does this at start, off the first question)."""
+        for letter in list(self._words_by_letter):
+            self._delete_index(letter)
+
+    def _delete_index(self, letter: str) -> dict[str, set[str]]:
+        """The delete index (SymSpell) of the candidates starting with ``letter``, built once."""
+        index = self._by_delete.get(letter)
+        if index is None:
+            with self._build_lock:
+                index = self._by_delete.get(letter)
+                if index is None:
+                    built: dict[str, set[str]] = defaultdict(set)
+                    for word in self._words_by_letter.get(letter, ()):
+                        built[word].add(word)
+                        for d in _deletes(word, self._depth(word)):
+                            built[d].add(word)
+                    index = self._by_delete[letter] = dict(built)
+        return index
 
     def _depth(self, word: str) -> int:
         return 2 if len(word) >= self.two_edit_length else 1
@@ -171,9 +228,10 @@ class QuerySpeller:
     def _lookup(self, w: str) -> str | None:
         """The best candidate for the unknown lower-case ``w`` (None when no site word is close)."""
         limit = self._depth(w)
-        candidates: set[str] = set(self._by_delete.get(w, ()))
+        index = self._delete_index(w[0])
+        candidates: set[str] = set(index.get(w, ()))
         for d in _deletes(w, limit):
-            candidates |= self._by_delete.get(d, set())
+            candidates |= index.get(d, set())
         scored = [(edit_distance(w, c), -self.counts[c], c) for c in candidates if c[0] == w[0]]
         scored = [s for s in scored if s[0] <= limit]
         return min(scored)[2] if scored else None
@@ -188,11 +246,17 @@ class QuerySpeller:
         lookups = 0
 
         def replace(match: re.Match[str]) -> str:
-            nonlocal lookups
+            nonlocal lookups, started
             typed = match.group(0)
             w = typed.lower()
             if lookups >= self.max_lookups or not self._correctable(w):
                 return typed
+            if w[0] not in self._by_delete:
+                # A letter's first lookup builds its index: bounded by the site's words, once per process,
+                # and not the query's doing, so it does not count against the query's budget.
+                building = time.monotonic()
+                self._delete_index(w[0])
+                started += time.monotonic() - building
             if time.monotonic() - started >= self.time_budget_s:
                 lookups = self.max_lookups  # spent: no more clock reads either
                 return typed

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class PagePlace:
@@ -38,3 +40,25 @@ class SearchHit:
     url: str
     also_on: tuple[PagePlace, ...] = field(default_factory=tuple)
     see_also: tuple[PagePlace, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, eq=False)
+class Query:
+    """A question as search reads it, made once and passed on.
+
+    :meth:`~sitetune.search.Searcher.read` makes it; ranking, the two-step look-up, the answer and the HTTP
+    response take it, so nothing reads or encodes the question again.
+
+    Attributes:
+        text: The question as asked (what an LLM is sent and a log records).
+        read_as: The text ranking reads: spelling corrected to the site's words when configured.
+        vector: The unit vector of ``read_as``, formatted the way the model wants queries.
+        pages: Pages the question names (programme detection), most specific first.
+        page: The page the search is restricted to (a known page name), if any.
+    """
+
+    text: str
+    read_as: str
+    vector: np.ndarray
+    pages: tuple[str, ...] = ()
+    page: str | None = None

@@ -2,7 +2,8 @@
 
 The bodies are in :mod:`sitetune.serve.schemas`, the error shape in :mod:`sitetune.serve.errors`.
 
-Endpoints: ``GET /healthz``, ``GET /pages``, ``GET /search``, ``POST /answer``, ``POST /feedback``, the
+Endpoints: ``GET /healthz``, ``GET /pages``, ``GET /site`` (the site's name and example questions,
+:mod:`sitetune.serve.siteintro`), ``GET /search``, ``POST /answer``, ``POST /feedback``, the
 OpenAPI document at ``/openapi.json`` (``/docs`` shows it with ``ServeConfig.docs``), and the single page at
 ``/`` with its files under ``/static``. Citations and results carry deep links (:mod:`sitetune.serve.deeplinks`); with a
 :class:`~sitetune.serve.querylog.QueryLog`, questions and feedback are logged.
@@ -22,16 +23,17 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sitetune.answer import Answer, Answerer, LLMConfig, ReuseLastQuery, SearcherLike
-from sitetune.answer.answerer import Retrieval
+from sitetune.answer import Answer, LLMConfig, SearcherLike
+from sitetune.answer.answerer import LLM_FAILED_WARNING, LLM_PAUSED_WARNING, Retrieval
 from sitetune.config import AnswerConfig, ServeConfig
 from sitetune.serve.deeplinks import opening_link, quote_link, quoted_spans
 from sitetune.serve.errors import InvalidInput, error_response, field_errors
+from sitetune.serve.metrics import CONTENT_TYPE, ServeMetrics, searcher_store_source
 from sitetune.serve.middleware import (
     BodyLimitMiddleware,
     RateLimiter,
@@ -39,7 +41,10 @@ from sitetune.serve.middleware import (
     WorkerHeaderMiddleware,
     check_allowed_hosts,
 )
+from sitetune.serve.observe import ObserveMiddleware
 from sitetune.serve.querylog import MalformedAnswerId, QueryLog, UnknownAnswerId, section_entry
+from sitetune.serve.reload import Follow, Served, StoreFollower, prepare
+from sitetune.serve.reload_api import add_reload_endpoint
 from sitetune.serve.schemas import (
     MAX_K,
     MAX_QUERY_CHARS,
@@ -56,6 +61,7 @@ from sitetune.serve.schemas import (
     Pages,
     SearchResponse,
 )
+from sitetune.serve.siteintro import add_site_endpoint
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 T = TypeVar("T")
@@ -110,6 +116,7 @@ def create_app(
     warm_answers: bool = False,
     query_log: QueryLog | None = None,
     inline_model_work: bool = False,
+    follow: Follow | None = None,
 ) -> FastAPI:
     """Build the app around an opened searcher.
 
@@ -128,19 +135,28 @@ def create_app(
             inline, 190 from the threadpool, where busy workers kept accepting and queued requests
             while the other worker idled). Waiting connections queue in the listening socket's backlog
             instead of meeting ``max_in_flight``'s 503.
+        follow: Follow the store: switch to each new generation it commits (:mod:`sitetune.serve.reload`;
+            ``app.state.follower`` is the :class:`StoreFollower`, already watching; close it when done).
+            ``None``: serve ``searcher`` until the app stops.
     """
     config = config or ServeConfig()
-    pages = list(searcher.pages)
-    known_pages = frozenset(pages)
-    if not isinstance(searcher.encoder, ReuseLastQuery):
-        # /answer encodes the question in search and again to score sentences: make the second free.
-        searcher.encoder = ReuseLastQuery(searcher.encoder)  # type: ignore[misc]
-    answerer = Answerer(searcher, answer_config, llm)
-    if warm_answers:
-        answerer.warm(getattr(getattr(searcher, "reader", None), "chunks", ()))
     # Fast tokenizers are not safe to call from several threads at once ("Already borrowed"), and on a
     # CPU server encodes gain nothing from overlapping; one lock serialises model work, not requests.
     model_lock = threading.Lock()
+
+    def make_served(opened: SearcherLike) -> Served:
+        return prepare(opened, answer_config=answer_config, llm=llm, warm=warm_answers, model_lock=model_lock)
+
+    # Every request reads follower.current once and uses that generation's searcher, answerer and pages.
+    follower = StoreFollower(
+        make_served(searcher),
+        store=None if follow is None else follow.store,
+        open_generation=None if follow is None else follow.open_generation,
+        make_served=make_served,
+        poll_s=config.reload_poll_s,
+        on_admin_reload=None if follow is None else follow.on_admin_reload,
+    )
+    pages = list(follower.current.pages)  # the OpenAPI document's page enum, kept to the served generation
     # Admission control, counted on the event loop: past max_in_flight a request gets an immediate 503
     # rather than joining a queue it would time out in (which also wastes the work done for it later).
     in_flight = 0
@@ -173,6 +189,12 @@ def create_app(
         docs_url="/docs" if config.docs else None,
         redoc_url="/redoc" if config.docs else None,
     )
+    # app.state.metrics: what a scheduled refresh records its runs in. The store gauges read the generation
+    # served at each scrape, so they follow a live switch.
+    metrics = (
+        ServeMetrics(lambda: searcher_store_source(follower.current.searcher)()) if config.metrics else None
+    )
+    app.state.metrics = metrics
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -196,20 +218,22 @@ def create_app(
             response.headers[name] = value
         return response
 
-    def check_page(page: str | None, field: str) -> None:
-        if page is not None and page not in known_pages:
+    def check_page(live: Served, page: str | None, field: str) -> None:
+        if page is not None and page not in live.known_pages:
             shown = page if len(page) <= 80 else page[:77] + "..."
-            raise InvalidInput(field, f"unknown page '{shown}' (GET /pages lists the {len(pages)} pages)")
+            raise InvalidInput(field, f"unknown page '{shown}' (GET /pages lists the {len(live.pages)} pages)")
 
     @app.get("/healthz", response_model=Health, tags=["service"])
     def healthz() -> Health:
-        """Liveness and what is loaded."""
-        return Health(status="ok", model=model_name, pages=len(pages), llm=llm is not None)
+        """Liveness, what is loaded, and which generation of the store is served (and since when)."""
+        live = follower.current
+        return Health(status="ok", model=model_name, pages=len(live.pages), llm=llm is not None,
+                      **follower.health())
 
     @app.get("/pages", response_model=Pages, tags=["service"])
     def list_pages() -> Pages:
         """Page names, for the programme filter (``page=`` of /search and /answer)."""
-        return Pages(pages=pages)
+        return Pages(pages=follower.current.pages)
 
     @app.get("/search", response_model=SearchResponse, responses=_ERRORS, tags=["search"])
     async def search(
@@ -222,12 +246,13 @@ def create_app(
         ),
     ) -> SearchResponse:
         """Hybrid search over the pages' sections, best first."""
-        check_page(page, "page")
+        live = follower.current
+        check_page(live, page, "page")
         start = time.perf_counter()
 
         def work() -> SearchResponse:
             with model_lock:
-                hits = searcher.search(q, k=k, page=page)
+                hits = live.searcher.search(q, k=k, page=page)
             took = (time.perf_counter() - start) * 1000
             return SearchResponse(
                 query=q, k=k, page=page, results=[Hit.of(h) for h in hits], took_ms=round(took, 2)
@@ -243,7 +268,9 @@ def create_app(
     )
     async def answer(body: AnswerRequest) -> AnswerResponse:
         """An answer made of the best-matching sentences, each cited [n]; "not found" when none matches."""
-        check_page(body.page, "body.page")
+        live = follower.current
+        answerer = live.answerer
+        check_page(live, body.page, "body.page")
         start = time.perf_counter()
 
         def retrieve() -> Retrieval:
@@ -253,7 +280,11 @@ def create_app(
         def respond(retrieved: Retrieval) -> AnswerResponse:
             # The LLM call, if any, is made here: after the model lock is released, so a slow endpoint
             # never holds up searches.
+            generate_start = time.perf_counter()
             result = answerer.generate(retrieved, fallback=True)
+            if metrics is not None:
+                called = answerer.calls_llm(retrieved)
+                _record_answer(metrics, result, called, time.perf_counter() - generate_start)
             out = _answer_out(result, body.question, (time.perf_counter() - start) * 1000)
             if query_log is not None:
                 out.log_id = _log_answer(query_log, body, result)
@@ -321,6 +352,13 @@ def create_app(
             return FeedbackResponse(recorded=False)
         return FeedbackResponse(recorded=recorded)
 
+    if metrics is not None:
+        # Outside the OpenAPI document (it is not JSON), outside admission control and any rate limit, and
+        # never in the query log; the Host check applies as to every path.
+        @app.get("/metrics", include_in_schema=False)
+        def prometheus_metrics() -> Response:
+            return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(
@@ -331,6 +369,16 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR, follow_symlink=False), name="static")
 
     _patch_openapi(app, pages)
+
+    def on_switch(served: Served) -> None:
+        pages[:] = served.pages  # the /search parameter's enum holds this very list
+        app.openapi_schema = None
+
+    follower.on_switch = on_switch
+    add_reload_endpoint(app, follower)
+    add_site_endpoint(app, lambda: follower.current.searcher)
+    app.state.follower = follower
+    follower.start()
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -348,7 +396,20 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)  # outside the others, so every response gets them
     if config.workers > 1:
         app.add_middleware(WorkerHeaderMiddleware)  # which of `serve --workers N` answered
+    app.add_middleware(ObserveMiddleware, metrics=metrics)  # outermost: ids, counts and logs what clients get
     return app
+
+
+def _record_answer(metrics: ServeMetrics, result: Answer, called_llm: bool, seconds: float) -> None:
+    """Count an answer; where LLM mode asked the endpoint, the call's latency or why it was not made."""
+    metrics.count_answer(result.mode, result.found)
+    if not called_llm:
+        return
+    if result.warning == LLM_PAUSED_WARNING:
+        metrics.count_llm_skipped()
+    else:
+        failed = result.warning is not None and result.warning.startswith(LLM_FAILED_WARNING)
+        metrics.observe_llm_call(seconds, failed=failed)
 
 
 def _log_answer(query_log: QueryLog, body: AnswerRequest, result: Answer) -> str | None:

@@ -54,7 +54,8 @@ def run_server(
         access_log: Log every request (with the client's IP address, next to the query in the URL).
         query_log: Append questions and feedback to this JSON-lines file (see
             :mod:`sitetune.serve.querylog`); ``None`` logs nothing.
-        log: Receives the line with the URL, printed once the model is loaded.
+        log: Receives the lines with the URLs, printed once the model is loaded (with ``config.log_format``
+            ``"json"`` they are log records instead).
         search_config: Search settings (``rerank=False`` serves without the model folder's reranker).
 
     Raises:
@@ -66,11 +67,17 @@ def run_server(
 
     from sitetune.search import Searcher
     from sitetune.serve.app import create_app
+    from sitetune.serve.logformat import configure_logging, say, uvicorn_log_options
+    from sitetune.serve.metrics import monitoring_line
     from sitetune.serve.middleware import check_allowed_hosts
     from sitetune.serve.querylog import FEEDBACK_KEY_ENV, QueryLog
+    from sitetune.serve.reload import Follow, install_sighup, store_opener
     from sitetune.serve.workers import WorkerSettings, check_workers, run_workers
 
     config = config or ServeConfig()
+    configure_logging(config.log_format)  # before the store opens, so its lines are JSON too
+    if config.log_format == "json":
+        log = say  # the lines below become log records, so every line of output is a JSON object
     if not config.allowed_hosts:
         config = replace(config, allowed_hosts=default_allowed_hosts(config.host))
     check_allowed_hosts(config.allowed_hosts)
@@ -98,11 +105,17 @@ def run_server(
     with Searcher.open(store, encoder, model, search_config) as searcher:
         app = create_app(searcher, config, answer_config=answer_config, llm=llm,
                          model_name=Path(searcher.model_path).name, warm_answers=warm_answers,
-                         query_log=questions)
+                         query_log=questions,
+                         follow=Follow(str(store), store_opener(store, encoder, model, search_config)))
+        install_sighup(app.state.follower)  # SIGHUP: look at the store now (its default would stop the server)
         shown = f"[{config.host}]" if ":" in config.host else config.host
         docs = "API docs /docs, " if config.docs else ""
         log(f"sitetune serving {store} at http://{shown}:{config.port}/ ({docs}OpenAPI /openapi.json)")
         if questions is not None:
             log(f"logging questions and feedback to {questions.path} (no IP addresses or cookies)")
-        uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=access_log,
-                    **server_options(config))
+        log(monitoring_line(config))
+        try:
+            uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=access_log,
+                        **server_options(config), **uvicorn_log_options(config.log_format))
+        finally:
+            app.state.follower.close()

@@ -179,6 +179,11 @@ class Health(BaseModel):
     model: str | None
     pages: int
     llm: bool
+    #: The store generation served, seconds since it was committed, and why a newer one is not served
+    #: (``None`` when nothing failed); see :mod:`sitetune.serve.reload`.
+    generation: int | None = None
+    generation_age_s: float | None = None
+    reload_error: str | None = None
 
 
 class Pages(BaseModel):

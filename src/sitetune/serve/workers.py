@@ -196,9 +196,15 @@ def worker_app() -> "FastAPI":
 
     from sitetune.search import Searcher
     from sitetune.serve.app import create_app
+    from sitetune.serve.logformat import say
     from sitetune.serve.querylog import QueryLog
+    from sitetune.serve.reload import Follow, ask_supervisor, install_sighup, store_opener
 
     _thread_lock_for_progress_bars()
+    # The supervisor forwards SIGHUP ("look at the store now"); until the follower handles it, it must not
+    # stop this worker (the default action).
+    with contextlib.suppress(AttributeError, ValueError):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         settings = settings_from_env()
         _stop_with_parent(settings.parent_pid)
@@ -218,12 +224,19 @@ def worker_app() -> "FastAPI":
             # the kernel gives the next connection to an idle one. LLM answers wait seconds on the network,
             # so they stay in the threadpool.
             inline_model_work=settings.llm is None,
+            follow=Follow(
+                settings.store,
+                store_opener(settings.store, settings.encoder, settings.model, settings.search),
+                on_admin_reload=ask_supervisor(settings.parent_pid),  # the supervisor tells every worker
+            ),
         )
+        atexit.register(app.state.follower.close)
+        install_sighup(app.state.follower)
     except (SitetuneError, OSError) as exc:
-        print(f"error: worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
+        say(f"error: worker {os.getpid()}: {exc}", error=True)
         sys.exit(STARTUP_FAILURE)
     where = f" on CPU {','.join(map(str, pinned))}" if pinned else ""
-    print(f"worker {os.getpid()}: model loaded, serving{where}", flush=True)
+    say(f"worker {os.getpid()}: model loaded, serving{where}")
     return app
 
 
@@ -258,9 +271,11 @@ def run_workers(
     """
     import uvicorn
     from uvicorn.config import STARTUP_FAILURE
-    from uvicorn.supervisors import Multiprocess
 
     from sitetune.serve.connections import server_options
+    from sitetune.serve.logformat import uvicorn_log_options
+    from sitetune.serve.metrics import MULTIPROC_ENV, monitoring_line
+    from sitetune.serve.reload import forwarding_supervisor
 
     workers = settings.serve.workers
     check_workers(settings.store, workers)
@@ -281,23 +296,39 @@ def run_workers(
         # Request-read deadline, keep-alive, connection cap and backlog. Unless --backlog says otherwise,
         # connections wait in the backlog while every worker is busy: about as many as the workers would admit.
         **server_options(serve, default_backlog=max(64, serve.max_in_flight * workers)),
+        **uvicorn_log_options(serve.log_format),  # applied in each worker before it builds its app
     )
     previous = os.environ.get(SETTINGS_ENV)
     os.environ[SETTINGS_ENV] = settings.model_dump_json()  # the spawned workers inherit the environment
     sock = config.bind_socket()
+    # Each worker keeps its metric values in files here (prometheus-client reads the variable when the
+    # worker first imports it), and the worker answering a scrape sums them all; made fresh per run, so no
+    # earlier run's counts leak in, and removed on exit.
+    metrics_dir = tempfile.mkdtemp(prefix="sitetune-metrics-") if serve.metrics else None
+    previous_metrics_dir = os.environ.get(MULTIPROC_ENV)
+    if metrics_dir is not None:
+        os.environ[MULTIPROC_ENV] = metrics_dir
     try:
-        supervisor = Multiprocess(config, sockets=[sock])
+        # uvicorn's own, except that SIGHUP makes every worker look at the store instead of restarting it.
+        supervisor = forwarding_supervisor(config, [sock])
         shown = f"[{serve.host}]" if ":" in serve.host else serve.host
         pinned = ", each on its own CPUs" if shares else ""
         log(f"sitetune serving {settings.store} at http://{shown}:{serve.port}/ with {workers} workers{pinned}, "
             "each loading its model (" + ("API docs /docs, " if serve.docs else "") + "OpenAPI /openapi.json)")
         if settings.query_log is not None:
             log(f"logging questions and feedback to {settings.query_log} (no IP addresses or cookies)")
+        log(monitoring_line(serve))
         supervisor.run()
     finally:
         sock.close()
         if claims_dir is not None:
             shutil.rmtree(claims_dir, ignore_errors=True)
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            if previous_metrics_dir is None:
+                os.environ.pop(MULTIPROC_ENV, None)
+            else:
+                os.environ[MULTIPROC_ENV] = previous_metrics_dir
         if previous is None:
             os.environ.pop(SETTINGS_ENV, None)
         else:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sitetune.config import TrainConfig
 from sitetune.errors import SitetuneError
 from sitetune.modelinfo import ModelInfo
-from sitetune.models import silence_trainer_log, use_bf16
+from sitetune.models import quiet_model_libraries, silence_trainer_log, use_bf16
 from sitetune.train import checkpoints as ckpt
 from sitetune.train.callbacks import (
     BatchLogCallback,
@@ -263,9 +263,10 @@ def run(
     callbacks.append(
         BatchLogCallback(work / ckpt.BATCH_LOG, recorder, batches_per_epoch, dist.world_size, dist.rank)
     )
-    trainer = trainer_cls(
-        model=plan.model, args=args, train_dataset=plan.dataset, loss=plan.loss, callbacks=callbacks
-    )
+    with quiet_model_libraries():  # the model card's widget examples draw a bar of their own
+        trainer = trainer_cls(
+            model=plan.model, args=args, train_dataset=plan.dataset, loss=plan.loss, callbacks=callbacks
+        )
     if not progress:
         silence_trainer_log(trainer)
     resumed_from = 0
@@ -274,7 +275,8 @@ def run(
     sigterm.install()
     t0 = time.monotonic()
     try:
-        output = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
+        with quiet_model_libraries():  # checkpoints write shards under a bar of their own
+            output = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
     finally:
         sigterm.uninstall()
     wall = time.monotonic() - t0
@@ -356,7 +358,8 @@ def _write_model(
     if plan.save_max_seq_length is not None:
         plan.model.max_seq_length = plan.save_max_seq_length
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        plan.model.save(str(tmp))
+        with quiet_model_libraries():
+            plan.model.save(str(tmp))
         plan.model_info.save(tmp)
         card = tmp / "README.md"
         if result.cut_short and card.is_file():

@@ -15,6 +15,8 @@
   const output = $("output");
   let lastPayload = null;
   let feedbackId = null;
+  // The empty page's introduction stays hidden once a question was asked.
+  let asked = false;
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -69,6 +71,36 @@
       }
     } catch (_) {
       // The filter is optional: searching still works over every page.
+    }
+  }
+
+  // The site's name (from the store's analysis of its pages) and example questions drawn from its sections.
+  async function loadSite() {
+    try {
+      const response = await fetch("/site", { headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const data = await response.json();
+      const name = String(data.name || "").trim();
+      if (name) {
+        $("site-title").textContent = "Ask " + name;
+        document.title = "Ask " + name;
+      }
+      const list = $("examples");
+      list.replaceChildren();
+      for (const question of (data.examples || []).map(String)) {
+        const item = el("li");
+        const button = el("button", "example", question);
+        button.type = "button";
+        button.addEventListener("click", () => {
+          input.value = question;
+          form.requestSubmit();
+        });
+        item.appendChild(button);
+        list.appendChild(item);
+      }
+      $("intro").hidden = asked || list.children.length === 0;
+    } catch (_) {
+      // The introduction is optional: the form works without it.
     }
   }
 
@@ -138,7 +170,7 @@
     sources.hidden = !(data.citations || []).length;
 
     const notes = [];
-    if (!data.found) notes.push("The closest sections are listed below.");
+    if (!data.found) notes.push("The closest sections are collapsed below.");
     if (data.warning) notes.push(data.warning);
     note.textContent = notes.join(" ");
     note.hidden = notes.length === 0;
@@ -185,20 +217,65 @@
     }
   }
 
-  // The hit's text with the parts the answer quotes wrapped in <mark>, all as text nodes.
+  // A list item's marker at the start of a line of section text ("- ", "\u2022 ", "* ", "\u2013 ").
+  const BULLET = /^(\s*)[-\u2022*\u2013]\s+/;
+
+  // The hit's text as paragraphs and lists (lines starting with a marker become <li>, nested by their
+  // indentation), with the parts the answer quotes wrapped in <mark>; every piece is a text node.
   function markedText(text, spans) {
-    const body = el("p", "hit-text");
-    let position = 0;
+    const body = el("div", "hit-text");
     const ordered = (spans || []).slice().sort((a, b) => a.start - b.start);
-    for (const span of ordered) {
-      const start = Math.max(span.start, position);
-      const end = Math.min(span.end, text.length);
-      if (end <= start) continue;
-      if (start > position) body.appendChild(document.createTextNode(text.slice(position, start)));
-      body.appendChild(el("mark", null, text.slice(start, end)));
-      position = end;
+
+    // Appends text[from, to) to parent, the quoted parts as <mark> (a quote over several lines is split).
+    function appendRange(parent, from, to) {
+      let position = from;
+      for (const span of ordered) {
+        const start = Math.max(span.start, position);
+        const end = Math.min(span.end, to);
+        if (end <= start) continue;
+        if (start > position) parent.appendChild(document.createTextNode(text.slice(position, start)));
+        parent.appendChild(el("mark", null, text.slice(start, end)));
+        position = end;
+      }
+      if (position < to) parent.appendChild(document.createTextNode(text.slice(position, to)));
     }
-    if (position < text.length) body.appendChild(document.createTextNode(text.slice(position)));
+
+    let paragraph = null;
+    let lists = []; // open lists, outermost first: {indent, node}
+    let offset = 0;
+    for (const line of text.split("\n")) {
+      const start = offset;
+      const end = offset + line.length;
+      offset = end + 1;
+      const bullet = BULLET.exec(line);
+      if (bullet) {
+        const indent = bullet[1].length;
+        while (lists.length && lists[lists.length - 1].indent > indent) lists.pop();
+        if (!lists.length || lists[lists.length - 1].indent < indent) {
+          const list = el("ul", "hit-list");
+          const parentItem = lists.length ? lists[lists.length - 1].node.lastElementChild : null;
+          (parentItem || body).appendChild(list);
+          lists.push({ indent: indent, node: list });
+        }
+        const item = el("li");
+        appendRange(item, start + bullet[0].length, end);
+        lists[lists.length - 1].node.appendChild(item);
+        paragraph = null;
+        continue;
+      }
+      lists = [];
+      if (!line.trim()) {
+        paragraph = null;
+        continue;
+      }
+      if (paragraph) {
+        paragraph.appendChild(document.createTextNode("\n"));
+      } else {
+        paragraph = el("p", "hit-para");
+        body.appendChild(paragraph);
+      }
+      appendRange(paragraph, start, end);
+    }
     return body;
   }
 
@@ -217,8 +294,8 @@
     return details;
   }
 
-  function renderHits(hits, citations) {
-    const list = $("hits");
+  // The section cards of hits into list (the results, or the closest sections of a "not found").
+  function renderHits(list, hits, citations) {
     list.replaceChildren();
     const citedAs = new Map();
     for (const c of citations || []) {
@@ -260,11 +337,33 @@
       }
       list.appendChild(item);
     }
-    $("results").hidden = hits.length === 0;
+  }
+
+  // A found answer's sections are shown; after "not found" they are unrelated to the question, so the
+  // closest ones wait, collapsed, behind a disclosure.
+  function renderSections(data) {
+    const hits = data.hits || [];
+    const found = Boolean(data.found);
+    renderHits($("hits"), found ? hits : [], data.citations || []);
+    renderHits($("closest-hits"), found ? [] : hits, []);
+    $("results").hidden = !found || hits.length === 0;
+    const closest = $("closest");
+    closest.open = false;
+    closest.hidden = found || hits.length === 0;
+    $("closest-summary").textContent = "Closest sections (" + hits.length + ")";
+  }
+
+  function showEmptyPage() {
+    for (const id of ["answer", "results", "closest"]) $(id).hidden = true;
+    $("intro").hidden = $("examples").children.length === 0;
+    asked = false;
+    setStatus("");
   }
 
   async function send(payload) {
     lastPayload = payload;
+    asked = true;
+    $("intro").hidden = true;
     setBusy(true);
     setStatus("Searching the pages\u2026");
     try {
@@ -280,11 +379,14 @@
         return;
       }
       renderAnswer(data);
-      renderHits(data.hits || [], data.citations || []);
+      renderSections(data);
       const count = (data.hits || []).length;
+      const where = payload.page ? " on \u201c" + payload.page + "\u201d" : "";
       setStatus(
-        count + (count === 1 ? " section" : " sections") + " found in " + Math.round(data.took_ms) + " ms" +
-          (payload.page ? " on \u201c" + payload.page + "\u201d" : "") + "."
+        data.found
+          ? count + (count === 1 ? " section" : " sections") + " found in " + Math.round(data.took_ms) + " ms" +
+              where + "."
+          : "No answer in the pages" + where + " (searched in " + Math.round(data.took_ms) + " ms)."
       );
       // Keyboard and screen-reader users land on the answer; Tab then reaches its sources.
       $("answer-h").focus();
@@ -297,6 +399,7 @@
 
   function ask(event) {
     event.preventDefault();
+    if (button.disabled) return; // an example clicked while a question is on its way waits its turn
     const question = input.value.trim();
     if (!question) {
       setStatus("Type a question first.", true);
@@ -305,7 +408,34 @@
     }
     const payload = { question: question, k: 5 };
     if (pageSelect.value) payload.page = pageSelect.value;
+    // The question goes into the address bar, so the answer can be linked, bookmarked and gone back to.
+    const address = addressOf(payload);
+    if (window.location.pathname + window.location.search !== address) {
+      window.history.pushState(null, "", address);
+    }
     send(payload);
+  }
+
+  function addressOf(payload) {
+    const params = new URLSearchParams();
+    params.set("q", payload.question);
+    if (payload.page) params.set("page", payload.page);
+    return window.location.pathname + "?" + params.toString();
+  }
+
+  // Asks the question of the address (?q=...&page=...), as a link or bookmark gives it; false if none.
+  function askFromAddress() {
+    const params = new URLSearchParams(window.location.search);
+    const question = (params.get("q") || "").trim();
+    if (!question) return false;
+    input.value = question;
+    const page = params.get("page") || "";
+    const known = Array.from(pageSelect.options).some((option) => option.value === page);
+    pageSelect.value = known ? page : "";
+    const payload = { question: question, k: 5 };
+    if (pageSelect.value) payload.page = pageSelect.value;
+    send(payload);
+    return true;
   }
 
   form.addEventListener("submit", ask);
@@ -314,5 +444,13 @@
   });
   $("helpful-yes").addEventListener("click", () => sendFeedback(true));
   $("helpful-no").addEventListener("click", () => sendFeedback(false));
-  loadPages();
+  window.addEventListener("popstate", () => {
+    if (!askFromAddress()) {
+      input.value = "";
+      showEmptyPage();
+    }
+  });
+  loadSite();
+  // The filter's options first, so that a linked question's page can be chosen.
+  loadPages().then(askFromAddress);
 })();
