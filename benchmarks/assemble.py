@@ -114,29 +114,17 @@ costs 1 ms warm (the server encodes all sentences at start). With the base model
     Section(
         "Second stages: the cross-encoder reranker (optional, off by default)",
         """`sitetune train --reranker` + `--rerank-weight`; off by default: it loses CBS's test first result (39.5% →
-35.5%) and is too slow (below). The sample site agrees (benchmarks/results/rerank-ce-sample.md: all
-questions fused 0.940 / 86.7%, sentence max-sim 0.990 / 100%, cross-encoder 0.931 / 86.7%).""",
-        (Part("rerank-ce"), Part("rerank-ce-sample", tables=(), meta=False)),
-    ),
-    Section(
-        "Second stages: `/search` latency with the cross-encoder reranker on",
-        """Goal (issue 16), p50 ≤ 40 ms and p99 ≤ 100 ms at 20 requests/s with it on: **not met**. It takes 138 ms
-alone (OpenVINO, top 10), so one core sheds load (CBS p50 5.0 s with 503s, Stirling 3.7 s, sample 3.5 s:
-benchmarks/results/rerank_latency_cbs.md, rerank_latency_stirling.md, rerank_latency_sample.md).""",
+35.5%; the sample site agrees: rerank-ce-sample.md). Too slow: 138 ms alone (top 10), so at 20 requests/s one
+core sheds load (CBS p50 5.0 s with 503s; goal p50 ≤ 40 ms: rerank_latency_cbs.md, _stirling, _sample).
+Training it: `mini_batch_size` 16 cuts peak RSS 9.2 → 3.7 GB for 1.53x the time (rerank_memory_sample.md).""",
         (
+            Part("rerank-ce", rows=r"fused|cross-encoder"),
+            Part("rerank-ce-sample", tables=(), meta=False),
             Part("rerank_latency_cbs", tables=(), meta=False),
             Part("rerank_latency_stirling", tables=(), meta=False),
             Part("rerank_latency_sample", tables=(), meta=False),
+            Part("rerank_memory_sample", tables=(), meta=False),
         ),
-        level=3,
-    ),
-    Section(
-        "Reranker training: peak memory with and without cached mini-batches",
-        """The 40 default steps on the sample site: `mini_batch_size` 16 (the default; same loss and gradients) for
-1.53x the seconds, peak RSS 9.2 → 3.7 GB; the whole `sitetune run --reranker` peaked at 5.1 GB (10.6 GB
-before): benchmarks/results/rerank_memory_sample.md.""",
-        (Part("rerank_memory_sample", tables=(), meta=False),),
-        level=3,
     ),
     Section(
         "Extractive answers with the default tuned models (test halves)",
@@ -176,6 +164,12 @@ below the base model: the default recipe is retrieval.""",
         """`auto` = OpenVINO bf16: 4.60x fp32, nDCG@10 +0.003; a query (encode + exact search, 961 chunks) 1.77 ms
 p50. Static: 69x, −0.12 nDCG@10, never the default. int8 was measured on a shared machine only (history).""",
         (Part("encode-quiet"),),
+    ),
+    Section(
+        "Opening a store for search (cold, and again in the same process)",
+        """The site analysis is written at index time (`site.json`) and read, not derived, when a store opens
+(before: 0.7–1.1 s to reopen the CBS store). A cold open is mostly the model's load.""",
+        (Part("store_open", rows=r"cbs-tuned|without"),),
     ),
     Section(
         "Exact search and the approximate index up to 100k vectors: faiss vs hnswlib vs usearch",
