@@ -22,18 +22,34 @@ TRAIN_MINUTES ?=
 RERANKER ?=
 RERANK_WEIGHT ?=
 
-.PHONY: run test lint typecheck clean install browser
+.PHONY: run test lint typecheck clean install browser lock audit
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required (set PYTHON=/path/to/python3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test]'
+# Every dependency comes from requirements.lock, pinned with hashes (pyproject.toml keeps the ranges that
+# library users install from); the project itself is then installed without resolving again.
+LOCK := requirements.lock
+
+$(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install -q --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps -e '.[test]'
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-pin requirements.lock after a change to pyproject.toml's dependencies (needs the package index).
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install -q pip-tools
+	$(BIN)/pip-compile --quiet --extra test --generate-hashes --strip-extras --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links -o $(LOCK) pyproject.toml
+
+# Known vulnerabilities in the locked versions (asks the PyPI advisory service: needs the network).
+audit: | $(BIN)/python
+	$(BIN)/python -m pip install -q pip-audit
+	$(BIN)/pip-audit --requirement $(LOCK) --require-hashes --disable-pip --progress-spinner off
 
 run: $(STAMP)
 	$(BIN)/python -m sitetune.cli.main run --workdir $(WORKDIR) --host $(HOST) --port $(PORT) \
