@@ -9,10 +9,18 @@ worker has), five normal searches warm it up and the RSS of the serving process 
 
 * four hostile clients, back to back: ``/search`` with one random 999-letter word; ``/search`` with a
   1,000-character query of random words; ``/answer`` with a normal question (the slow LLM answers it);
-  ``/answer`` with a random 999-letter word. Their statuses are counted (a 503 from the LLM call bound or
-  the admission bound is expected and counted, not an error of the benchmark);
+  ``/answer`` with a random 999-letter word. Their statuses are counted, not treated as errors of the
+  benchmark: a 503 from the LLM call bound or the admission bound is expected, and so is a 422 for the
+  three long queries, which are over ``serve --max-query-chars`` (300 by default) and so are refused before
+  any model work. That refusal is the defence being measured: the server no longer spends seconds of
+  model time on them;
 * a normal client: ``/search?q=when is the application deadline`` every 100 ms;
 * a health probe: ``/healthz`` every 200 ms.
+
+Each client connects from its own loopback address (the normal client 127.0.0.2, the probe 127.0.0.3, the
+hostile ones 127.0.0.10 to .13), as separate machines would: the server's model lock takes turns by client
+address (``sitetune.serve.fairlock``), so a hostile client's queued requests do not hold up the normal one.
+``--one-address`` sends everything from 127.0.0.1 instead, as through one reverse proxy on another host.
 
 The normal client's and the probe's latencies are measured from each request's *scheduled* send time (as in
 load.py), so a stalled server cannot hide its stall by delaying the next request. The serving processes' RSS
@@ -250,10 +258,20 @@ def idle_rss(root: int) -> dict[int, int]:
 # --- clients -------------------------------------------------------------------------------------------------
 
 
-def fresh_client(base: str, timeout_s: float) -> httpx.Client:
-    """An httpx client that opens a new connection per request (as nginx proxies by default)."""
+def fresh_client(base: str, timeout_s: float, source: str | None = None) -> httpx.Client:
+    """An httpx client that opens a new connection per request (as nginx proxies by default).
+
+    ``source``: the local address its connections come from (another 127.0.0.N is another client to the
+    server); ``None``: the system's choice.
+    """
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=0)
-    return httpx.Client(base_url=base, timeout=timeout_s, limits=limits, headers={"Connection": "close"})
+    transport = httpx.HTTPTransport(local_address=source, limits=limits)
+    return httpx.Client(base_url=base, timeout=timeout_s, transport=transport, headers={"Connection": "close"})
+
+
+def source_address(args: argparse.Namespace, n: int) -> str | None:
+    """Client ``n``'s loopback address (127.0.0.N), or ``None`` with ``--one-address``."""
+    return None if args.one_address else f"127.0.0.{n}"
 
 
 def long_word(rng: random.Random, chars: int = LONG_WORD_CHARS) -> str:
@@ -288,12 +306,13 @@ def count(counts: dict[str, int], key: str) -> None:
 
 
 def run_hostile(
-    base: str, send: Hostile, questions: list[str], deadline: float, timeout_s: float, seed: int
+    base: str, send: Hostile, questions: list[str], deadline: float, timeout_s: float, seed: int,
+    source: str | None = None,
 ) -> dict[str, int]:
     """Send ``send``'s requests back to back until ``deadline``; the count of each status (or exception)."""
     rng = random.Random(seed)
     counts: dict[str, int] = {}
-    with fresh_client(base, timeout_s) as client:
+    with fresh_client(base, timeout_s, source) as client:
         for _ in range(MAX_REQUESTS_PER_CLIENT):
             if time.monotonic() >= deadline:
                 break
@@ -305,9 +324,9 @@ def run_hostile(
 
 
 def run_probe(base: str, path: str, params: dict[str, str], interval_s: float, seconds: float,
-              timeout_s: float, result: RunResult) -> None:
+              timeout_s: float, result: RunResult, source: str | None = None) -> None:
     """GET ``path`` every ``interval_s`` for ``seconds``; latency from each request's scheduled send."""
-    with fresh_client(base, timeout_s) as client:
+    with fresh_client(base, timeout_s, source) as client:
         start = time.perf_counter()
         for i in range(min(int(seconds / interval_s), MAX_REQUESTS_PER_CLIENT)):
             scheduled = start + i * interval_s
@@ -394,16 +413,16 @@ def load_under_attack(base: str, args: argparse.Namespace, workers: int, root: i
     peak, stop = MemoryPeak(), threading.Event()
     deadline = time.monotonic() + args.seconds
 
-    def attack(name: str, send: Hostile, seed: int) -> None:
-        hostile[name] = run_hostile(base, send, questions, deadline, args.timeout, seed)
+    def attack(name: str, send: Hostile, seed: int, source: str | None) -> None:
+        hostile[name] = run_hostile(base, send, questions, deadline, args.timeout, seed, source)
 
-    threads = [threading.Thread(target=attack, args=(name, send, args.seed + i))
+    threads = [threading.Thread(target=attack, args=(name, send, args.seed + i, source_address(args, 10 + i)))
                for i, (name, send) in enumerate(HOSTILE.items())]
     threads += [
         threading.Thread(target=run_probe, args=(base, "/search", {"q": NORMAL_QUERY, "k": "5"}, NORMAL_INTERVAL_S,
-                                                 args.seconds, args.timeout, search)),
+                                                 args.seconds, args.timeout, search, source_address(args, 2))),
         threading.Thread(target=run_probe, args=(base, "/healthz", {}, HEALTH_INTERVAL_S, args.seconds,
-                                                 args.timeout, health)),
+                                                 args.timeout, health, source_address(args, 3))),
     ]
     sampler = threading.Thread(target=sample_until, args=(root, stop, peak))
     sampler.start()
@@ -527,7 +546,11 @@ def report(outcomes: list[Outcome], args: argparse.Namespace, argv: list[str], w
         "back to back (/search with a random 999-letter word; /search with a random 1,000-character query; "
         "/answer with a normal question, which waits on the LLM; /answer with a random 999-letter word), "
         f"timeout {args.timeout:g} s; a normal `/search?q={NORMAL_QUERY}` every 100 ms; `/healthz` every 200 ms. "
-        "Latencies are from each request's scheduled send time",
+        "Latencies are from each request's scheduled send time. "
+        + ("Every client connects from 127.0.0.1 (--one-address: one key for the fair model lock)"
+           if args.one_address else "Each client connects from its own loopback address (127.0.0.N)")
+        + ". A 422 for a long query is the expected outcome: over the server's --max-query-chars, refused "
+        "before any model work",
         "- Memory: VmRSS of the server process and all its descendants, sampled every 0.5 s; idle is read after "
         "five warm-up searches. MB = 10^6 bytes",
         "",
@@ -562,6 +585,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--serve-arg", action="append", default=[],
                         help="An argument added to `sitetune serve` (repeatable; e.g. --serve-arg=--max-llm-calls "
                         "--serve-arg=1).")
+    parser.add_argument("--one-address", action="store_true",
+                        help="Send every client's requests from 127.0.0.1 (as through one proxy) instead of each "
+                        "from its own loopback address.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="Markdown fragment to write.")
     args = parser.parse_args(argv)

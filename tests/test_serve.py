@@ -70,7 +70,8 @@ def test_health_pages_search_and_answer(client: TestClient) -> None:
     [
         ({"q": ""}, "q: must not be empty"),
         ({"q": " \t "}, "q: must not be empty or only whitespace"),
-        ({"q": "x" * 1001}, "q: must be at most 1000 characters"),
+        ({"q": "x" * 1001}, "q: must be at most 300 characters, not 1001 (the server's --max-query-chars)"),
+        ({"q": "a " * 61}, "q: must be at most 60 words, not 61 (the server's --max-query-words)"),
         ({"q": "deadline", "k": 0}, "k: must be between 1 and 50"),
         ({"q": "deadline", "k": 51}, "k: must be between 1 and 50"),
         ({"q": "deadline", "k": "ten"}, "k: must be a whole number"),
@@ -104,6 +105,43 @@ def test_answer_rejects_bad_input_with_a_clear_422(client: TestClient, body: byt
     response = client.post("/answer", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 422
     assert response.json()["detail"].startswith(message)
+
+
+def test_a_query_over_the_length_limit_is_refused_before_any_model_work(searcher: Any) -> None:
+    # Over a real socket, so the limit holds for what a client sends, not only for the test transport.
+    config = ServeConfig(max_query_chars=120, max_query_words=20)
+    with live_server(create_app(searcher, config)) as url, httpx.Client(base_url=url, timeout=30) as http:
+        long = "deadline " * 555 + "fee"  # 4,998 + 3 characters
+        assert len(long) > 5000 - 10
+        search = http.get("/search", params={"q": long})
+        answer = http.post("/answer", json={"question": long})
+        assert (search.status_code, answer.status_code) == (422, 422)
+        chars = f"must be at most 120 characters, not {len(long)} (the server's --max-query-chars)"
+        assert search.json()["errors"] == [{"field": "q", "message": chars}]
+        assert answer.json()["detail"] == f"body.question: {chars}"
+        words = http.get("/search", params={"q": "fee " * 21})
+        assert words.status_code == 422 and "at most 20 words, not 21" in words.json()["detail"]
+        # At the limit: served, and the OpenAPI document states the character limit.
+        assert http.get("/search", params={"q": "application " * 10}).status_code == 200  # 120 characters
+        schema = http.get("/openapi.json").json()
+        q = next(p for p in schema["paths"]["/search"]["get"]["parameters"] if p["name"] == "q")
+        assert q["schema"]["maxLength"] == 120
+        assert schema["components"]["schemas"]["AnswerRequest"]["properties"]["question"]["maxLength"] == 120
+
+
+def test_query_limits_outside_their_range_are_refused_at_start(searcher: Any) -> None:
+    from sitetune.errors import InputError
+
+    with pytest.raises(InputError, match="--max-query-chars 1001: expected 1 to 1000"):
+        create_app(searcher, ServeConfig(max_query_chars=1001))
+    with pytest.raises(InputError, match="--max-query-words 0"):
+        create_app(searcher, ServeConfig(max_query_words=0))
+    from typer.testing import CliRunner
+
+    from sitetune.cli.main import app
+
+    result = CliRunner().invoke(app, ["serve", "--store", "unused", "--max-query-chars", "1001"])
+    assert result.exit_code == 2 and "--max-query-chars" in result.output
 
 
 def test_body_limit_by_declared_length(client: TestClient) -> None:

@@ -275,8 +275,8 @@ def test_blank_and_rejected_questions_show_a_message(page: Any, base_url: str) -
     page.evaluate("document.getElementById('q').removeAttribute('maxlength')")
     page.fill("#q", "x" * 1200)
     page.click("#go")
-    page.wait_for_selector("#status.error:has-text('1000')")
-    assert "body.question: must be at most 1000 characters" in page.inner_text("#status")
+    page.wait_for_selector("#status.error:has-text('--max-query-chars')")
+    assert "body.question: must be at most 300 characters, not 1200" in page.inner_text("#status")
 
 
 # --- Deep links: text fragments open the source page at the quoted passage -------------------------------

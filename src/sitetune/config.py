@@ -287,6 +287,11 @@ class ServeConfig:
         max_llm_calls: In LLM mode, answers waiting on the endpoint at once (per worker); another gets an
             immediate 503 with Retry-After. They wait outside the model lock and do not count against
             ``max_in_flight``.
+        max_query_chars: Longest ``q`` of ``/search`` and ``question`` of ``/answer`` accepted (characters);
+            longer is 422 naming the field and the limit. The cost of encoding and ranking grows with the
+            query, and model work is serialised, so this bounds how long one request holds everyone else
+            up. At most :data:`MAX_QUESTION_CHARS` (the library's limit).
+        max_query_words: Most whitespace-separated words in such a query; more is 422 likewise.
         metrics: Serve Prometheus metrics at ``GET /metrics`` (:mod:`sitetune.serve.metrics`).
         log_format: ``"text"`` (Python's and uvicorn's default lines) or ``"json"`` (one JSON object a line,
             with a line per request; :mod:`sitetune.serve.logformat`).
@@ -311,6 +316,9 @@ class ServeConfig:
     feedback_per_minute: int = 30
     feedback_burst: int = 10
     max_llm_calls: int = 4
+    # Real questions are far shorter: the longest of the packaged question sets is 84 characters, 15 words.
+    max_query_chars: int = 300
+    max_query_words: int = 60
     metrics: bool = True
     log_format: str = "text"
     reload_poll_s: float = 2.0

@@ -10,7 +10,7 @@ import typer
 
 from sitetune.answer.llm import LLMConfig
 from sitetune.cli import common
-from sitetune.config import EncoderConfig, SearchConfig, ServeConfig
+from sitetune.config import MAX_QUESTION_CHARS, EncoderConfig, SearchConfig, ServeConfig
 
 _ENCODER = EncoderConfig()  # flag defaults come from the configs
 _SEARCH = SearchConfig()
@@ -38,9 +38,14 @@ def serve(
     llm_key_env: common.LlmKeyEnvOption = LLMConfig.api_key_env,
     llm_timeout: common.LlmTimeoutOption = LLMConfig.timeout_s,
     min_score: common.MinScoreOption = None,
-    cors_origin: Annotated[
+    allow_origin: Annotated[
         list[str] | None,
-        typer.Option("--cors-origin", help="Allow this origin cross-origin (repeatable)."),
+        typer.Option(
+            "--allow-origin",
+            "--cors-origin",
+            help="Let pages on this origin (scheme://host[:port]) call the API from the browser, e.g. the "
+            "widget at /widget.js (repeatable; default none: no CORS headers).",
+        ),
     ] = None,
     max_body_bytes: Annotated[
         int, typer.Option("--max-body-bytes", min=1, help="Largest request body.")
@@ -57,6 +62,16 @@ def serve(
             "--max-llm-calls", min=1, help="With --llm-url, answers waiting on the LLM at once; more get 503."
         ),
     ] = _SERVE.max_llm_calls,
+    max_query_chars: Annotated[
+        int,
+        typer.Option(
+            "--max-query-chars", min=1, max=MAX_QUESTION_CHARS,
+            help="Longest query or question accepted (characters); longer gets 422. Bounds one request's model work.",
+        ),
+    ] = _SERVE.max_query_chars,
+    max_query_words: Annotated[
+        int, typer.Option("--max-query-words", min=1, help="Most words in a query or question; more gets 422.")
+    ] = _SERVE.max_query_words,
     backend: common.BackendOption = common.DEFAULT_BACKEND,
     fallback: common.FallbackOption = _ENCODER.fallback,
     access_log: Annotated[
@@ -187,9 +202,11 @@ def serve(
         host=host,
         port=port,
         max_body_bytes=max_body_bytes,
-        cors_origins=tuple(cors_origin or ()),
+        cors_origins=tuple(allow_origin or ()),
         max_in_flight=max_in_flight,
         max_llm_calls=max_llm_calls,
+        max_query_chars=max_query_chars,
+        max_query_words=max_query_words,
         workers=workers,
         pin_workers=pin_workers,
         docs=docs,

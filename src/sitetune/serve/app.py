@@ -5,7 +5,8 @@ The bodies are in :mod:`sitetune.serve.schemas`, the error shape in :mod:`sitetu
 Endpoints: ``GET /healthz``, ``GET /pages``, ``GET /site`` (the site's name and example questions,
 :mod:`sitetune.serve.siteintro`), ``GET /search``, ``POST /answer``, ``POST /feedback``, the
 OpenAPI document at ``/openapi.json`` (``/docs`` shows it with ``ServeConfig.docs``), and the single page at
-``/`` with its files under ``/static``. Citations and results carry deep links (:mod:`sitetune.serve.deeplinks`); with a
+``/`` with its files under ``/static``, and ``GET /widget.js`` for other sites' pages (:mod:`sitetune.serve.widget`).
+Citations and results carry deep links (:mod:`sitetune.serve.deeplinks`); with a
 :class:`~sitetune.serve.querylog.QueryLog`, questions and feedback are logged.
 The model is loaded once (inside the searcher) and shared; endpoints are sync functions so FastAPI runs
 encoding in its threadpool, never on the event loop.
@@ -33,21 +34,24 @@ from sitetune.answer.answerer import LLM_FAILED_WARNING, LLM_PAUSED_WARNING, Ret
 from sitetune.config import AnswerConfig, ServeConfig
 from sitetune.serve.deeplinks import opening_link, quote_link, quoted_spans
 from sitetune.serve.errors import InvalidInput, error_response, field_errors
+from sitetune.serve.fairlock import FairLock, client_key
 from sitetune.serve.metrics import CONTENT_TYPE, ServeMetrics, searcher_store_source
 from sitetune.serve.middleware import (
     BodyLimitMiddleware,
+    ListedOriginsMiddleware,
     RateLimiter,
     SecurityHeadersMiddleware,
     WorkerHeaderMiddleware,
     check_allowed_hosts,
+    check_origins,
 )
 from sitetune.serve.observe import ObserveMiddleware
 from sitetune.serve.querylog import MalformedAnswerId, QueryLog, UnknownAnswerId, section_entry
+from sitetune.serve.querysize import check_query_limits, check_query_size
 from sitetune.serve.reload import Follow, Served, StoreFollower, prepare
 from sitetune.serve.reload_api import add_reload_endpoint
 from sitetune.serve.schemas import (
     MAX_K,
-    MAX_QUERY_CHARS,
     AnswerBlockOut,
     AnswerRequest,
     AnswerResponse,
@@ -62,6 +66,7 @@ from sitetune.serve.schemas import (
     SearchResponse,
 )
 from sitetune.serve.siteintro import add_site_endpoint
+from sitetune.serve.widget import add_widget_endpoint
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 T = TypeVar("T")
@@ -140,9 +145,11 @@ def create_app(
             ``None``: serve ``searcher`` until the app stops.
     """
     config = config or ServeConfig()
+    check_query_limits(config)
     # Fast tokenizers are not safe to call from several threads at once ("Already borrowed"), and on a
     # CPU server encodes gain nothing from overlapping; one lock serialises model work, not requests.
-    model_lock = threading.Lock()
+    # Waiters take turns by client (fairlock.py), so one client's queued requests cannot starve another's.
+    model_lock = FairLock()
 
     def make_served(opened: SearcherLike) -> Served:
         return prepare(opened, answer_config=answer_config, llm=llm, warm=warm_answers, model_lock=model_lock)
@@ -180,6 +187,7 @@ def create_app(
             in_flight -= 1
 
     check_allowed_hosts(config.allowed_hosts)
+    origins = check_origins(config.cors_origins)  # a bad origin fails before anything starts
     app = FastAPI(
         title="sitetune",
         version="0.1.0",
@@ -237,7 +245,11 @@ def create_app(
 
     @app.get("/search", response_model=SearchResponse, responses=_ERRORS, tags=["search"])
     async def search(
-        q: str = Query(min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"\S", description="The query."),
+        request: Request,
+        q: str = Query(
+            min_length=1, pattern=r"\S", description="The query.",
+            json_schema_extra={"maxLength": config.max_query_chars},  # checked below, naming the limit
+        ),
         k: int = Query(default=5, ge=1, le=MAX_K, description="Results wanted."),
         page: str | None = Query(
             default=None,
@@ -246,12 +258,14 @@ def create_app(
         ),
     ) -> SearchResponse:
         """Hybrid search over the pages' sections, best first."""
+        check_query_size(q, "q", config)
         live = follower.current
         check_page(live, page, "page")
         start = time.perf_counter()
+        client = client_key(request.scope)
 
         def work() -> SearchResponse:
-            with model_lock:
+            with model_lock.hold(client):
                 hits = live.searcher.search(q, k=k, page=page)
             took = (time.perf_counter() - start) * 1000
             return SearchResponse(
@@ -266,15 +280,17 @@ def create_app(
         tags=["answer"],
         responses={**_ERRORS, 413: {"model": ErrorResponse, "description": "Request body too large"}},
     )
-    async def answer(body: AnswerRequest) -> AnswerResponse:
+    async def answer(body: AnswerRequest, request: Request) -> AnswerResponse:
         """An answer made of the best-matching sentences, each cited [n]; "not found" when none matches."""
         live = follower.current
         answerer = live.answerer
+        check_query_size(body.question, "body.question", config)
         check_page(live, body.page, "body.page")
         start = time.perf_counter()
+        client = client_key(request.scope)
 
         def retrieve() -> Retrieval:
-            with model_lock:
+            with model_lock.hold(client):
                 return answerer.retrieve(body.question, k=body.k, page=body.page)
 
         def respond(retrieved: Retrieval) -> AnswerResponse:
@@ -368,7 +384,7 @@ def create_app(
     # Only the package's own static folder is served; Starlette (>= 0.49.1) rejects paths leaving it.
     app.mount("/static", StaticFiles(directory=STATIC_DIR, follow_symlink=False), name="static")
 
-    _patch_openapi(app, pages)
+    _patch_openapi(app, pages, config.max_query_chars)
 
     def on_switch(served: Served) -> None:
         pages[:] = served.pages  # the /search parameter's enum holds this very list
@@ -377,17 +393,11 @@ def create_app(
     follower.on_switch = on_switch
     add_reload_endpoint(app, follower)
     add_site_endpoint(app, lambda: follower.current.searcher)
+    add_widget_endpoint(app)
     app.state.follower = follower
     follower.start()
-    if config.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(config.cors_origins),
-            allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type"],
-        )
+    if origins:  # only the listed origins get CORS headers, never with credentials
+        app.add_middleware(ListedOriginsMiddleware, origins=origins)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     if config.allowed_hosts:  # a Host header naming another site (DNS rebinding) gets 400
         from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -429,8 +439,11 @@ def _log_answer(query_log: QueryLog, body: AnswerRequest, result: Answer) -> str
         return None
 
 
-def _patch_openapi(app: FastAPI, pages: list[str]) -> None:
-    """List the known pages as the enum of ``AnswerRequest.page`` too (the body model is static)."""
+def _patch_openapi(app: FastAPI, pages: list[str], max_query_chars: int) -> None:
+    """List the known pages as the enum of ``AnswerRequest.page`` too, and the question's ``maxLength``.
+
+    The body model is static; both depend on the server (its store, ``ServeConfig.max_query_chars``).
+    """
     base = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -438,6 +451,8 @@ def _patch_openapi(app: FastAPI, pages: list[str]) -> None:
             return app.openapi_schema
         schema = base()
         prop = schema.get("components", {}).get("schemas", {}).get("AnswerRequest", {}).get("properties", {})
+        if "question" in prop:
+            prop["question"]["maxLength"] = max_query_chars
         for option in prop.get("page", {}).get("anyOf", []):
             if option.get("type") == "string":
                 option["enum"] = pages

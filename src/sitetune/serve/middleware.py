@@ -14,8 +14,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 
 from sitetune.errors import InputError
 
@@ -216,6 +220,80 @@ def check_allowed_hosts(hosts: Sequence[str]) -> None:
             raise InputError(
                 f"--allowed-host {host!r}: expected a host name or address, '*.example.org' or '*'"
             )
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def check_origins(origins: Sequence[str]) -> tuple[str, ...]:
+    """The origins ``--allow-origin`` names, written as browsers send them in the ``Origin`` header.
+
+    Scheme and host are lowercased, a trailing ``/`` and the scheme's default port dropped, so
+    ``https://WWW.Example.org/`` matches what a browser on ``https://www.example.org`` sends. ``*`` (any
+    origin) is kept as it is; it is never a default.
+
+    Raises:
+        InputError: An origin that is not ``http(s)://host[:port]`` (a path, query, user name, another
+            scheme, or ``null``, which sandboxed frames and local files send).
+    """
+    normalised: list[str] = []
+    for given in origins:
+        origin = given.strip()
+        if origin == "*":
+            normalised.append(origin)
+            continue
+        problem = f"--allow-origin {given!r}: expected scheme://host[:port], e.g. https://www.example.org"
+        try:
+            parts = urlsplit(origin)
+            port = parts.port
+        except ValueError:
+            raise InputError(problem) from None
+        if (
+            parts.scheme.lower() not in _DEFAULT_PORTS
+            or not parts.hostname
+            or parts.username is not None
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+            or "#" in origin
+            or "?" in origin
+        ):
+            raise InputError(problem)
+        scheme = parts.scheme.lower()
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        shown_port = "" if port is None or port == _DEFAULT_PORTS[scheme] else f":{port}"
+        normalised.append(f"{scheme}://{host}{shown_port}")
+    return tuple(dict.fromkeys(normalised))
+
+
+class ListedOriginsMiddleware(CORSMiddleware):
+    """Starlette's ``CORSMiddleware`` for the listed origins only: GET and POST, ``Content-Type``, no credentials.
+
+    A listed origin gets ``Access-Control-Allow-Origin: <origin>`` and ``Vary: Origin`` on preflights and
+    responses. Any other origin gets no CORS header at all: its responses carry only ``Vary: Origin``, and
+    its preflight a 400 in the API's error shape (Starlette's own refusal still lists the allowed methods
+    and headers).
+
+    Args:
+        app: The wrapped ASGI app.
+        origins: Allowed origins, as :func:`check_origins` returns them.
+    """
+
+    def __init__(self, app: ASGIApp, origins: Sequence[str]) -> None:
+        super().__init__(
+            app,
+            allow_origins=tuple(origins),
+            allow_methods=("GET", "POST"),
+            allow_headers=("Content-Type",),
+            allow_credentials=False,
+        )
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        """Starlette's preflight answer for a listed origin; a bare 400 for any other."""
+        if not self.is_allowed_origin(request_headers["origin"]):
+            body, _ = _error_body(400, "this origin may not call the API from a browser (--allow-origin)")
+            return Response(body, status_code=400, headers={"Vary": "Origin", "Content-Type": "application/json"})
+        return super().preflight_response(request_headers)
 
 
 class RateLimiter:

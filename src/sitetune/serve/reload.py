@@ -87,7 +87,7 @@ def prepare(
     answer_config: AnswerConfig | None,
     llm: LLMConfig | None,
     warm: bool,
-    model_lock: threading.Lock,
+    model_lock: contextlib.AbstractContextManager[Any],
 ) -> Served:
     """Make a searcher ready to serve: the answerer over it, its pages, its answer sentences encoded.
 
@@ -97,7 +97,8 @@ def prepare(
         llm: Generative answers, or ``None``.
         warm: Encode every answer sentence of the store now (a batch at a time under ``model_lock``, so a
             generation warming up beside a served one holds up requests for one batch at most).
-        model_lock: The server's lock around model work.
+        model_lock: The server's lock around model work (a :class:`~sitetune.serve.fairlock.FairLock`,
+            whose ``with`` form takes its turns as the server, beside the clients' requests).
     """
     answerer = Answerer(searcher, answer_config, llm)
     reader = getattr(searcher, "reader", None)

@@ -60,7 +60,8 @@ def run_server(
 
     Raises:
         InputError: ``config.workers`` below 1, several workers over Milvus Lite, a bad query log path or
-            ``$SITETUNE_FEEDBACK_KEY``, or an ``allowed_hosts`` pattern Starlette cannot use.
+            ``$SITETUNE_FEEDBACK_KEY``, an ``allowed_hosts`` pattern Starlette cannot use, or a
+            ``cors_origins`` entry that is not an origin.
         SitetuneError: The store or model cannot be opened (in a worker: a worker failed to start).
     """
     import uvicorn
@@ -69,7 +70,7 @@ def run_server(
     from sitetune.serve.app import create_app
     from sitetune.serve.logformat import configure_logging, say, uvicorn_log_options
     from sitetune.serve.metrics import monitoring_line
-    from sitetune.serve.middleware import check_allowed_hosts
+    from sitetune.serve.middleware import check_allowed_hosts, check_origins
     from sitetune.serve.querylog import FEEDBACK_KEY_ENV, QueryLog
     from sitetune.serve.reload import Follow, install_sighup, store_opener
     from sitetune.serve.workers import WorkerSettings, check_workers, run_workers
@@ -81,6 +82,7 @@ def run_server(
     if not config.allowed_hosts:
         config = replace(config, allowed_hosts=default_allowed_hosts(config.host))
     check_allowed_hosts(config.allowed_hosts)
+    config = replace(config, cors_origins=check_origins(config.cors_origins))
     check_workers(store, config.workers)
     questions = QueryLog(query_log) if query_log is not None else None  # a bad path fails before the model loads
     encoder = encoder or EncoderConfig()

@@ -20,6 +20,7 @@ from sitetune.config import MAX_QUESTION_CHARS, MAX_RESULTS
 from sitetune.search.types import PagePlace, SearchHit
 from sitetune.serve.deeplinks import opening_link
 
+#: The library's longest question; a server takes at most ``ServeConfig.max_query_chars`` (no more than this).
 MAX_QUERY_CHARS = MAX_QUESTION_CHARS
 MAX_K = MAX_RESULTS
 
@@ -126,9 +127,10 @@ class AnswerRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # The longest question is the server's ServeConfig.max_query_chars and max_query_words, checked by the
+    # endpoint (so the 422 names that limit); the OpenAPI document shows the character limit as maxLength.
     question: str = Field(
         min_length=1,
-        max_length=MAX_QUERY_CHARS,
         pattern=r"\S",
         examples=["What is the application deadline?"],
     )
