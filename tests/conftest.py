@@ -13,6 +13,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# torch's OpenMP threads sleep between parallel regions instead of spinning (read once, when torch loads,
+# so before any test imports it; subprocesses inherit it). Spinning threads take the time slices of the
+# thread they wait for when other jobs share the cores: in-process training steps ran 3x slower, with 3x the
+# CPU, on the loaded 2-core host. `sitetune train` and `run` choose the same for their own processes.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CBS_CSV = REPO_ROOT.parent / "shared" / "data" / "cbs_graduate_programs.csv"

@@ -191,6 +191,16 @@ def test_cli_crawl_report_cache_and_max_pages(tmp_path: Path) -> None:
     assert any((tmp_path / "cc").iterdir())
 
 
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_max_pages_counts_a_page_served_at_two_urls_once(tmp_path: Path, concurrency: int) -> None:
+    # `/` and `/index.html` are the same bytes, kept once: the copy must not use up the page budget (it
+    # did, so `--max-pages 2` gave one page whenever `/index.html` was among the first fetched).
+    config = replace(FAST, max_pages=2, concurrency=concurrency)
+    report = crawl_folder(sample_site_dir(), tmp_path / "c.jsonl", config=config, progress=False)
+    assert len(report.pages) == 2 and report.stopped == "max-pages"
+    assert len({p.final_url for p in report.pages}) == 2
+
+
 def test_cli_crawl_prefix_keeps_the_crawl_inside(tmp_path: Path) -> None:
     with serve_site(sample_site_dir()) as base:
         result = runner.invoke(app, ["crawl", base + "/programmes/msc-finance-and-investment.html", "--out",

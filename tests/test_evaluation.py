@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -201,9 +202,12 @@ def test_evaluate_cli_on_a_slice(slice_corpus: Corpus, slice_csv: Path, tmp_path
         assert png.read_bytes()[:8] == PNG_MAGIC
 
 
-def test_evaluate_without_hybrid_and_with_a_copy_of_base_as_tuned(cbs_corpus: Corpus, tmp_path: Path) -> None:
+def test_evaluate_without_hybrid_and_with_a_copy_of_base_as_tuned(
+    cbs_corpus: Corpus, tmp_path: Path, base_encoder: Any
+) -> None:
     import shutil
 
+    from sitetune.encode.export import export_dir
     from sitetune.evaluation import evaluate
     from sitetune.models import base_model_path
 
@@ -212,6 +216,9 @@ def test_evaluate_without_hybrid_and_with_a_copy_of_base_as_tuned(cbs_corpus: Co
     write_records([r for r in cbs_corpus.records if r.page_name in pages], small)
     tuned = tmp_path / "my-tuned"
     shutil.copytree(base_model_path(), tuned)
+    # The same weights, so base's OpenVINO export (made when the session's base encoder loaded) is valid
+    # for the copy too (an export is checked against the weights' hash): the copy is not exported again.
+    shutil.copytree(export_dir(base_encoder.model_path, "openvino"), export_dir(tuned, "openvino"))
     result = evaluate(small, ["base", str(tuned)], [], None, tmp_path / "out", hybrid=False,
                       same_page_n=10, progress=False)
     assert result.labels == ["base", "my-tuned", "bm25"]

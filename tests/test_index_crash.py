@@ -33,9 +33,11 @@ def corpora(cbs_corpus: Corpus, tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_killed_index_leaves_old_or_new_store(corpora: tuple[Path, Path], tmp_path: Path) -> None:
-    report = kill_loop(*corpora, tmp_path / "store", kills=8, seed=1)
+    # Four random moments (two over a whole run, two in its last quarter, where the generation is written):
+    # each named write step is killed deterministically below, and the benchmark kills 50 times and more.
+    report = kill_loop(*corpora, tmp_path / "store", kills=4, seed=1)
     assert report.failures == []
-    assert report.kills == 8
+    assert report.kills == 4
     assert report.old + report.new == report.kills + report.completed
 
 

@@ -140,8 +140,9 @@ def test_killed_build_resumes_and_the_previous_generation_stays_searchable(
     sample_csv: Path, half_csv: Path, tmp_path: Path
 ) -> None:
     store, reference = tmp_path / "store", tmp_path / "reference"
-    assert _index(sample_csv, reference, "--checkpoint-rows", "8").returncode == 0
-    assert _index(half_csv, store, "--checkpoint-rows", "8").returncode == 0
+    # Uninterrupted builds run in this process: only the killed ones and the resume need the CLI's own.
+    build_index(sample_csv, "base", reference, progress=False, checkpoint_rows=8)
+    build_index(half_csv, "base", store, progress=False, checkpoint_rows=8)
     half_ids = {c.chunk_id for c in Corpus.load(half_csv).chunks}
 
     # Killed after 2 batches, then after 2 more of the rest: each run leaves a partial generation behind.
@@ -169,9 +170,7 @@ def test_killed_build_resumes_and_the_previous_generation_stays_searchable(
 def test_a_killed_build_of_another_corpus_is_not_resumed(sample_csv: Path, half_csv: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
     assert _index(sample_csv, store, "--checkpoint-rows", "8", kill_after=2).returncode == -9
-    finished = _index(half_csv, store, "--checkpoint-rows", "8")
-    assert finished.returncode == 0, finished.stderr
-    assert json.loads(finished.stdout)["resumed"] == 0
+    assert build_index(half_csv, "base", store, progress=False, checkpoint_rows=8).resumed == 0
     with open_store(store) as reader:
         assert {c.chunk_id for c in reader.chunks} == {c.chunk_id for c in Corpus.load(half_csv).chunks}
 
@@ -182,10 +181,8 @@ def test_kill_after_the_last_batch_resumes_at_the_commit(sample_csv: Path, tmp_p
     batches = -(-chunks // 16)
     assert _index(sample_csv, store, "--checkpoint-rows", "16", kill_after=batches).returncode == -9
     assert not EmbeddedStore(store).exists()
-    finished = _index(sample_csv, store, "--checkpoint-rows", "16")
-    assert finished.returncode == 0, finished.stderr
-    report = json.loads(finished.stdout)
-    assert report["resumed"] == chunks and report["chunks"] == chunks
+    report = build_index(sample_csv, "base", store, progress=False, checkpoint_rows=16)
+    assert report.resumed == chunks and report.chunks == chunks
 
 
 def test_a_bad_row_mid_file_names_it_and_leaves_no_partial(sample_csv: Path, half_csv: Path, tmp_path: Path) -> None:
@@ -238,12 +235,10 @@ def test_a_build_killed_inside_its_commit_resumes_to_a_loadable_generation(
     from sitetune.index.crashcheck import _run, check_store
 
     store = tmp_path / "store"
-    assert _index(half_csv, store).returncode == 0
+    build_index(half_csv, "base", store, progress=False)
     assert _run(sample_csv, store, kill_after=None, kill_at_step="files-written")  # killed mid-commit
     assert any(store.glob(".gen-*.tmp/manifest.json"))  # the killed commit's manifest is in the partial
-    resumed = _index(sample_csv, store)
-    assert resumed.returncode == 0, resumed.stderr
-    assert json.loads(resumed.stdout)["resumed"] > 0
+    assert build_index(sample_csv, "base", store, progress=False).resumed > 0
     corpora = {"half": Corpus.load(half_csv), "whole": Corpus.load(sample_csv)}
     found, fell_back, problems = check_store(store, corpora)
     assert (found, fell_back, problems) == ("whole", False, [])

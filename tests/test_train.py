@@ -355,12 +355,10 @@ def _check_resumed(out: Path, reference: Path) -> None:
     assert _same_weights(out, reference) <= 1e-6
 
 
-def _resume(out: Path, small_corpus: Path) -> subprocess.CompletedProcess[str]:
+def _resume_args(out: Path, small_corpus: Path) -> list[str]:
     """Continue the interrupted run in ``out`` with the same settings as the reference run."""
-    return _cli(
-        "train", "--corpus", str(small_corpus), "--out", str(out), "--max-steps", str(STEPS),
-        "--checkpoint-every", "2", "--resume", "--json", *FAST,
-    )
+    return ["train", "--corpus", str(small_corpus), "--out", str(out), "--max-steps", str(STEPS),
+            "--checkpoint-every", "2", "--resume", "--json", *FAST]
 
 
 def test_resume_after_sigkill(tmp_path: Path, small_corpus: Path, reference_run: Path) -> None:
@@ -375,8 +373,9 @@ def test_resume_after_sigkill(tmp_path: Path, small_corpus: Path, reference_run:
     (half / COMPLETE_MARKER).unlink(missing_ok=True)
     refused = runner.invoke(app, ["train", "--corpus", str(small_corpus), "--out", str(out), *FAST])
     assert refused.exit_code == 2 and "--resume" in refused.output
-    resumed = _resume(out, small_corpus)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    # Resumed in this process (the kill needs a process of its own, the resume does not).
+    resumed = runner.invoke(app, _resume_args(out, small_corpus))
+    assert resumed.exit_code == 0, resumed.output[-2000:]
     # Never the half-written step 3, and not 4 either: steps 3 and 4 must be trained by the resumed run.
     assert _json(resumed.stdout)["resumed_from_step"] == 2
     _check_resumed(out, reference_run)
@@ -387,8 +386,12 @@ def test_resume_after_sigterm(tmp_path: Path, small_corpus: Path, reference_run:
     stopped = _kill_after_checkpoint(out, small_corpus, signal.SIGTERM)
     assert stopped.returncode == 2 and "--resume" in stopped.stderr
     assert not out.exists()
-    resumed = _resume(out, small_corpus)
+    # Resumed in a fresh process, which also shows `--threads 1` training on one torch thread (thread
+    # counts are process-wide: in this process an earlier run may have set them already).
+    resumed = _cli(*_resume_args(out, small_corpus))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert _json(resumed.stdout)["threads"] == 1
+    assert json.loads((out / "training" / "summary.json").read_text())["threads"] == 1
     _check_resumed(out, reference_run)
 
 
@@ -616,14 +619,8 @@ def test_time_cap_cuts_short_with_a_warning_on_record(tmp_path: Path, tiny_corpu
     assert "## Training cut short" in card and f"step 1 of {summary['planned_steps']}" in card
 
 
-def test_threads_option_sets_the_training_threads(tmp_path: Path, small_corpus: Path) -> None:
-    """`--threads 1` trains on one torch thread (a subprocess: thread counts are process-wide)."""
-    out = tmp_path / "model"
-    done = _cli("train", "--corpus", str(small_corpus), "--out", str(out), "--max-steps", "1", "--json", *FAST)
-    assert done.returncode == 0, done.stderr[-2000:]
-    summary = _json(done.stdout)
-    assert summary["threads"] == 1 and summary["steps"] == 1
-    assert json.loads((out / "training" / "summary.json").read_text())["threads"] == 1
+def test_threads_option_refuses_a_negative_count(tmp_path: Path, small_corpus: Path) -> None:
+    """`--threads -1` is refused; `test_resume_after_sigterm`'s fresh process shows `--threads 1` at work."""
     refused = runner.invoke(app, ["train", "--corpus", str(small_corpus), "--out", str(tmp_path / "m2"),
                                   "--threads", "-1"])
     assert refused.exit_code == 2 and "--threads" in refused.output

@@ -42,6 +42,9 @@ class _State:
     seen: set[str] = field(default_factory=set)
     finals: set[str] = field(default_factory=set)
     pages: dict[str, tuple[PageResult, list[SectionRecord], str]] = field(default_factory=dict)
+    # Distinct page bodies: what ``max_pages`` counts. Pages with the same bytes (``/`` and ``/index.html``)
+    # are one page; only the end of the crawl decides which URL keeps it (the same one on every run).
+    contents: set[str] = field(default_factory=set)
     skipped: SkipLog = field(default_factory=SkipLog)
     robots: dict[str, Robots] = field(default_factory=dict)
     fetched: int = 0
@@ -134,7 +137,7 @@ class Crawl:
             return "crawl-deadline"
         if self.state.wire_bytes >= self.cfg.max_total_bytes:
             return "byte-budget"
-        if len(self.state.pages) >= self.cfg.max_pages:
+        if len(self.state.contents) >= self.cfg.max_pages:
             return "max-pages"
         return None
 
@@ -188,7 +191,8 @@ class Crawl:
             self.skip(url, "duplicate", f"redirects to {self.public(final)}, already crawled")
             return
         self.state.finals.add(final)
-        if len(self.state.pages) >= self.cfg.max_pages:
+        digest = hashlib.sha1(body).hexdigest()
+        if len(self.state.contents) >= self.cfg.max_pages and digest not in self.state.contents:
             self.state.stopped = self.state.stopped or "max-pages"
             self.skip(url, "max-pages", f"{self.cfg.max_pages} pages already crawled")
             return
@@ -206,7 +210,8 @@ class Crawl:
             status = "not-modified" if resp.status == 304 else "fetched"
             self.state.pages[final] = (PageResult(self.public(url), self.public(final), status, len(records),
                                                   len(body), depth, [self.public(r) for r in resp.redirects]),
-                                       records, hashlib.sha1(body).hexdigest())
+                                       records, digest)
+            self.state.contents.add(digest)
         for href in extract_links(html):
             from sitetune.crawl.urls import normalize_url
 
