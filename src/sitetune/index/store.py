@@ -22,6 +22,7 @@ verifies the manifest's checksums and falls back to the newest intact generation
 from __future__ import annotations
 
 import contextlib
+import datetime
 import fcntl
 import json
 import os
@@ -103,6 +104,17 @@ class Manifest:
     ann: dict[str, Any] | None = None
     created: str = ""
     format: int = STORE_FORMAT
+
+    @property
+    def created_seconds(self) -> float | None:
+        """Unix seconds of ``created`` (a naive time read as UTC); ``None`` when it is empty or malformed."""
+        try:
+            when = datetime.datetime.fromisoformat(self.created)
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)
+        return when.timestamp()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
@@ -475,8 +487,6 @@ class EmbeddedStore:
         Raises:
             StoreError: Writing failed (``tmp`` is removed; the previous generation is intact).
         """
-        import datetime
-
         match = re.match(r"^\.gen-(\d{6})\.tmp$", tmp.name)
         if match is None:
             raise ValueError(f"{tmp}: not a generation's temporary folder")

@@ -30,7 +30,6 @@ and per-process metrics are left out.
 
 from __future__ import annotations
 
-import datetime
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -77,23 +76,12 @@ class StoreStats:
 StoreSource = Callable[[], StoreStats | None]
 
 
-def _iso_seconds(text: str) -> float | None:
-    """Unix seconds of an ISO 8601 time (a naive one read as UTC), or ``None`` if it is empty or malformed."""
-    try:
-        when = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.UTC)
-    return when.timestamp()
-
-
 def manifest_stats(manifest: Any) -> StoreStats:
     """The stats of a generation from its manifest (:class:`sitetune.index.store.Manifest`)."""
     return StoreStats(
         chunks=int(manifest.count),
         generation=getattr(manifest, "generation", None),
-        committed=_iso_seconds(str(getattr(manifest, "created", "") or "")),
+        committed=getattr(manifest, "created_seconds", None),
     )
 
 

@@ -19,7 +19,6 @@ through ``POST /admin/reload`` passes the request on to the supervisor the same 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import logging
 import os
 import signal
@@ -71,16 +70,6 @@ class Served:
     committed: float | None
 
 
-def _committed(created: str) -> float | None:
-    try:
-        moment = datetime.datetime.fromisoformat(created)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.timestamp()
-
-
 def prepare(
     searcher: SearcherLike,
     *,
@@ -119,7 +108,7 @@ def prepare(
         pages=pages,
         known_pages=frozenset(pages),
         generation=getattr(manifest, "generation", None),
-        committed=_committed(manifest.created) if manifest is not None else None,
+        committed=manifest.created_seconds if manifest is not None else None,
     )
 
 
