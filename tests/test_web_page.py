@@ -247,8 +247,10 @@ def test_off_topic_question_says_not_found(page: Any, base_url: str) -> None:
 
 def test_page_text_with_html_and_markdown_stays_inert(page: Any, base_url: str, tmp_path: Path) -> None:
     page.goto(base_url + "/")
-    title = page.title()
     # Selectors, not wait_for_function: the page's CSP forbids the eval that polling a JS string needs.
+    # The title is the site's name once /site has answered (its examples are drawn in the same step).
+    page.wait_for_selector("#examples li", state="attached")
+    title = page.title()
     page.wait_for_selector("#page option:nth-child(2)", state="attached")
     page.select_option("#page", HOSTILE_PAGE)
     page.fill("#q", "When is the sailing club regatta?")
