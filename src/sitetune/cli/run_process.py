@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 #: Exit status of a process stopped by Ctrl-C (128 + SIGINT), the shell's convention.
 INTERRUPTED_EXIT = 130
 
-#: Seconds to wait for the child after each signal sent to stop it: SIGINT, then SIGTERM, then SIGKILL.
+#: Seconds to wait for the child after each signal sent to stop it: SIGTERM, then SIGKILL.
 _STOP_WAIT_S = 10.0
 
 
@@ -61,20 +61,16 @@ def prepare_in_child(config: MainJobConfig, *, progress: bool, log: Callable[[st
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_child, args=(sender, os.getpid(), config, progress, log),
                               name="sitetune-prepare")
-    # The child starts with Ctrl-C ignored and takes it back once its code runs: a Ctrl-C while the new
-    # interpreter imports would otherwise print a traceback from multiprocessing's start-up code.
-    with _sigint_ignored():
-        process.start()
-    sender.close()
     try:
-        try:
-            message = receiver.recv()
-        except EOFError:  # the child exited without a word: killed, or interrupted
-            message = None
-        process.join()
-    except KeyboardInterrupt:
-        _stop(process)
-        raise PreparationInterrupted from None
+        with _sigint_flag() as interrupted:
+            # The child starts with Ctrl-C blocked (the mask survives exec) and unblocks it once its own code
+            # runs: a Ctrl-C while the new interpreter imports would otherwise print a traceback from
+            # multiprocessing's start-up code. Blocked, not ignored: one that comes meanwhile is kept pending,
+            # here and in the child, and delivered when unblocked.
+            with _sigint_blocked():
+                process.start()
+            sender.close()
+            message = _wait_for(process, receiver, interrupted)
     finally:
         receiver.close()
     if message is None:
@@ -92,6 +88,35 @@ def prepare_in_child(config: MainJobConfig, *, progress: bool, log: Callable[[st
     raise SitetuneError(payload)
 
 
+#: Seconds between looks at the child and at the Ctrl-C flag while waiting.
+_POLL_S = 0.2
+
+
+def _wait_for(process: BaseProcess, receiver: Connection, interrupted: list[bool]) -> Any:
+    """The child's message (None if it exited without one), once it has exited.
+
+    Raises:
+        PreparationInterrupted: Ctrl-C came (``interrupted`` set by the handler); the child was stopped.
+    """
+    message = None
+    while True:
+        if interrupted[0]:
+            _stop(process)
+            raise PreparationInterrupted
+        if receiver.poll(_POLL_S):
+            try:
+                message = receiver.recv()
+            except EOFError:  # the child exited without a word: killed, or interrupted
+                message = None
+            break
+    while process.is_alive():
+        if interrupted[0]:
+            _stop(process)
+            raise PreparationInterrupted
+        process.join(_POLL_S)
+    return message
+
+
 def _exit_words(code: int | None) -> str:
     """How a process ended, in words: its exit status or the signal that killed it."""
     if code is None:
@@ -107,19 +132,42 @@ def _exit_words(code: int | None) -> str:
 
 
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored in this process for the block (children started in it inherit that)."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread for the block (children started in it inherit the mask)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextlib.contextmanager
+def _sigint_flag() -> Iterator[list[bool]]:
+    """Ctrl-C sets a flag for the block instead of raising ``KeyboardInterrupt``.
+
+    A ``KeyboardInterrupt`` that lands while Python runs an object's ``__del__`` is printed and dropped
+    ("Exception ignored in ..."), so a Ctrl-C could be lost; a handler that only sets a flag always takes.
+    """
+    flag = [False]
+
+    def handle(signum: int, frame: object) -> None:
+        flag[0] = True
+
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield flag
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
 def _stop(process: BaseProcess) -> None:
-    """Stop a child after Ctrl-C: wait for it a moment, then send SIGINT, SIGTERM and SIGKILL until it exits."""
+    """Stop a child after Ctrl-C: wait for it a moment, then send SIGTERM and SIGKILL until it exits.
+
+    SIGTERM, not SIGINT: training stops on it at the end of its step, and unlike a ``KeyboardInterrupt``
+    (dropped when it lands in a ``__del__``) it cannot be lost.
+    """
     process.join(1.0)  # a terminal's Ctrl-C reached the child too; it is already on its way out
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         if not process.is_alive() or process.pid is None:
             return
         with contextlib.suppress(ProcessLookupError):
@@ -151,6 +199,7 @@ def _child(conn: Connection, parent: int, config: MainJobConfig, progress: bool,
     from sitetune.pipeline import prepare
 
     try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the parent for the start
         conn.send(("ok", prepare(config, progress=progress, log=log)))
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent may forward a second Ctrl-C: once is enough
