@@ -59,8 +59,15 @@ def calibration(cbs_corpus) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def exported(model_dir: Path, calibration: list[str]) -> Path:
-    for backend in ("openvino", "openvino-int8", "static"):
+def exported(model_dir: Path, calibration: list[str], base_encoder) -> Path:  # type: ignore[no-untyped-def]
+    """``model_dir`` with all three exports.
+
+    The fp32 OpenVINO export is base's (made when the session's base encoder loaded, from the same weights,
+    so it is valid for this copy: exports are checked against the weights' hash); the two calibrated ones
+    are made here. test_auto_is_the_default_and_exports_openvino_on_first_use exports fp32 itself.
+    """
+    shutil.copytree(export_dir(base_encoder.model_path, "openvino"), export_dir(model_dir, "openvino"))
+    for backend in ("openvino-int8", "static"):
         export_model(model_dir, backend, texts=calibration)
     return model_dir
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -152,33 +153,59 @@ def _run(*args: str):  # type: ignore[no-untyped-def]
     return CliRunner().invoke(app, ["evaluate", *args])
 
 
-def test_evaluate_cli_on_a_slice(slice_corpus: Corpus, slice_csv: Path, tmp_path: Path) -> None:
+@dataclass
+class CliReport:
+    """One ``sitetune evaluate --json`` run on the slice and what it was given."""
+
+    result: Any  # click's Result: exit code, stdout, stderr
+    student: Path  # a query file with an unknown chunk id
+    served: Path  # a query file with answer strings and an unanswerable question
+    held: list[Any]  # the held-out page's records (--split-from)
+    out: Path  # the report folder
+
+
+@pytest.fixture(scope="module")
+def cli_report(slice_corpus: Corpus, slice_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> CliReport:
+    """The command once on the slice (encoding it and building its store cost most of this file's time)."""
+    d = tmp_path_factory.mktemp("evaluate-cli")
     chunks = slice_corpus.chunks
-    queries = _write_queries(tmp_path / "student.json", [
+    student = _write_queries(d / "student.json", [
         {"id": "s1", "text": chunks[3].section_title, "relevant": {chunks[3].chunk_id: 2}},
         {"id": "s2", "text": "application deadline",
          "relevant": {chunks[5].chunk_id: 1, "abcdefabcdefabcd": 1}},
     ])
-    pairs_dir = tmp_path / "pairs"
+    answerable = [
+        {"id": f"q{i}", "text": text, "answers": [" ".join(chunks[n].text.split()[:6])]}
+        for i, (text, n) in enumerate([("When is the application deadline?", 5),
+                                       ("what are the english requirements", 9),
+                                       ("career opportunities", 14),
+                                       ("tuition fee", 20)])
+    ]
+    served = _write_queries(d / "served.json", [
+        *answerable, {"id": "off", "text": "what is the recipe for a sourdough loaf", "answerable": False}])
+    pairs_dir = d / "pairs"
     pairs_dir.mkdir()
     held = [r for r in slice_corpus.records if r.page_name == slice_corpus.pages[1]]
     write_records(held, pairs_dir / "heldout.jsonl")
     (pairs_dir / "pairs_info.json").write_text('{"recipe": "card", "split": "pages"}', encoding="utf-8")
-    out = tmp_path / "report"
-
-    result = _run("--corpus", str(slice_csv), "--model", "base", "--queries", str(queries),
+    out = d / "report"
+    result = _run("--corpus", str(slice_csv), "--model", "base", "--queries", str(student), "--queries", str(served),
                   "--split-from", str(pairs_dir), "--same-page", "20", "--out", str(out), "--json")
+    return CliReport(result, student, served, held, out)
 
+
+def test_evaluate_cli_on_a_slice(slice_corpus: Corpus, cli_report: CliReport) -> None:
+    result, held, out = cli_report.result, cli_report.held, cli_report.out
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert set(summary) == {"base", "bm25", "base+search"}
+    assert list(summary) == ["base", "bm25", "base+search"]
     answer_keys = {"answered_correctly", "wrongly_not_found", "unanswerable_not_found", "answerable",
                    "unanswerable"}
     for label, sets in summary.items():
-        assert set(sets) == {"titles", "same_page", "student"}
+        assert set(sets) == {"titles", "same_page", "student", "served"}
         for name, values in sets.items():
             # The served row of an external file also carries the answer metrics.
-            extra = answer_keys if (label, name) == ("base+search", "student") else set()
+            extra = answer_keys if label == "base+search" and name in ("student", "served") else set()
             assert set(values) == {"ndcg@10", "answers@1", "mrr@10", "recall@10"} | extra
             ranking = {k: v for k, v in values.items() if k not in answer_keys}
             assert all(0.0 <= v <= 1.0 for v in ranking.values())
@@ -285,40 +312,20 @@ def test_malformed_answer_fields_name_the_query_and_field(
         load_query_file(_write_queries(tmp_path / "bad.json", [query]), slice_corpus)
 
 
-@pytest.fixture(scope="module")
-def served_report(slice_corpus: Corpus, slice_csv: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """``evaluate`` on the slice with a query file whose answers the test knows, and the report folder."""
-    from sitetune.evaluation import evaluate
-
-    d = tmp_path_factory.mktemp("served")
-    chunks = slice_corpus.chunks
-    answerable = [
-        {"id": f"q{i}", "text": text, "answers": [" ".join(chunks[n].text.split()[:6])]}
-        for i, (text, n) in enumerate([("When is the application deadline?", 5),
-                                       ("what are the english requirements", 9),
-                                       ("career opportunities", 14),
-                                       ("tuition fee", 20)])
-    ]
-    queries = _write_queries(d / "served.json", [
-        *answerable, {"id": "off", "text": "what is the recipe for a sourdough loaf", "answerable": False}])
-    result = evaluate(slice_csv, ["base"], [str(queries)], None, d / "report", same_page_n=10, progress=False)
-    return result, queries, d / "report"
-
-
-def test_evaluate_served_row_is_what_sitetune_search_returns(served_report) -> None:  # type: ignore[no-untyped-def]
+def test_evaluate_served_row_is_what_sitetune_search_returns(cli_report: CliReport) -> None:
     from sitetune.cli.main import app
+    from sitetune.config import SearchConfig
     from sitetune.evaluation.querysets import load_query_file
     from sitetune.evaluation.served import DEPTH
-
-    result, queries, report = served_report
-    store = report / "stores" / "base"
-    assert result.labels == ["base", "bm25", "base+search"]
-    metrics = json.loads((report / "metrics.json").read_text(encoding="utf-8"))
-    assert metrics["settings"]["search"]["rrf_k"] == result.settings["search"]["rrf_k"]
     from sitetune.search import Searcher
 
+    assert cli_report.result.exit_code == 0, cli_report.result.output
+    store = cli_report.out / "stores" / "base"
+    metrics = json.loads((cli_report.out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["settings"]["search"]["rrf_k"] == SearchConfig().rrf_k  # the served defaults are recorded
+
     with Searcher.open(store) as searcher:
-        qs = load_query_file(queries, Corpus.from_records(c.record() for c in searcher.reader.chunks))
+        qs = load_query_file(cli_report.served, Corpus.from_records(c.record() for c in searcher.reader.chunks))
         from sitetune.evaluation.served import system_rankings
 
         ranked = system_rankings(searcher, qs.queries)
@@ -332,9 +339,9 @@ def test_evaluate_served_row_is_what_sitetune_search_returns(served_report) -> N
     assert any(ranked.served[q.id][:10] != ranked.dense[q.id][:10] for q in qs.queries)
 
 
-def test_answer_metrics_count_unanswerable_and_not_found(served_report) -> None:  # type: ignore[no-untyped-def]
-    result, _queries, _report = served_report
-    m = result.answers["base+search"]["served"]
+def test_answer_metrics_count_unanswerable_and_not_found(cli_report: CliReport) -> None:
+    assert cli_report.result.exit_code == 0, cli_report.result.output
+    m = json.loads(cli_report.result.stdout)["base+search"]["served"]
     assert m["answerable"] == 4 and m["unanswerable"] == 1
     assert m["unanswerable_not_found"] in (0.0, 1.0)  # one unanswerable question: all or nothing
     for key in ("answered_correctly", "wrongly_not_found"):

@@ -1,13 +1,11 @@
-"""`sitetune run` (so `make run`): crawl, train and index in a child process, serve from one that never trained,
-and a first run that prints no library noise; the crawl's counts and the libraries' quiet block on their own."""
+"""`sitetune run` (so `make run`): the preparation in a child process (interrupted, killed, failing), the crawl's
+counts and the libraries' quiet block on their own. A whole first run, served, is tests/test_pipeline.py's."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,21 +13,11 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false"}
-#: What the Hugging Face libraries printed into `make run` before: progress bars and notes of theirs.
-LIBRARY_NOISE = ("Computing widget examples", "Writing model shards", "Loading weights", "loss_type",
-                 "is_gradient_checkpointing")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _start(tmp_path: Path, *flags: str) -> subprocess.Popen[bytes]:
@@ -71,44 +59,6 @@ def _gone(pid: int) -> bool:
     except ProcessLookupError:
         return True
     return False
-
-
-def _peak_rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
-    assert match, status
-    return int(match.group(1)) / 1024
-
-
-@pytest.mark.slow
-def test_run_serves_from_a_process_that_never_trained_and_prints_no_library_noise(tmp_path: Path) -> None:
-    port = _free_port()
-    process = _start(tmp_path, "--train-steps", "1", "--port", str(port))
-    try:
-        _wait_until(lambda: "http://" in _read(tmp_path, "out.txt"), process, tmp_path, timeout_s=900)
-        response = httpx.get(f"http://127.0.0.1:{port}/search", params={"q": "IELTS score"}, timeout=60)
-        assert response.status_code == 200 and response.json()["results"]
-        # The serving process is the command's own, and its peak is a server's: training's activations at
-        # batch 64 (over 3 GB here when it trained in this process) never entered it. A generous bound.
-        assert _peak_rss_mb(process.pid) < 1500
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=120) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-    out, err = _read(tmp_path, "out.txt"), _read(tmp_path, "err.txt")
-    assert re.search(r"^ +trained 1 step in \d+\.\d min \(", out, re.MULTILINE), out
-    assert "warning" not in err.lower(), err
-    for noise in LIBRARY_NOISE:
-        assert noise not in out + err, noise
-    # The crawl bar's last counts are the report's (a duplicate page is moved to skipped before it closes),
-    # and a crawl from an empty cache reuses nothing.
-    report = json.loads((tmp_path / "job" / "corpus.crawl.json").read_text())
-    last = re.findall(r"pages=(\d+), skipped=(\d+)", err)[-1]
-    assert (int(last[0]), int(last[1])) == (len(report["pages"]), report["skipped_total"])
-    assert report["not_modified"] == 0
-    indexing = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("indexing:")]
-    assert len(indexing) == len(set(indexing)), indexing  # no line said twice
 
 
 def test_ctrl_c_while_preparing_stops_the_child_and_exits_130(tmp_path: Path) -> None:

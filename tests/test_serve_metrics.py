@@ -10,11 +10,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,53 +21,13 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from serve_helpers import live_server, session_store
+from serve_helpers import free_port, live_server, session_store, start_serve, stop, wait_healthy
 from sitetune.answer import LLMConfig
 from sitetune.config import ServeConfig
 from sitetune.serve import create_app
 
 ANSWERABLE = "When is the application deadline?"
 UNANSWERABLE = "What is the capital of Peru?"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start(
-    store: Path, port: int, log: Path, *flags: str, env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "sitetune.cli.main", "serve", "--store", str(store), "--port", str(port),
-               "--threads", "1", "--no-warm", *flags]
-    environ = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
-               **(env or {})}
-    with open(log, "wb") as out:
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environ)
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"serve exited ({process.returncode}):\n{log.read_text()}"
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not come up:\n{log.read_text()}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 def scrape(url: str, **kwargs: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -104,14 +59,14 @@ class Served:
 def served(cbs_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     store = session_store(cbs_csv, tmp_path_factory)
     folder = tmp_path_factory.mktemp("metrics-serve")
-    port, log, query_log = _free_port(), folder / "serve.log", folder / "queries.jsonl"
-    process = _start(store, port, log, "--log-format", "json", "--query-log", str(query_log))
+    port, log, query_log = free_port(), folder / "serve.log", folder / "queries.jsonl"
+    process = start_serve(store, port, log, "--no-warm", "--log-format", "json", "--query-log", str(query_log))
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, process, log)
+        wait_healthy(url, process, log)
         yield Served(url, log, store, query_log)
     finally:
-        _stop(process)
+        stop(process)
 
 
 def test_requests_are_counted_by_route_template_and_status(served: Served) -> None:
@@ -259,7 +214,7 @@ def test_refreshes_are_recorded_through_the_app_state(searcher: Any) -> None:
 def test_llm_failures_and_the_open_breaker_are_counted(searcher: Any) -> None:
     from sitetune.serve.logformat import JsonFormatter
 
-    closed = _free_port()  # nothing listens: each call fails at once with a refused connection
+    closed = free_port()  # nothing listens: each call fails at once with a refused connection
     llm = LLMConfig(url=f"http://127.0.0.1:{closed}/v1", model="m", breaker_failures=2, breaker_cooldown_s=600)
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -313,11 +268,11 @@ def test_a_scrape_sums_every_worker_and_the_metrics_folder_is_removed(
     store = session_store(cbs_csv, tmp_path_factory)
     temp = tmp_path / "tmp"
     temp.mkdir()
-    port, log = _free_port(), tmp_path / "workers.log"
-    process = _start(store, port, log, "--workers", "2", env={"TMPDIR": str(temp)})
+    port, log = free_port(), tmp_path / "workers.log"
+    process = start_serve(store, port, log, "--no-warm", "--workers", "2", env={"TMPDIR": str(temp)})
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, process, log)
+        wait_healthy(url, process, log)
         assert [p.name.startswith("sitetune-metrics-") for p in temp.iterdir()].count(True) == 1
         workers: set[str] = set()
         sent = 0
@@ -340,6 +295,6 @@ def test_a_scrape_sums_every_worker_and_the_metrics_folder_is_removed(
             assert count == sent
             assert value(samples, "sitetune_store_chunks") > 0
     finally:
-        _stop(process)
+        stop(process)
     assert process.returncode == 0, log.read_text()
     assert not list(temp.glob("sitetune-metrics-*")), "the metrics folder outlived the server"

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serve_helpers import live_server, session_store
+from serve_helpers import free_port, live_server, session_store, start_serve, wait_healthy
 from sitetune.config import ServeConfig
 from sitetune.index import EmbeddedStore, build_index, open_store
 from sitetune.index.lease import LEASE_DIR, live_leases
@@ -31,7 +31,6 @@ from sitetune.records import SectionRecord
 from sitetune.search import Searcher
 from sitetune.serve.app import create_app
 from sitetune.serve.reload import ADMIN_TOKEN_ENV, Follow, store_opener
-from test_serve_workers import _free_port, _serve, _wait_healthy
 
 QUERY = "harbour rowing regatta notice board edition"
 MARKERS = ("alpha", "bravo", "charlie", "delta")
@@ -229,16 +228,16 @@ def test_prune_keeps_a_leased_generation_and_reclaims_a_dead_readers_lease(site:
 
 
 def test_workers_switch_on_sighup_and_on_admin_reload(site: Site, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
     os.environ[ADMIN_TOKEN_ENV] = TOKEN  # inherited by the server process only
     try:
-        process = _serve(site.store, port, log, "--workers", "2", "--reload-poll", "0", "--no-warm")
+        process = start_serve(site.store, port, log, "--workers", "2", "--reload-poll", "0", "--no-warm")
     finally:
         del os.environ[ADMIN_TOKEN_ENV]
     try:
-        _wait_healthy(url, process, log)
+        wait_healthy(url, process, log)
         first = httpx.get(f"{url}/healthz").json()["generation"]
 
         def generations_by_worker(expected: int) -> dict[str, int]:

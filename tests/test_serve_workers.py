@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from serve_helpers import session_store
+from serve_helpers import free_port, session_store, start_serve, wait_healthy
 from sitetune.cli.main import app
 from sitetune.config import AnswerConfig, EncoderConfig, SearchConfig, ServeConfig
 from sitetune.errors import InputError
@@ -28,34 +27,6 @@ QUESTIONS = (
     "What do non-EU applicants need to apply?",
     "When are the open days?",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _serve(store: Path, port: int, log: Path, *flags: str) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "sitetune.cli.main", "serve", "--store", str(store), "--port", str(port),
-               "--threads", "1", *flags]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
-    with open(log, "wb") as out:
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 300) -> None:
-    # A "does not hang" bound: three processes load a model at once, and 90 s ran out on a loaded 2-core host.
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"serve exited ({process.returncode}):\n{log.read_text()}"
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not come up:\n{log.read_text()}")
 
 
 def _children(pid: int) -> set[int]:
@@ -120,14 +91,14 @@ def test_two_workers_share_one_port_answer_like_one_and_stop_together(
     cbs_csv: Path, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
     store = session_store(cbs_csv, tmp_path_factory)
-    one_port, two_port = _free_port(), _free_port()
+    one_port, two_port = free_port(), free_port()
     query_log = tmp_path / "queries.jsonl"
-    one = _serve(store, one_port, tmp_path / "one.log")
-    two = _serve(store, two_port, tmp_path / "two.log", "--workers", "2", "--query-log", str(query_log))
+    one = start_serve(store, one_port, tmp_path / "one.log")
+    two = start_serve(store, two_port, tmp_path / "two.log", "--workers", "2", "--query-log", str(query_log))
     one_url, two_url = f"http://127.0.0.1:{one_port}", f"http://127.0.0.1:{two_port}"
     try:
-        _wait_healthy(one_url, one, tmp_path / "one.log")
-        _wait_healthy(two_url, two, tmp_path / "two.log")
+        wait_healthy(one_url, one, tmp_path / "one.log")
+        wait_healthy(two_url, two, tmp_path / "two.log")
 
         # Both workers answer on the one port: a busy worker accepts nothing (it searches on its event
         # loop), so concurrent requests reach both.
@@ -218,7 +189,7 @@ def test_several_workers_over_milvus_lite_are_refused(tmp_path: Path) -> None:
 def test_a_worker_that_cannot_start_stops_the_server_with_an_error(tmp_path: Path) -> None:
     missing = tmp_path / "none"
     process = subprocess.run(
-        [sys.executable, "-m", "sitetune.cli.main", "serve", "--store", str(missing), "--port", str(_free_port()),
+        [sys.executable, "-m", "sitetune.cli.main", "serve", "--store", str(missing), "--port", str(free_port()),
          "--workers", "2"],
         capture_output=True, text=True, timeout=90, env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )

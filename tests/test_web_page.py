@@ -22,22 +22,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from serve_helpers import HOSTILE_PAGE, live_server, session_store
+from serve_helpers import HOSTILE_PAGE, chromium, live_server, open_page, session_store
 from sitetune.records import SectionRecord
 from sitetune.serve import create_app
 from sitetune.serve.deeplinks import opening_link, quote_link
 from sitetune.serve.querylog import QueryLog
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
 
 #: Where a text fragment may leave the passage: Chromium centres the match in the viewport.
 PHONE = {"width": 390, "height": 700}
@@ -136,30 +125,13 @@ def sample_url(sample_site: SampleSite, sample_log: Path, base_encoder) -> Itera
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).is_file(), f"Debian's chromium is missing at {CHROMIUM}: apt-get install chromium"
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield instance
-        finally:
-            instance.close()
-
-
-def _open_page(browser: Any, viewport: dict[str, int]) -> Any:
-    context = browser.new_context(viewport=viewport)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.problems = problems
-    return page
+    with chromium() as instance:
+        yield instance
 
 
 @pytest.fixture()
 def page(browser: Any) -> Iterator[Any]:
-    page = _open_page(browser, {"width": 1100, "height": 1400})
+    page = open_page(browser, {"width": 1100, "height": 1400})
     try:
         yield page
     finally:
@@ -310,7 +282,7 @@ def test_text_fragment_scrolls_to_the_quoted_passage(browser: Any, sample_site: 
     end = record.text.index(probe) + len(probe) if probe not in passage_start else start + len(passage_start)
     link = quote_link(record.url, record.text, [(start, end)])
     assert link.startswith(record.url + "#:~:text=")
-    page = _open_page(browser, PHONE)
+    page = open_page(browser, PHONE)
     try:
         page.goto(record.url)
         before = page.evaluate(WHERE_IS, probe)
@@ -325,7 +297,7 @@ def test_text_fragment_scrolls_to_the_quoted_passage(browser: Any, sample_site: 
 
 def test_result_link_scrolls_to_the_sections_opening_words(browser: Any, sample_site: SampleSite) -> None:
     record = sample_site.record(SUPPLY_CHAIN, "After you apply")
-    page = _open_page(browser, PHONE)
+    page = open_page(browser, PHONE)
     try:
         page.goto(opening_link(record.url, record.text, record.section_title))
         after = _where(page, "You receive a receipt by e-mail")
@@ -335,7 +307,7 @@ def test_result_link_scrolls_to_the_sections_opening_words(browser: Any, sample_
 
 
 def test_cited_link_opens_the_source_page_at_the_quote(browser: Any, sample_url: str) -> None:
-    page = _open_page(browser, DESKTOP)
+    page = open_page(browser, DESKTOP)
     try:
         _ask(page, sample_url, "When are admission letters sent?")
         cite = page.locator("#answer-text a.cite").first
@@ -375,7 +347,7 @@ def test_layout_holds_at_phone_and_desktop_widths(
         if site == "cbs"
         else (request.getfixturevalue("sample_url"), "What IELTS score do I need for digital business?")
     )
-    page = _open_page(browser, viewport)
+    page = open_page(browser, viewport)
     try:
         _ask(page, url, question)
         form, box, select, button = (_box(page, s) for s in ("#ask", "#q", "#page", "#go"))
@@ -406,7 +378,7 @@ def test_quoted_sentence_is_highlighted_and_boilerplate_says_where_else(browser:
     expected = httpx.post(sample_url + "/answer", json={"question": question}, timeout=60).json()
     repeated = [i for i, h in enumerate(expected["hits"]) if h["also_on"]]
     assert repeated, "the sample site repeats its English requirements on two programme pages"
-    page = _open_page(browser, DESKTOP)
+    page = open_page(browser, DESKTOP)
     try:
         _ask(page, sample_url, question)
         cards = page.locator("#hits li.hit")
@@ -440,7 +412,7 @@ def test_a_list_answer_shows_as_a_list_under_its_lead_in(browser: Any, sample_ur
     lead = expected["blocks"][expected["blocks"].index(lists[0]) - 1]
     assert lead["kind"] == "text" and lead["lines"] == ["One of the following is accepted:"]
     assert "One of the following is accepted:\n" + ielts in expected["text"]  # the plain text keeps the lines
-    page = _open_page(browser, DESKTOP)
+    page = open_page(browser, DESKTOP)
     try:
         _ask(page, sample_url, question)
         items = page.locator("#answer-text ul.answer-list li")
@@ -471,7 +443,7 @@ def _tab_to(page: Any, target: str, limit: int = 60) -> None:
 def test_keyboard_only_question_feedback_and_the_report(
     browser: Any, sample_url: str, sample_log: Path, artifacts: Path
 ) -> None:
-    page = _open_page(browser, DESKTOP)
+    page = open_page(browser, DESKTOP)
     try:
         page.goto(sample_url + "/")
         page.wait_for_selector("#page option:nth-child(2)", state="attached")
@@ -524,7 +496,7 @@ def test_keyboard_only_question_feedback_and_the_report(
 
 
 def test_loading_and_error_states(browser: Any, base_url: str) -> None:
-    page = _open_page(browser, DESKTOP)
+    page = open_page(browser, DESKTOP)
     held: list[Any] = []
     try:
         page.goto(base_url + "/")
@@ -615,7 +587,7 @@ def test_empty_page_names_the_site_and_offers_example_questions(
 ) -> None:
     site = httpx.get(sample_url + "/site", timeout=30).json()
     assert site["name"] == SAMPLE_NAME
-    page = _open_page(browser, viewport)
+    page = open_page(browser, viewport)
     try:
         page.goto(sample_url + "/")
         page.wait_for_selector("#intro:not([hidden]) button.example")
@@ -649,7 +621,7 @@ def test_empty_page_names_the_site_and_offers_example_questions(
 def test_filter_and_placeholder_are_not_cut_off(
     browser: Any, base_url: str, viewport: dict[str, int], tmp_path: Path
 ) -> None:
-    page = _open_page(browser, viewport)
+    page = open_page(browser, viewport)
     try:
         page.goto(base_url + "/")
         page.wait_for_selector("#page option:nth-child(2)", state="attached")
@@ -673,7 +645,7 @@ def test_filter_and_placeholder_are_not_cut_off(
 def test_answer_heading_takes_focus_without_an_input_like_ring(
     browser: Any, sample_url: str, viewport: dict[str, int], tmp_path: Path
 ) -> None:
-    page = _open_page(browser, viewport)
+    page = open_page(browser, viewport)
     try:
         page.goto(sample_url + "/")
         page.wait_for_selector("#page option:nth-child(2)", state="attached")
@@ -706,7 +678,7 @@ def test_section_cards_show_list_items_as_bullets(
     expected = httpx.post(sample_url + "/answer", json={"question": question}, timeout=60).json()
     listed = [h for h in expected["hits"] if any(line.startswith("- ") for line in h["text"].splitlines())]
     assert listed, "the English requirements sections hold a list"
-    page = _open_page(browser, viewport)
+    page = open_page(browser, viewport)
     try:
         _ask(page, sample_url, question)
         cards = page.locator("#hits li.hit")
@@ -735,7 +707,7 @@ def test_section_cards_show_list_items_as_bullets(
 def test_not_found_keeps_the_closest_sections_collapsed(
     browser: Any, sample_url: str, viewport: dict[str, int], tmp_path: Path
 ) -> None:
-    page = _open_page(browser, viewport)
+    page = open_page(browser, viewport)
     try:
         _ask(page, sample_url, "What is the capital of Peru?", wait_for="#answer-text.not-found")
         assert page.is_hidden("#results") and page.locator("#hits li").count() == 0
@@ -763,7 +735,7 @@ def test_question_can_be_linked_bookmarked_and_gone_back_to(
     from urllib.parse import quote
 
     first, second = "When are admission letters sent?", "What IELTS score do I need?"
-    page = _open_page(browser, viewport)
+    page = open_page(browser, viewport)
     try:
         # A link with ?q= (and a page filter) asks on load.
         page.goto(f"{sample_url}/?q={quote(first)}&page={quote(SUPPLY_CHAIN)}")

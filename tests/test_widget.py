@@ -8,12 +8,7 @@ styles) to show that none of it reaches the widget's Shadow DOM, and that the wi
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,10 +18,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from serve_helpers import session_store
+from serve_helpers import chromium, free_port, open_page, session_store, start_serve, stop, wait_healthy
 from sitetune.cli.main import app
 from sitetune.serve.widget import WIDGET_FILE
-from test_web_page import CHROMIUM, CHROMIUM_ARGS, _open_page
 
 #: The widget's own button colours (widget.js's CSS), which the host page's CSS must not change.
 WIDGET_BUTTON = {"color": "rgb(255, 255, 255)", "background": "rgb(29, 78, 216)"}
@@ -71,12 +65,6 @@ SHADOW = """() => {
 }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class _HostPages:
     """The host page, written for the API's URL, served on its own port (another origin than the API)."""
 
@@ -111,50 +99,30 @@ class _HostPages:
 def servers(cbs_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """``api`` (sitetune serve), ``listed`` (the page on the allowed origin) and ``other`` (a page on another)."""
     store = session_store(cbs_csv, tmp_path_factory)
-    api = f"http://127.0.0.1:{_free_port()}"
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
     listed, other = _HostPages(api), _HostPages(api)
     log = tmp_path_factory.mktemp("widget") / "serve.log"
-    command = [sys.executable, "-m", "sitetune.cli.main", "serve", "--store", str(store),
-               "--port", api.rsplit(":", 1)[1], "--threads", "1", "--no-warm", "--reload-poll", "0",
-               "--allow-origin", listed.url + "/"]  # written with a trailing slash: still the same origin
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    # --allow-origin is written with a trailing slash: still the same origin.
+    process = start_serve(store, port, log, "--no-warm", "--reload-poll", "0", "--allow-origin", listed.url + "/")
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, f"serve exited ({process.returncode}):\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"serve did not come up:\n{log.read_text()}"
-            try:
-                if httpx.get(f"{api}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+        wait_healthy(api, process, log)
         yield {"api": api, "listed": listed.url, "other": other.url}
     finally:
-        process.terminate()
-        process.wait(30)
+        stop(process)
         listed.close()
         other.close()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).is_file(), f"Debian's chromium is missing at {CHROMIUM}: apt-get install chromium"
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with chromium() as instance:
+        yield instance
 
 
 @pytest.fixture()
 def page(browser: Any) -> Iterator[Any]:
-    page = _open_page(browser, {"width": 1100, "height": 1000})
+    page = open_page(browser, {"width": 1100, "height": 1000})
     try:
         yield page
     finally:
