@@ -5,7 +5,8 @@ For each ``--workers`` count this starts a fake OpenAI-compatible endpoint on 12
 ``sitetune serve --workers N --llm-url ... --llm-model fake`` over ``--store`` (load.py's ``start_server``:
 a subprocess on 127.0.0.1, pinned with taskset to one core per worker). Once ``/healthz`` answers (and every
 worker has), five normal searches warm it up and the RSS of the serving process tree is read: idle. Then, for
-``--seconds`` (30), six client threads run, each with its own httpx client and a new connection per request:
+``--seconds`` (30), six clients run, each with its own httpx client and a new connection per request (the four
+hostile ones in processes of their own, so their fast refusals cannot starve the measuring threads of the GIL):
 
 * four hostile clients, back to back: ``/search`` with one random 999-letter word; ``/search`` with a
   1,000-character query of random words; ``/answer`` with a normal question (the slow LLM answers it);
@@ -42,6 +43,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import random
 import signal
@@ -413,12 +415,20 @@ def load_under_attack(base: str, args: argparse.Namespace, workers: int, root: i
     peak, stop = MemoryPeak(), threading.Event()
     deadline = time.monotonic() + args.seconds
 
-    def attack(name: str, send: Hostile, seed: int, source: str | None) -> None:
-        hostile[name] = run_hostile(base, send, questions, deadline, args.timeout, seed, source)
+    # Hostile clients in processes of their own, as other machines would be: as threads of this process their
+    # fast refusals would hold the GIL and delay the normal client's requests here, not in the server.
+    forked = multiprocessing.get_context("fork")
+    reports: multiprocessing.Queue[tuple[str, dict[str, int]]] = forked.Queue()
 
-    threads = [threading.Thread(target=attack, args=(name, send, args.seed + i, source_address(args, 10 + i)))
-               for i, (name, send) in enumerate(HOSTILE.items())]
-    threads += [
+    def attack(name: str, send: Hostile, seed: int, source: str | None) -> None:
+        reports.put((name, run_hostile(base, send, questions, deadline, args.timeout, seed, source)))
+
+    attackers = [forked.Process(target=attack, args=(name, send, args.seed + i, source_address(args, 10 + i)),
+                                daemon=True)
+                 for i, (name, send) in enumerate(HOSTILE.items())]
+    for attacker in attackers:  # forked before this process starts any thread
+        attacker.start()
+    threads = [
         threading.Thread(target=run_probe, args=(base, "/search", {"q": NORMAL_QUERY, "k": "5"}, NORMAL_INTERVAL_S,
                                                  args.seconds, args.timeout, search, source_address(args, 2))),
         threading.Thread(target=run_probe, args=(base, "/healthz", {}, HEALTH_INTERVAL_S, args.seconds,
@@ -430,6 +440,11 @@ def load_under_attack(base: str, args: argparse.Namespace, workers: int, root: i
         thread.start()
     for thread in threads:
         thread.join()  # every loop ends by its clock or its count, each request by --timeout
+    for _ in attackers:
+        name, counts = reports.get(timeout=args.seconds + 2 * args.timeout + 60)
+        hostile[name] = counts
+    for attacker in attackers:
+        attacker.join()
     stop.set()
     sampler.join()
     return Outcome(workers, search, health, hostile, idle, peak)
@@ -540,7 +555,8 @@ def report(outcomes: list[Outcome], args: argparse.Namespace, argv: list[str], w
         f"- Command: `python benchmarks/hostile_load.py {' '.join(argv)}`",
         f"- Server: `sitetune serve --store {args.store} --threads 1 --workers N --llm-url http://127.0.0.1:PORT/v1 "
         f"--llm-model fake --llm-timeout {args.llm_timeout:g}{''.join(' ' + a for a in args.serve_arg)}`, "
-        "pinned with taskset to one core per worker; the clients (one process, six threads) not pinned; loopback",
+        "pinned with taskset to one core per worker; the clients not pinned (the four hostile ones in processes of"
+        " their own, the normal client and the health probe threads of the benchmark); loopback",
         f"- LLM: a fake chat-completions endpoint on 127.0.0.1 that sleeps {args.llm_sleep:g} s, then answers",
         f"- Load, {args.seconds:g} s per worker count, every request on a new connection: four hostile clients "
         "back to back (/search with a random 999-letter word; /search with a random 1,000-character query; "
