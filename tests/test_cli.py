@@ -18,9 +18,9 @@ runner = CliRunner()
 
 def test_each_command_lives_in_the_module_named_after_its_group() -> None:
     commands = {c.name: c.callback for c in app.registered_commands}
-    assert list(commands) == ["crawl", "sectionize", "pairs", "train", "evaluate", "index", "search", "answer",
-                              "serve", "export", "run", "report"]
-    for name in ("index", "search", "answer", "serve", "export", "run", "report", "crawl", "evaluate"):
+    assert list(commands) == ["crawl", "sectionize", "pairs", "train", "evaluate", "index", "refresh", "search",
+                              "answer", "serve", "export", "run", "report"]
+    for name in ("index", "refresh", "search", "answer", "serve", "export", "run", "report", "crawl", "evaluate"):
         module = commands[name].__module__  # type: ignore[union-attr]
         assert module == f"sitetune.cli.{name}_cmd", (name, module)
 

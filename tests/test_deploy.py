@@ -17,8 +17,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +26,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from serve_helpers import free_port, stop, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -301,12 +301,6 @@ def test_systemd_analyze_verifies_the_units_and_rates_them_hardened(tmp_path: Pa
 # --- the commands, run directly ---------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Deployment:
     root: Path
@@ -361,7 +355,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         container_env[key] = localised(value, root).replace("$PATH", os.environ.get("PATH", ""))
     container_env["HOME"] = str(root / "home")  # the image's /home/sitetune
     argv = exec_form(instructions, "ENTRYPOINT") + exec_form(instructions, "CMD")
-    port = _free_port()
+    port = free_port()
     executable = shutil.which(argv[0], path=container_env["PATH"])
     assert executable == str(root / "bin" / "sitetune"), executable
     served = [executable]
@@ -373,25 +367,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
                                    env=container_env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, f"serve exited ({process.returncode}):\n{log.read_text()}"
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"{url} did not come up:\n{log.read_text()}"
-            time.sleep(0.2)
+        wait_healthy(url, process, log)
         yield Deployment(root, site, container_env, url, port, process, log)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        stop(process)
 
 
 def _healthcheck(port: int) -> subprocess.CompletedProcess[str]:
@@ -432,8 +411,8 @@ def test_a_refresh_after_a_page_changes_is_served_without_a_restart(deployment: 
     output = _refresh(deployment.root, env, ["sitetune-refresh"])
     # The re-crawl fetches only the changed page (a conditional request answers 304 for the other), and the
     # re-index embeds only its changed section.
-    assert re.search(r"pages +2 +\(1 downloaded, 1 unchanged from cache\)", output), output
-    assert re.search(r"\(generation 2\): 1 embedded", output), output
+    assert re.search(r"pages +2 +\(1 downloaded, 1 unchanged on the server; 0 new, 1 changed, 0 gone", output), output
+    assert re.search(r"\(1 embedded, \d+ removed\) -> generation 2", output), output
     # What the refresh unit's ExecStartPost asks for: the server unit's ExecReload, with $MAINPID filled in.
     reload_line = unit_settings(DEPLOY / "sitetune.service")["ExecReload"][0]
     subprocess.run(shlex.split(reload_line.replace("$MAINPID", str(deployment.process.pid))), check=True,
@@ -451,5 +430,5 @@ def test_a_refresh_after_a_page_changes_is_served_without_a_restart(deployment: 
 
 
 def test_healthcheck_fails_when_nothing_answers() -> None:
-    check = _healthcheck(_free_port())
+    check = _healthcheck(free_port())
     assert check.returncode != 0 and "Connection refused" in check.stderr

@@ -40,7 +40,8 @@ def test_health_pages_search_and_answer(client: TestClient) -> None:
     health = client.get("/healthz").json()
     age = health.pop("generation_age_s")
     assert isinstance(age, float) and age >= 0
-    assert health == {"status": "ok", "model": "base", "pages": 7, "llm": False, "generation": 1, "reload_error": None}
+    assert health == {"status": "ok", "model": "base", "pages": 7, "llm": False, "generation": 1, "reload_error": None,
+                      "refresh": None, "model_stale": None, "corpus_changed_since_training": None}
     pages = client.get("/pages").json()["pages"]
     assert "Deadlines" in pages and HOSTILE_PAGE in pages
 
@@ -756,10 +757,10 @@ def test_feedback_is_rate_limited_per_client_and_capped_per_answer(searcher: Any
 
 
 def test_rate_limiter_refills_and_remembers_a_bounded_number_of_clients() -> None:
-    from sitetune.serve.middleware import RateLimiter
+    from sitetune.serve.ratelimit import RateLimiter
 
     now = [0.0]
-    limiter = RateLimiter(per_minute=6, burst=2, max_clients=100, clock=lambda: now[0])
+    limiter = RateLimiter(6, 2, per=60, max_clients=100, clock=lambda: now[0])
     assert [limiter.acquire("a") for _ in range(3)] == [0, 0, 10]  # one token every 10 s
     now[0] = 10.0
     assert [limiter.acquire("a"), limiter.acquire("a")] == [0, 10]
@@ -816,6 +817,6 @@ def test_serve_help_documents_the_new_options() -> None:
     result = CliRunner().invoke(cli, ["serve", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
     text = " ".join(result.output.split())
     for option in ("--docs", "--allowed-host", "--keep-alive", "--header-timeout", "--max-connections",
-                   "--backlog", "--feedback-per-minute"):
+                   "--backlog", "--feedback-per-minute", "--rate-limit", "--rate-burst"):
         assert option in text, option
     assert "IP address" in text  # --access-log says what it records

@@ -105,6 +105,10 @@ class CrawlConfig:
             docs/security.md.
         max_skipped_listed: Most skipped URLs the crawl report lists (``skipped``); past it the report keeps
             exact counts per reason (``skip_reasons``, ``skipped_total``) and says the list is truncated.
+        sitemaps: Also queue the URLs the site's sitemaps list (robots.txt ``Sitemap:`` lines, else
+            ``/sitemap.xml``; sitemap indexes followed), and take a cached page without any request when its
+            ``<lastmod>`` is older than the cached copy (:mod:`sitetune.crawl.sitemap`). ``sitetune
+            refresh`` turns it on.
     """
 
     max_pages: int = 500
@@ -126,6 +130,7 @@ class CrawlConfig:
     max_backoff_s: float = 30.0
     allow_private_addresses: bool = False
     max_skipped_listed: int = MAX_SKIPPED_LISTED
+    sitemaps: bool = False
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,8 @@ class SearchConfig:
         scope_penalty: Taken from the fused score of a section found only on one programme's page (a page
             built on the site's section template) when the question names no programme, so the page that
             answers for every programme comes first. 0 turns it off.
+        reranker_model: A cross-encoder folder (or a Hub id in the Hugging Face cache) to rerank with instead
+            of the model folder's own (``MODEL/reranker``); ``None`` uses the model folder's, if any.
     """
 
     k: int = 5
@@ -220,6 +227,7 @@ class SearchConfig:
     # Chosen on the development half of both sites' questions (benchmarks/section_signals.py).
     signpost_penalty: float = 0.05
     scope_penalty: float = 0.06
+    reranker_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -284,6 +292,10 @@ class ServeConfig:
         feedback_per_minute: ``POST /feedback`` requests one client address may send per minute (a token
             bucket per address, refilled at this rate); more get 429.
         feedback_burst: Feedback requests a client may send at once before the per-minute rate applies.
+        rate_limit: ``GET /search`` and ``POST /answer`` requests one client may send per second (a token
+            bucket per client, :mod:`sitetune.serve.ratelimit`); more get an immediate 429 with Retry-After,
+            before any parsing or model work. ``0``: no limit. Per process (``--workers N``: N times it).
+        rate_burst: Such requests a client may send back to back before ``rate_limit`` applies.
         max_llm_calls: In LLM mode, answers waiting on the endpoint at once (per worker); another gets an
             immediate 503 with Retry-After. They wait outside the model lock and do not count against
             ``max_in_flight``.
@@ -315,6 +327,9 @@ class ServeConfig:
     allowed_hosts: tuple[str, ...] = ()
     feedback_per_minute: int = 30
     feedback_burst: int = 10
+    # Far above what a person at the page sends (one request a question), so only scripts meet it.
+    rate_limit: float = 20.0
+    rate_burst: int = 100
     max_llm_calls: int = 4
     # Real questions are far shorter: the longest of the packaged question sets is 84 characters, 15 words.
     max_query_chars: int = 300

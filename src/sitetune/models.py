@@ -9,6 +9,7 @@ import contextlib
 import functools
 import importlib
 import os
+import re
 import sys
 import warnings
 from collections.abc import Iterator
@@ -55,17 +56,98 @@ def base_model_path() -> Path:
     return path
 
 
+#: A Hugging Face Hub model id: ``owner/name`` (letters, digits, ``-``, ``_``, ``.``).
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+
+
+def is_hub_id(name: str | Path) -> bool:
+    """Whether ``name`` reads as a Hub model id (``owner/name``) rather than a folder that exists."""
+    text = str(name)
+    return _HUB_ID.fullmatch(text) is not None and not Path(text).exists()
+
+
+def _hub_snapshot(model_id: str) -> Path:
+    """The local snapshot of the Hub model ``model_id``.
+
+    From the Hugging Face cache, or downloaded where the environment allows it (``HF_HUB_OFFLINE=0``;
+    sitetune sets it to 1 unless the caller chose).
+
+    Raises:
+        SitetuneError: Not in the cache and downloading is off (or failed).
+    """
+    from huggingface_hub import snapshot_download
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    try:
+        return Path(str(snapshot_download(model_id, local_files_only=offline)))
+    except Exception as exc:  # not cached, no network, no such repository: the library raises many kinds
+        how = ("download it once with HF_HUB_OFFLINE=0 in the environment, or give a model folder"
+               if offline else f"the download failed: {exc}")
+        raise SitetuneError(
+            f"model {model_id!r} is neither a folder nor a model in the Hugging Face cache: {how}"
+        ) from exc
+
+
 def resolve_model_path(name_or_path: str | Path) -> Path:
-    """``"base"`` means the packaged model; anything else must be a sentence-transformers model folder."""
+    """The folder of a model.
+
+    ``"base"`` is the packaged model; else a sentence-transformers (or plain transformers) model folder, or
+    a Hub id (``owner/name``) found in the Hugging Face cache.
+
+    Raises:
+        SitetuneError: No such folder or cached Hub model, or the folder holds no model.
+    """
     prefer_local_files()
     if str(name_or_path) == BASE_MODEL_NAME:
         return base_model_path()
     path = Path(name_or_path)
     if not path.is_dir():
-        raise SitetuneError(f"model folder {path} does not exist (use 'base' for the packaged all-MiniLM-L6-v2)")
+        if is_hub_id(name_or_path):
+            path = _hub_snapshot(str(name_or_path))
+        else:
+            raise SitetuneError(
+                f"model folder {path} does not exist (use 'base' for the packaged all-MiniLM-L6-v2)"
+            )
     if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
         raise SitetuneError(f"{path} is not a sentence-transformers model folder (no modules.json or config.json)")
     return path
+
+
+def base_model_label(name_or_path: str | Path) -> str:
+    """How a model card names the model a training started from.
+
+    The packaged model's Hub id for ``"base"``, a Hub id as given, a folder as its absolute path.
+    """
+    if str(name_or_path) == BASE_MODEL_NAME:
+        return BASE_MODEL_ID
+    if is_hub_id(name_or_path):
+        return str(name_or_path)
+    return str(Path(name_or_path).resolve())
+
+
+def position_limit(model: SentenceTransformer) -> int | None:
+    """The most tokens the model's position embeddings cover (``None`` when its config does not say).
+
+    RoBERTa-style models keep two positions for padding (``pad_token_id + 1`` offset), so they are taken off.
+    """
+    first = model[0]
+    auto = getattr(first, "auto_model", None) or getattr(first, "model", None)
+    config = getattr(auto, "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions <= 0:
+        return None
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert", "longformer"):
+        positions -= 2
+    return positions
+
+
+def fit_max_seq_length(model: SentenceTransformer, wanted: int) -> int:
+    """``wanted`` tokens, or fewer where the model's position embeddings cover fewer.
+
+    A recipe's length (256, 512) must not index past a smaller base model's positions.
+    """
+    limit = position_limit(model)
+    return wanted if limit is None else min(wanted, limit)
 
 
 @functools.cache

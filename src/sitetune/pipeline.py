@@ -14,8 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from sitetune.answer.llm import LLMConfig
 from sitetune.atomic import atomic_write_text, sha256_file
-from sitetune.config import RETRIEVAL_RECIPE, EncoderConfig, RerankTrainConfig, SearchConfig, ServeConfig, TrainConfig
+from sitetune.config import (
+    RETRIEVAL_RECIPE,
+    AnswerConfig,
+    CrawlConfig,
+    EncoderConfig,
+    RerankTrainConfig,
+    SearchConfig,
+    ServeConfig,
+    TrainConfig,
+)
 from sitetune.errors import InputError
 
 #: Training preset for the main job: the retrieval recipe as is. Its step count is planned from the corpus
@@ -35,6 +45,12 @@ class MainJobConfig:
         corpus: A corpus file to use instead of crawling.
         start: What to crawl when ``corpus`` is not given: an http(s) URL, a site folder, or ``"sample"``
             (the bundled sample site, the default).
+        prefix: Only URLs under this prefix are crawled (default: the start URL's folder; URLs only).
+        public_base: Base URL the records carry instead of the crawled origin.
+        crawl: Crawl limits and politeness (default: :func:`sitetune.crawl.default_crawl_config` of ``start``).
+        base_model: The model training starts from: ``"base"`` (the packaged all-MiniLM-L6-v2), a
+            sentence-transformers model folder, or a Hub id in the Hugging Face cache. A model trained from
+            another base is retrained.
         train: Training preset (the retrieval recipe; ``max_minutes`` adds an optional time cap).
         encoder: Encoder settings for indexing and serving.
         serve: Where :func:`serve` listens.
@@ -43,17 +59,25 @@ class MainJobConfig:
             without one gets one); ``None``, the default, trains none (docs/rerank.md: on both real sites
             measured it did not beat the fused order, so it is opt-in).
         search: Search settings of the served store (``rerank_weight`` > 0 uses the reranker).
+        answer: Extractive answer settings of the served store.
+        llm: Generative answers through an OpenAI-compatible endpoint; ``None`` answers extractively.
     """
 
     workdir: Path = Path("runs/default")
     corpus: Path | None = None
     start: str = "sample"
+    prefix: str | None = None
+    public_base: str | None = None
+    crawl: CrawlConfig | None = None
+    base_model: str = "base"
     train: TrainConfig = MAIN_JOB_RECIPE
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     retrain: bool = False
     reranker: RerankTrainConfig | None = None
     search: SearchConfig = field(default_factory=SearchConfig)
+    answer: AnswerConfig = field(default_factory=AnswerConfig)
+    llm: LLMConfig | None = None
 
 
 @dataclass
@@ -79,12 +103,14 @@ def check_config(config: MainJobConfig) -> None:
     """Refuse a config :func:`prepare` cannot run, before any work.
 
     Raises:
-        InputError: Both ``corpus`` and a ``start`` to crawl were given.
+        InputError: Both ``corpus`` and a ``start`` to crawl were given, or ``corpus`` is not a file.
     """
     from sitetune.crawl import SAMPLE_SITE
 
     if config.corpus is not None and config.start != SAMPLE_SITE:
         raise InputError("give `corpus` or `start`, not both: a corpus file is used as it is, never crawled")
+    if config.corpus is not None and not Path(config.corpus).is_file():
+        raise InputError("no such corpus file", path=str(config.corpus))
 
 
 def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print) -> MainJobResult:
@@ -119,7 +145,8 @@ def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print
     started = time.perf_counter()
     if config.corpus is None:
         corpus_path = workdir / "corpus.jsonl"
-        corpus, report = crawl_source(config.start, corpus_path, progress=progress)
+        corpus, report = crawl_source(config.start, corpus_path, prefix=config.prefix, config=config.crawl,
+                                      public_base=config.public_base, progress=progress)
         what = "the bundled sample site" if config.start == SAMPLE_SITE else config.start
         say(f"[1/4] crawled {what}: {len(report.pages)} pages -> {corpus_path}")
     else:
@@ -133,6 +160,10 @@ def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print
     model_dir = workdir / "model"
     stamp = workdir / _STAMP
     corpus_hash = sha256_file(corpus_path)
+    if config.base_model != "base":  # a model tuned from another base is not this one: the stamp says which
+        from sitetune.models import base_model_label
+
+        corpus_hash += f" {base_model_label(config.base_model)}"
     reuse = (not config.retrain and model_dir.is_dir() and stamp.is_file()
              and stamp.read_text().strip() == corpus_hash)
     steps: int | None = None
@@ -148,12 +179,13 @@ def prepare(config: MainJobConfig, *, progress: bool = True, log: object = print
             write_card_section(model_dir, trained)
     else:
         cap = f" (time cap {config.train.max_minutes:g} minutes)" if config.train.max_minutes else ""
-        say(f"[2/4] training the retrieval recipe{cap} -> {model_dir}")
+        start = "" if config.base_model == "base" else f" from {config.base_model}"
+        say(f"[2/4] training the retrieval recipe{start}{cap} -> {model_dir}")
         pairs = build_pairs(corpus.records, replace(default_pairs_config(config.train.recipe),
                                                     recipe=config.train.recipe))
         result = train(
             config.train, out=model_dir, pairs=pairs, overwrite=True, progress=progress,
-            log=lambda line: say(f"      {line}"), reranker=config.reranker,
+            log=lambda line: say(f"      {line}"), reranker=config.reranker, base=config.base_model,
         )
         steps = result.steps
         planned = result.planned_steps
@@ -193,4 +225,5 @@ def serve(result: MainJobResult, config: MainJobConfig, *, log: Callable[[str], 
     """
     from sitetune.serve import run_server
 
-    run_server(result.store, config.serve, encoder=config.encoder, search_config=config.search, log=log)
+    run_server(result.store, config.serve, encoder=config.encoder, search_config=config.search,
+               answer_config=config.answer, llm=config.llm, log=log)

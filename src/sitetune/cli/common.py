@@ -7,17 +7,19 @@ import functools
 import json
 import re
 import sys
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
-from sitetune.config import AnswerConfig, Backend, EncoderConfig
+from sitetune.config import AnswerConfig, Backend, EncoderConfig, Precision
 from sitetune.errors import InputError, SitetuneError
 
 if TYPE_CHECKING:
     from sitetune.answer import LLMConfig
+    from sitetune.siteconfig import SiteConfig
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -46,6 +48,10 @@ FallbackOption = Annotated[
     bool,
     typer.Option("--fallback-to-torch", help="Encode with torch if the backend's export is missing or broken"),
 ]
+#: ``--precision`` of the encoder that embeds sections (index, refresh).
+PrecisionOption = Annotated[Precision, typer.Option("--precision", help="auto: bf16 where the CPU has it")]
+#: ``--batch-size`` of the encoder that embeds sections (index, refresh).
+EncodeBatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Texts per forward pass")]
 
 
 
@@ -98,22 +104,104 @@ SentenceWeightOption = Annotated[
 ]
 
 
-def llm_config(url: str | None, model: str | None, key_env: str, timeout: float) -> LLMConfig | None:
-    """The LLM settings the ``--llm-*`` flags give, or ``None`` for extractive answers."""
+#: ``--config``: a site configuration file; the flags given on the command line override what it sets.
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Site configuration file (site.toml; see docs/config.md). Flags given here override it.",
+        dir_okay=False,
+    ),
+]
+
+T = TypeVar("T")
+
+
+def given_flags(ctx: typer.Context) -> set[str]:
+    """The parameters of the command that the user set (on the command line or through the environment).
+
+    A config file fills in the others: their values here are only the defaults.
+    """
+    chosen = {"COMMANDLINE", "ENVIRONMENT"}  # by name: typer's vendored click has its own enum class
+    return {name for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", None) in chosen}
+
+
+#: A flag parameter's place in a config file: (table, key), or (table, key, conversion to the flag's type).
+FileKey = tuple[str, str] | tuple[str, str, Callable[[Any], object]]
+
+
+def config_file_flags(
+    keys: dict[str, FileKey], *, exclusive: tuple[tuple[str, str], ...] = ()
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Let a command's ``--config FILE`` (parameter ``config_file``) fill in the flags the user did not give.
+
+    The command takes a ``ctx: typer.Context`` parameter, which tells which flags were given.
+
+    Precedence: a flag given on the command line (or through its environment variable) > the file > the
+    flag's default. The command body then builds its settings from its parameters as without a file, over
+    the file's dataclasses for fields that have no flag (:func:`site_config`).
+
+    Args:
+        keys: Flag parameter -> where the file keeps it.
+        exclusive: Pairs of parameters that exclude each other (``corpus``, ``site``): one given on the
+            command line drops the other's value from the file.
+    """
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            path, ctx = kwargs.get("config_file"), kwargs.get("ctx")
+            if path is not None:
+                if not hasattr(ctx, "get_parameter_source"):  # typer passes its click context, a base class
+                    raise TypeError(f"{func.__name__} needs a `ctx: typer.Context` parameter for --config")
+                site = site_config(Path(str(path)))
+                assert site is not None
+                given = given_flags(typing.cast(typer.Context, ctx))
+                dropped = {b for a, b in exclusive if a in given} | {a for a, b in exclusive if b in given}
+                for param, (table, key, *convert) in keys.items():
+                    if param in given or param in dropped or not site.sets(table, key):
+                        continue
+                    value = site.value(table, key)
+                    kwargs[param] = convert[0](value) if convert else value
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def site_config(path: Path | None) -> SiteConfig | None:
+    """The checked site configuration file at ``path`` (``None``: no file)."""
+    if path is None:
+        return None
+    from sitetune.siteconfig import load_site_config
+
+    return load_site_config(path)
+
+
+def llm_config(
+    url: str | None, model: str | None, key_env: str, timeout: float, base: LLMConfig | None = None
+) -> LLMConfig | None:
+    """The LLM settings the ``--llm-*`` flags give, or ``None`` for extractive answers.
+
+    ``base`` (a config file's ``[llm]``) supplies the settings that have no flag.
+    """
     from sitetune.answer import LLMConfig
 
     if url is None and model is None:
         return None
     if url is None or model is None:
         raise InputError("generative mode needs both --llm-url and --llm-model")
-    config = LLMConfig(url=url, model=model, api_key_env=key_env, timeout_s=timeout)
+    config = dataclasses.replace(
+        base or LLMConfig(url=url, model=model), url=url, model=model, api_key_env=key_env, timeout_s=timeout
+    )
     _ = config.endpoint  # a malformed URL fails now, before the model loads
     return config
 
 
-def answer_config(min_score: float | None) -> AnswerConfig:
-    """The answer settings, with ``--min-score`` applied when given."""
-    config = AnswerConfig()
+def answer_config(min_score: float | None, base: AnswerConfig | None = None) -> AnswerConfig:
+    """The answer settings (``base``, else the defaults), with ``--min-score`` applied when given."""
+    config = base or AnswerConfig()
     return config if min_score is None else dataclasses.replace(config, min_score=min_score)
 
 def _default(obj: object) -> object:

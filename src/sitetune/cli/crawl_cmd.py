@@ -50,6 +50,10 @@ def crawl(
     as_json: Annotated[bool, typer.Option("--json", help="Print the crawl report as JSON")] = False,
     allow_private_addresses: Annotated[bool, typer.Option("--allow-private-addresses",
                                                           help=_ALLOW_PRIVATE_HELP)] = False,
+    sitemaps: Annotated[bool, typer.Option(
+        "--sitemaps/--no-sitemaps", help="Also crawl the URLs the site's sitemaps list (robots.txt Sitemap: "
+                                         "lines, else /sitemap.xml), and trust their <lastmod> for cached pages "
+                                         "(sitetune refresh reads them by default)")] = _CRAWL.sitemaps,
 ) -> None:
     """Crawl a site within a prefix and write its pages, sectionized, as a corpus plus a crawl report.
 
@@ -63,7 +67,7 @@ def crawl(
     config = dataclasses.replace(defaults, max_pages=max_pages,
                                  delay_s=defaults.delay_s if delay is None else delay, concurrency=concurrency,
                                  timeout_s=timeout, retries=retries, max_bytes=max_bytes, total_time_s=max_time,
-                                 allow_private_addresses=allow_private_addresses)
+                                 allow_private_addresses=allow_private_addresses, sitemaps=sitemaps)
     _corpus, result = crawl_source(start, out, prefix=prefix, config=config, cache_dir=cache, progress=progress,
                                    report_path=report, public_base=public_base)
     if as_json:
@@ -75,6 +79,8 @@ def crawl(
     typer.echo(f"records   {result.records:>6}  -> {result.corpus}")
     listed = f"; the report lists {len(result.skipped)}" if result.skipped_truncated else ""
     typer.echo(f"skipped   {result.skipped_total:>6}  ({reasons}{listed})")
+    for url, note in result.sitemaps.items():
+        typer.echo(f"sitemap   {url}: {note}")
     typer.echo(f"bytes     {result.wire_bytes:>6}  in {result.duration_s:.1f} s"
                + (f"  (stopped early: {result.stopped})" if result.stopped else ""))
 

@@ -8,8 +8,17 @@ from typing import Annotated
 
 import typer
 
-from sitetune.cli.common import DEFAULT_BACKEND, BackendOption, FallbackOption, StoreOption, handle_errors, print_json
-from sitetune.config import DEFAULT_BM25_FIELDS, Bm25Fields, EncoderConfig, Precision
+from sitetune.cli.common import (
+    DEFAULT_BACKEND,
+    BackendOption,
+    EncodeBatchOption,
+    FallbackOption,
+    PrecisionOption,
+    StoreOption,
+    handle_errors,
+    print_json,
+)
+from sitetune.config import DEFAULT_BM25_FIELDS, Bm25Fields, EncoderConfig
 from sitetune.index.stream import DEFAULT_CHECKPOINT_ROWS
 
 _ENCODER = EncoderConfig()  # flag defaults come from the config
@@ -23,12 +32,8 @@ def index(
     model: Annotated[str, typer.Option("--model", help="'base' or a model folder")] = "base",
     backend: BackendOption = DEFAULT_BACKEND,
     fallback: FallbackOption = _ENCODER.fallback,
-    precision: Annotated[Precision, typer.Option("--precision", help="auto: bf16 where the CPU has it")] = (
-        _ENCODER.precision
-    ),
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Texts per forward pass")] = (
-        _ENCODER.batch_size
-    ),
+    precision: PrecisionOption = _ENCODER.precision,
+    batch_size: EncodeBatchOption = _ENCODER.batch_size,
     bm25_fields: Annotated[Bm25Fields, typer.Option("--bm25-fields", help="What BM25 matches")] = _BM25_FIELDS,
     checkpoint_rows: Annotated[int, typer.Option(
         "--checkpoint-rows", min=1,

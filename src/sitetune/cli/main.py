@@ -11,6 +11,7 @@ from sitetune.cli import (
     evaluate_cmd,
     export_cmd,
     index_cmd,
+    refresh_cmd,
     report_cmd,
     run_cmd,
     search_cmd,
@@ -26,8 +27,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (crawl_cmd, corpus_cmd, train_cmd, evaluate_cmd, index_cmd, search_cmd, answer_cmd, serve_cmd,
-               export_cmd, run_cmd, report_cmd):
+for module in (crawl_cmd, corpus_cmd, train_cmd, evaluate_cmd, index_cmd, refresh_cmd, search_cmd, answer_cmd,
+               serve_cmd, export_cmd, run_cmd, report_cmd):
     module.register(app)
 
 if __name__ == "__main__":

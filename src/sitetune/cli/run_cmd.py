@@ -17,6 +17,21 @@ _SERVE = ServeConfig()  # flag defaults come from the configs
 _SEARCH = SearchConfig()
 _JOB = MainJobConfig()
 
+#: Where a site configuration file keeps each flag's value (docs/config.md).
+_FILE_KEYS: dict[str, common.FileKey] = {
+    "corpus": ("site", "corpus"),
+    "site": ("site", "start"),
+    "workdir": ("site", "workdir"),
+    "train_steps": ("train", "max_steps"),
+    "train_minutes": ("train", "max_minutes"),
+    "retrain": ("train", "retrain"),
+    "reranker": ("train", "reranker"),
+    "reranker_steps": ("train", "reranker_steps"),
+    "rerank_weight": ("search", "rerank_weight"),
+    "host": ("serve", "host"),
+    "port": ("serve", "port"),
+}
+
 
 def _echo(line: str) -> None:
     """A step line of the main job, on stdout (module-level: the child process calls it)."""
@@ -30,7 +45,10 @@ def _warnings_only(line: str) -> None:
 
 
 @handle_errors
+@common.config_file_flags(_FILE_KEYS, exclusive=(("corpus", "site"),))
 def run(
+    ctx: typer.Context,
+    config_file: common.ConfigOption = None,
     corpus: Annotated[Path | None, typer.Option("--corpus", help="Corpus file to use instead of crawling "
                                                 "the bundled sample site.")] = None,
     site: Annotated[str, typer.Option("--site", help="What to crawl without --corpus: an http(s) URL, a site "
@@ -58,19 +76,25 @@ def run(
     """Crawl the bundled sample site (or --site, or read --corpus), train a model, index it and serve it.
 
     Training runs a step count planned from the corpus, so the same corpus gives the same model anywhere.
+    With --config site.toml everything else (crawl prefix and limits, base model, reranker, LLM, serve
+    settings) comes from the file too; flags given override it.
 
     Example: sitetune run --corpus pages.csv --workdir runs/site
+    Example: sitetune run --config site.toml --port 8080
     """
     from dataclasses import replace
 
     from sitetune import pipeline
 
-    config = pipeline.MainJobConfig(
+    file = common.site_config(config_file)
+    job = file.job if file is not None else pipeline.MainJobConfig()
+    config = replace(
+        job,
         workdir=workdir, corpus=corpus, start=site, retrain=retrain,
-        train=replace(pipeline.MAIN_JOB_RECIPE, max_minutes=train_minutes, max_steps=train_steps),
-        serve=replace(_SERVE, host=host, port=port),
+        train=replace(job.train, max_minutes=train_minutes, max_steps=train_steps),
+        serve=replace(job.serve, host=host, port=port),
         reranker=RerankTrainConfig(steps=reranker_steps) if reranker else None,
-        search=replace(_SEARCH, rerank_weight=rerank_weight),
+        search=replace(job.search, rerank_weight=rerank_weight),
     )
 
     pipeline.check_config(config)  # refused here, before a process starts

@@ -10,7 +10,8 @@ import typer
 
 from sitetune.answer.llm import LLMConfig
 from sitetune.cli import common
-from sitetune.config import MAX_QUESTION_CHARS, EncoderConfig, SearchConfig, ServeConfig
+from sitetune.cli.refresh_cmd import refresh_schedule
+from sitetune.config import MAX_QUESTION_CHARS, Backend, EncoderConfig, SearchConfig, ServeConfig
 
 _ENCODER = EncoderConfig()  # flag defaults come from the configs
 _SEARCH = SearchConfig()
@@ -26,10 +27,63 @@ class LogFormat(enum.StrEnum):
 
 _LOG_FORMAT = LogFormat(_SERVE.log_format)
 
+#: Where a site configuration file keeps each flag's value (docs/config.md); ``store`` is the file's
+#: ``[serve] store``, else its ``[site] workdir``'s store.
+_FILE_KEYS: dict[str, common.FileKey] = {
+    "host": ("serve", "host"),
+    "port": ("serve", "port"),
+    "model": ("serve", "model"),
+    "llm_url": ("llm", "url"),
+    "llm_model": ("llm", "model"),
+    "llm_key_env": ("llm", "api_key_env"),
+    "llm_timeout": ("llm", "timeout_s"),
+    "min_score": ("answer", "min_score"),
+    "allow_origin": ("serve", "cors_origins", list),
+    "max_body_bytes": ("serve", "max_body_bytes"),
+    "threads": ("encoder", "threads"),
+    "max_in_flight": ("serve", "max_in_flight"),
+    "max_llm_calls": ("serve", "max_llm_calls"),
+    "max_query_chars": ("serve", "max_query_chars"),
+    "max_query_words": ("serve", "max_query_words"),
+    "backend": ("encoder", "backend", Backend),
+    "fallback": ("encoder", "fallback"),
+    "access_log": ("serve", "access_log"),
+    "warm": ("serve", "warm_answers"),
+    "query_log": ("serve", "query_log", str),
+    "sentence_weight": ("search", "sentence_weight"),
+    "rerank": ("search", "rerank"),
+    "rerank_depth": ("search", "rerank_depth"),
+    "rerank_weight": ("search", "rerank_weight"),
+    "workers": ("serve", "workers"),
+    "pin_workers": ("serve", "pin_workers"),
+    "docs": ("serve", "docs"),
+    "allowed_host": ("serve", "allowed_hosts", list),
+    "keep_alive": ("serve", "keep_alive_s"),
+    "header_timeout": ("serve", "header_timeout_s"),
+    "max_connections": ("serve", "max_connections"),
+    "backlog": ("serve", "backlog"),
+    "feedback_per_minute": ("serve", "feedback_per_minute"),
+    "rate_limit": ("serve", "rate_limit"),
+    "rate_burst": ("serve", "rate_burst"),
+    "reload_poll": ("serve", "reload_poll_s"),
+    "metrics": ("serve", "metrics"),
+    "log_format": ("serve", "log_format", LogFormat),
+}
+
 
 @common.handle_errors
+@common.config_file_flags(_FILE_KEYS)
 def serve(
-    store: common.StoreOption,
+    ctx: typer.Context,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Store: a directory (embedded, default), milvus://PATH.db (Milvus Lite) or http://HOST:19530 "
+            "(default with --config: the file's [serve] store, else its [site] workdir's store)",
+        ),
+    ] = None,
+    config_file: common.ConfigOption = None,
     host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = _SERVE.host,
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = _SERVE.port,
     model: common.QueryModelOption = None,
@@ -168,6 +222,20 @@ def serve(
             f"{_SERVE.feedback_burst}); more get 429.",
         ),
     ] = _SERVE.feedback_per_minute,
+    rate_limit: Annotated[
+        float,
+        typer.Option(
+            "--rate-limit",
+            min=0,
+            help="GET /search and POST /answer requests one client address may send per second (after a "
+            "burst of --rate-burst); more get an immediate 429 with Retry-After. Per process (--workers N: "
+            "N times it). 0: no limit.",
+        ),
+    ] = _SERVE.rate_limit,
+    rate_burst: Annotated[
+        int,
+        typer.Option("--rate-burst", min=1, help="Such requests a client may send back to back."),
+    ] = _SERVE.rate_burst,
     reload_poll: Annotated[
         float,
         typer.Option(
@@ -193,12 +261,45 @@ def serve(
             "request id, method, path, status, duration), with a line per request.",
         ),
     ] = _LOG_FORMAT,
+    refresh_every: Annotated[
+        str | None,
+        typer.Option(
+            "--refresh-every",
+            help="Refresh the store on this schedule (e.g. 24h, 6h, 30m, 1h30m): `sitetune refresh` runs in a "
+            "child process and the server switches to what it publishes. Needs --refresh-site. Default with "
+            "--config: the file's [crawl] refresh_every. See docs/refresh.md.",
+        ),
+    ] = None,
+    refresh_site: Annotated[
+        str | None,
+        typer.Option("--refresh-site", help="What --refresh-every re-crawls: the site's start URL (or folder); "
+                     "default with --config: the file's [site] start."),
+    ] = None,
+    refresh_args: Annotated[
+        str | None,
+        typer.Option(
+            "--refresh-args",
+            help="More options for the scheduled `sitetune refresh`, as one string "
+            "(e.g. \"--max-pages 200 --prefix https://www.example.edu/study/\").",
+        ),
+    ] = None,
 ) -> None:
-    """Serve the search API and the web page for STORE (Ctrl-C stops; a re-index is picked up live)."""
+    """Serve the search API and the web page for STORE (Ctrl-C stops; a re-index is picked up live).
+
+    With --config site.toml the settings come from the file's [serve], [search], [answer], [encoder] and
+    [llm] tables, and its [crawl] refresh_every refreshes the store on that schedule; flags given override them.
+    """
     from sitetune.serve import run_server
 
+    site = common.site_config(config_file)
+    if store is None and site is not None:
+        store = site.store
+    if store is None:
+        raise common.fail("give --store STORE, or --config FILE (a site configuration file)")
+    job = site.job if site is not None else None
+    schedule = refresh_schedule(store, refresh_every, refresh_site, refresh_args, site)  # before the model loads
     config = dataclasses.replace(
-        _SERVE,
+        job.serve if job is not None else _SERVE,
         host=host,
         port=port,
         max_body_bytes=max_body_bytes,
@@ -216,6 +317,8 @@ def serve(
         max_connections=max_connections,
         backlog=backlog,
         feedback_per_minute=feedback_per_minute,
+        rate_limit=rate_limit,
+        rate_burst=rate_burst,
         reload_poll_s=reload_poll,
         metrics=metrics,
         log_format=log_format.value,
@@ -223,18 +326,21 @@ def serve(
     run_server(
         store,
         config,
-        encoder=dataclasses.replace(_ENCODER, backend=backend, threads=threads, fallback=fallback),
+        encoder=dataclasses.replace(
+            job.encoder if job is not None else _ENCODER, backend=backend, threads=threads, fallback=fallback
+        ),
         model=model,
-        answer_config=common.answer_config(min_score),
-        llm=common.llm_config(llm_url, llm_model, llm_key_env, llm_timeout),
+        answer_config=common.answer_config(min_score, job.answer if job is not None else None),
+        llm=common.llm_config(llm_url, llm_model, llm_key_env, llm_timeout, job.llm if job is not None else None),
         warm_answers=warm,
         access_log=access_log,
         query_log=query_log,
         log=typer.echo,
         search_config=dataclasses.replace(
-            _SEARCH, sentence_weight=sentence_weight, rerank=rerank, rerank_depth=rerank_depth,
-            rerank_weight=rerank_weight,
+            job.search if job is not None else _SEARCH, sentence_weight=sentence_weight, rerank=rerank,
+            rerank_depth=rerank_depth, rerank_weight=rerank_weight,
         ),
+        refresh=schedule,
     )
 
 

@@ -7,6 +7,7 @@ crawl leaves only complete entries and the next run picks up where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -23,6 +24,9 @@ class CacheEntry:
     content_type: str
     etag: str | None
     last_modified: str | None
+    #: When the body was last known current (Unix seconds: fetched, or revalidated with a 304); compared
+    #: with a sitemap's ``<lastmod>`` to skip the request. ``None`` in entries written before it existed.
+    fetched_at: float | None = None
 
 
 class PageCache:
@@ -61,6 +65,13 @@ class PageCache:
         if entry.last_modified:
             headers["If-Modified-Since"] = entry.last_modified
         return headers
+
+    def touch(self, url: str, when: float) -> None:
+        """Record that ``url``'s cached body was confirmed current at ``when`` (a 304); no-op when absent."""
+        hit = self.get(url)
+        if hit is not None:
+            entry = dataclasses.replace(hit[0], fetched_at=when)
+            atomic_write_text(self._stem(url).with_suffix(".json"), json.dumps(asdict(entry), ensure_ascii=False))
 
     def put(self, entry: CacheEntry, body: bytes) -> None:
         """Store ``body`` under ``entry.url``; skipped without a validator (it could never be revalidated)."""

@@ -23,6 +23,7 @@ from sitetune.crawl.fetch import FetchError, RateLimiter, Response, fetch, make_
 from sitetune.crawl.guard import FetchGuard
 from sitetune.crawl.report import CrawlReport, PageResult, SkipLog, SkippedUrl
 from sitetune.crawl.robots import Robots, load_robots
+from sitetune.crawl.sectionmemo import SectionMemo, Sections
 from sitetune.crawl.urls import TrapGuard, in_prefix
 from sitetune.errors import InputError
 from sitetune.records import SectionRecord
@@ -49,6 +50,8 @@ class _State:
     robots: dict[str, Robots] = field(default_factory=dict)
     fetched: int = 0
     not_modified: int = 0
+    # Pages taken from the cache without a request: the sitemap's <lastmod> is older than the cached copy.
+    sitemap_unchanged: int = 0
     wire_bytes: int = 0
     stopped: str | None = None
 
@@ -70,6 +73,7 @@ class Crawl:
     def __init__(self, start: str, prefix: str, config: CrawlConfig, cache: PageCache,
                  chunking: ChunkingConfig, *, public_base: str | None = None, progress: bool = True) -> None:
         self.start, self.prefix, self.cfg, self.cache, self.chunking = start, prefix, config, cache, chunking
+        self.memo = SectionMemo(cache.root, chunking)
         self.real_origin = _origin(start)
         self.public_base = public_base.rstrip("/") if public_base else None
         self.progress = progress
@@ -81,12 +85,24 @@ class Crawl:
         self.robots_locks: dict[str, asyncio.Lock] = {}
         self.deadline = 0.0
         self.bar: Any = None
+        #: Public page URL -> ``<lastmod>`` (Unix seconds) from the site's sitemaps (``config.sitemaps``).
+        self.lastmod: dict[str, float | None] = {}
+        #: Sitemap URL -> what came of it, for the report.
+        self.sitemap_notes: dict[str, str] = {}
 
     def public(self, url: str) -> str:
         """``url`` with the served origin replaced by ``public_base`` (unchanged without one)."""
         if self.public_base and (url == self.real_origin or url.startswith(self.real_origin + "/")):
             return self.public_base + url[len(self.real_origin):]
         return url
+
+    def real(self, url: str) -> str | None:
+        """The fetchable form of a URL the site names (``public_base`` mapped back); None when off the site."""
+        if self.public_base and (url == self.public_base or url.startswith(self.public_base + "/")):
+            return self.real_origin + url[len(self.public_base):]
+        if url == self.real_origin or url.startswith(self.real_origin + "/"):
+            return url
+        return None
 
     def skip(self, url: str, reason: str, detail: str = "") -> None:
         """Record ``url`` as skipped for ``reason`` (under its public address); a URL counts once, first reason wins.
@@ -142,7 +158,17 @@ class Crawl:
         return None
 
     async def _fetch(self, client: httpx.AsyncClient, url: str) -> tuple[Response, bytes, str]:
-        """The page's response, body and Content-Type, revalidating against the cache."""
+        """The page's response, body and Content-Type, revalidating against the cache.
+
+        A page the sitemap lists with a ``<lastmod>`` no later than when the cached copy was last known
+        current is taken from the cache without a request (as a 304 would be).
+        """
+        listed = self.lastmod.get(self.public(url))
+        if listed is not None:
+            hit = self.cache.get(self.public(url))
+            if hit is not None and hit[0].fetched_at is not None and listed <= hit[0].fetched_at:
+                self.state.sitemap_unchanged += 1
+                return Response(url=url, final_url=url, status=304), hit[1], hit[0].content_type
         resp = await fetch(client, url, self.cfg, self.limiter, guard=self.fetch_guard, check_hop=self.check_hop,
                            validators=lambda u: self.cache.validators(self.public(u)))
         self.state.wire_bytes += resp.wire_bytes
@@ -154,11 +180,12 @@ class Crawl:
                                    check_hop=self.check_hop)
                 self.state.wire_bytes += resp.wire_bytes
             else:
+                self.cache.touch(key, time.time())
                 return resp, hit[1], hit[0].content_type
         if resp.status != 200:
             raise FetchError(f"http-{resp.status}", "only 200 answers are sectionized")
         self.state.fetched += 1
-        self.cache.put(CacheEntry(key, resp.content_type, resp.etag, resp.last_modified), resp.body)
+        self.cache.put(CacheEntry(key, resp.content_type, resp.etag, resp.last_modified, time.time()), resp.body)
         return resp, resp.body, resp.content_type
 
     async def process(self, client: httpx.AsyncClient, url: str, depth: int) -> None:
@@ -197,11 +224,10 @@ class Crawl:
             self.skip(url, "max-pages", f"{self.cfg.max_pages} pages already crawled")
             return
         html = decode_body(body, content_type)
-        try:
-            records = sectionize_html(html, self.public(final), self.chunking)
-        except InputError as exc:
-            self.skip(url, "no-text", str(exc))
-            records = []
+        sections = self._sections(html, self.public(final), digest, content_type)
+        if isinstance(sections, str):
+            self.skip(url, "no-text", sections)
+        records = sections if isinstance(sections, list) else []
         if resp.status == 304:
             # Counted here, once the page is known to be new to this crawl: a redirect to a page crawled
             # moments ago is revalidated against the entry just cached, and is a duplicate, not a reuse.
@@ -220,6 +246,18 @@ class Crawl:
                 self.skip(urljoin(final, href), "not-http", "not an http(s) link")
             else:
                 self.admit(link, depth + 1)
+
+    def _sections(self, html: str, page_url: str, digest: str, content_type: str) -> Sections:
+        """The page's records (or why it has none): from the memo when this body was cut before, else cut now."""
+        known = self.memo.get(page_url, digest, content_type)
+        if known is not None:
+            return known
+        try:
+            sections: Sections = sectionize_html(html, page_url, self.chunking)
+        except InputError as exc:
+            sections = str(exc)
+        self.memo.put(page_url, digest, content_type, sections)
+        return sections
 
     def _out_of_time(self, url: str, exc: FetchError) -> None:
         """Skip ``url``, whose next request would start after the crawl's deadline (``crawl-deadline``).
@@ -259,6 +297,8 @@ class Crawl:
         try:
             async with make_client(self.cfg, self.fetch_guard) as client:
                 self.admit(self.start, 0)
+                if self.cfg.sitemaps:
+                    await self._admit_sitemap_pages(client)
                 n_workers = max(self.cfg.concurrency, 1)
                 workers = [asyncio.create_task(self._worker(client)) for _ in range(n_workers)]
                 try:
@@ -280,7 +320,31 @@ class Crawl:
             robots={self.public(r.url): f"{r.status}: {r.detail}" for r in s.robots.values()},
             fetched=s.fetched, not_modified=s.not_modified, wire_bytes=s.wire_bytes,
             duration_s=round(time.monotonic() - began, 3), stopped=s.stopped,
+            sitemaps=dict(sorted(self.sitemap_notes.items())), sitemap_unchanged=s.sitemap_unchanged,
+            transient=sorted(s.skipped.transient),
         )
+
+    async def _admit_sitemap_pages(self, client: httpx.AsyncClient) -> None:
+        """Queue the pages the site's sitemaps list under the prefix, and remember their ``<lastmod>``."""
+        from sitetune.crawl.sitemap import scan_sitemaps
+
+        try:
+            robots = await self.robots_for(client, self.start)
+        except FetchError:
+            return  # no time left: the start page meets the same deadline
+        if robots.status == "unreachable":
+            return  # RFC 9309: nothing may be fetched, sitemaps included
+        listed = list(robots.parser.sitemaps) if robots.parser is not None else []
+        roots = listed or [self.public(self.real_origin + "/sitemap.xml")]
+        scan = await scan_sitemaps(client, roots, self.cfg, self.limiter, self.fetch_guard, fetchable=self.real,
+                                   shown=self.public)
+        self.sitemap_notes.update(scan.notes)
+        for page, lastmod in scan.pages.items():
+            target = self.real(page)
+            if target is None or not in_prefix(target, self.prefix):
+                continue  # a site-wide sitemap lists much outside the prefix: not worth a skip entry each
+            self.lastmod[self.public(target)] = lastmod
+            self.admit(target, 1)
 
     def _drop_duplicate_content(self) -> None:
         """Keep one page per identical body (``/`` and ``/index.html``): the smallest URL, so runs agree."""

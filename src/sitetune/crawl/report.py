@@ -53,6 +53,16 @@ class SkippedUrl:
     detail: str = ""
 
 
+#: Skip reasons that say nothing about the page itself: the server or the crawl's budget failed this time.
+TRANSIENT_REASONS = frozenset({"deadline", "timeout", "unreachable", "crawl-deadline", "byte-budget", "max-pages",
+                               "error", "http-429"})
+
+
+def is_transient(reason: str) -> bool:
+    """Whether a skip ``reason`` may pass by itself (a 5xx, a timeout, a budget), unlike a 404 or robots.txt."""
+    return reason in TRANSIENT_REASONS or (reason.startswith("http-5") and len(reason) == 8)
+
+
 class SkipLog:
     """The URLs a crawl skipped: every one counted by reason, at most ``limit`` of them kept for the report.
 
@@ -69,6 +79,8 @@ class SkipLog:
     def __init__(self, limit: int = MAX_SKIPPED_LISTED) -> None:
         self.limit = max(limit, 0)
         self.counts: Counter[str] = Counter()
+        #: Every URL skipped for a reason that may pass (:func:`is_transient`), listed or not.
+        self.transient: set[str] = set()
         # Every URL skipped so far, for the once-per-URL rule (the crawler's ``seen`` set holds as many).
         self._urls: set[str] = set()
         self._kept: dict[str, dict[str, SkippedUrl]] = {}
@@ -79,6 +91,8 @@ class SkipLog:
             return False
         self._urls.add(entry.url)
         self.counts[entry.reason] += 1
+        if is_transient(entry.reason):
+            self.transient.add(entry.url)
         kept = self._kept.setdefault(entry.reason, {})
         kept[entry.url] = entry
         if len(kept) > 2 * self.limit:  # trim now and then, not on every add: amortised O(log n) per URL
@@ -131,6 +145,13 @@ class CrawlReport:
         stopped: Why the crawl stopped early ("max-pages", "crawl-deadline", "byte-budget"), or None.
         skipped_counts: Exact number of URLs skipped per reason, listed or not (empty: ``skipped`` is the
             whole list and is counted). The JSON calls it ``skip_reasons`` (see :meth:`to_dict`).
+        sitemaps: Sitemap URL -> what came of it ("12 URLs", "http-404", why it was ignored); empty when
+            sitemaps were not read (``CrawlConfig.sitemaps``).
+        sitemap_unchanged: Of ``not_modified``, the pages taken from the cache without any request, their
+            sitemap ``<lastmod>`` being older than the cached copy.
+        transient: Every URL skipped for a reason that may pass by itself (5xx, timeout, crawl budget;
+            :func:`is_transient`), listed in ``skipped`` or not. ``sitetune refresh`` keeps such pages'
+            previous sections.
     """
 
     start_url: str
@@ -146,6 +167,9 @@ class CrawlReport:
     duration_s: float = 0.0
     stopped: str | None = None
     skipped_counts: dict[str, int] = field(default_factory=dict)
+    sitemaps: dict[str, str] = field(default_factory=dict)
+    sitemap_unchanged: int = 0
+    transient: list[str] = field(default_factory=list)
 
     def skip_reasons(self) -> dict[str, int]:
         """How many URLs were skipped for each reason, all of them (not only those listed), reasons sorted."""

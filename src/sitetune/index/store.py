@@ -152,6 +152,27 @@ class Generation:
     lease: Lease | None = None
 
 
+@contextlib.contextmanager
+def exclusive_flock(path: Path, busy: str) -> Iterator[None]:
+    """Hold an exclusive, non-blocking ``flock`` on ``path`` for the block.
+
+    The kernel releases it if the process dies, so no stale lock is left behind.
+
+    Raises:
+        StoreError: Another process holds it; ``busy`` is the message.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise StoreError(busy) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def chunk_to_json(chunk: Chunk, doc_hash: str) -> str:
     """One chunks.jsonl line."""
     return json.dumps(
@@ -387,19 +408,9 @@ class EmbeddedStore:
 
     # --- writing -----------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self) -> contextlib.AbstractContextManager[None]:
         """Exclusive writer lock (released by the kernel if the writer dies)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a+") as fh:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                raise StoreError(f"store {self.root} is being written by another process") from exc
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return exclusive_flock(self.root / ".lock", f"store {self.root} is being written by another process")
 
     def clean_leftovers(self) -> None:
         """Remove what killed writers left (call under :meth:`lock`): never referenced by ``CURRENT``.

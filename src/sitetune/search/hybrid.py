@@ -184,7 +184,11 @@ class Searcher:
                     )
                 encoder = load_encoder(resolve_model_path(wanted), encoder_config)
             cfg = config or SearchConfig()
-            if reranker is None and cfg.rerank:
+            if reranker is None and cfg.rerank and cfg.reranker_model is not None:
+                from sitetune.rerank.cross import load_cross_encoder
+
+                reranker = load_cross_encoder(resolve_model_path(cfg.reranker_model), encoder_config)
+            elif reranker is None and cfg.rerank:
                 reranker = load_reranker(encoder.model_path, None, encoder_config)
             return cls(reader, encoder, cfg, reranker)
         except BaseException:

@@ -39,7 +39,6 @@ from sitetune.serve.metrics import CONTENT_TYPE, ServeMetrics, searcher_store_so
 from sitetune.serve.middleware import (
     BodyLimitMiddleware,
     ListedOriginsMiddleware,
-    RateLimiter,
     SecurityHeadersMiddleware,
     WorkerHeaderMiddleware,
     check_allowed_hosts,
@@ -48,6 +47,8 @@ from sitetune.serve.middleware import (
 from sitetune.serve.observe import ObserveMiddleware
 from sitetune.serve.querylog import MalformedAnswerId, QueryLog, UnknownAnswerId, section_entry
 from sitetune.serve.querysize import check_query_limits, check_query_size
+from sitetune.serve.ratelimit import RateLimiter, RateLimitMiddleware, request_limiter
+from sitetune.serve.refreshwatch import RefreshWatch
 from sitetune.serve.reload import Follow, Served, StoreFollower, prepare
 from sitetune.serve.reload_api import add_reload_endpoint
 from sitetune.serve.schemas import (
@@ -108,6 +109,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         "model": ErrorResponse,
         "description": "Invalid input (empty query, k out of range, unknown page...)",
     },
+    429: {
+        "model": ErrorResponse,
+        "description": "Too many requests from this address (ServeConfig.rate_limit); retry after Retry-After",
+    },
 }
 
 
@@ -146,6 +151,7 @@ def create_app(
     """
     config = config or ServeConfig()
     check_query_limits(config)
+    limiter = request_limiter(config)  # a bad rate fails before anything starts
     # Fast tokenizers are not safe to call from several threads at once ("Already borrowed"), and on a
     # CPU server encodes gain nothing from overlapping; one lock serialises model work, not requests.
     # Waiters take turns by client (fairlock.py), so one client's queued requests cannot starve another's.
@@ -203,6 +209,8 @@ def create_app(
         ServeMetrics(lambda: searcher_store_source(follower.current.searcher)()) if config.metrics else None
     )
     app.state.metrics = metrics
+    # The store's refresh.json, whoever refreshes it: /healthz shows the last refresh, /metrics counts each.
+    refreshes = RefreshWatch(follow.store, metrics) if follow is not None else None
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -231,12 +239,14 @@ def create_app(
             shown = page if len(page) <= 80 else page[:77] + "..."
             raise InvalidInput(field, f"unknown page '{shown}' (GET /pages lists the {len(live.pages)} pages)")
 
+    # On the event loop: a sync endpoint would wait for a threadpool thread, and under load every one of them
+    # may be waiting on the model lock or an LLM. Never rate-limited. Keep it to memory and a small stat/read.
     @app.get("/healthz", response_model=Health, tags=["service"])
-    def healthz() -> Health:
+    async def healthz() -> Health:
         """Liveness, what is loaded, and which generation of the store is served (and since when)."""
         live = follower.current
         return Health(status="ok", model=model_name, pages=len(live.pages), llm=llm is not None,
-                      **follower.health())
+                      **follower.health(), **(refreshes.health() if refreshes is not None else {}))
 
     @app.get("/pages", response_model=Pages, tags=["service"])
     def list_pages() -> Pages:
@@ -320,7 +330,7 @@ def create_app(
         finally:
             llm_calls.release()
 
-    feedback_limit = RateLimiter(config.feedback_per_minute, config.feedback_burst)
+    feedback_limit = RateLimiter(config.feedback_per_minute, config.feedback_burst, per=60)
 
     @app.post(
         "/feedback",
@@ -373,6 +383,8 @@ def create_app(
         # never in the query log; the Host check applies as to every path.
         @app.get("/metrics", include_in_schema=False)
         def prometheus_metrics() -> Response:
+            if refreshes is not None:
+                refreshes.poll()
             return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
     @app.get("/", include_in_schema=False)
@@ -403,6 +415,8 @@ def create_app(
         from starlette.middleware.trustedhost import TrustedHostMiddleware
 
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts), www_redirect=False)
+    if limiter is not None:  # before routing and validation, so a refused request costs next to nothing
+        app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(SecurityHeadersMiddleware)  # outside the others, so every response gets them
     if config.workers > 1:
         app.add_middleware(WorkerHeaderMiddleware)  # which of `serve --workers N` answered

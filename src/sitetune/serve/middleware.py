@@ -1,4 +1,6 @@
-"""Pure-ASGI middleware (a streamed request-body limit, security headers) and a per-client rate limiter.
+"""Pure-ASGI middleware: a streamed request-body limit, security headers, the worker header, CORS and Host checks.
+
+The per-client rate limiter is in :mod:`sitetune.serve.ratelimit`.
 
 The middleware is plain ASGI (not ``BaseHTTPMiddleware``) so it sees the raw ``receive`` stream, which is
 where a chunked upload without Content-Length has to be counted, and so it adds nothing to the hot path.
@@ -7,11 +9,7 @@ where a chunked upload without Content-Length has to be counted, and so it adds 
 from __future__ import annotations
 
 import json
-import math
 import os
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -294,59 +292,3 @@ class ListedOriginsMiddleware(CORSMiddleware):
             body, _ = _error_body(400, "this origin may not call the API from a browser (--allow-origin)")
             return Response(body, status_code=400, headers={"Vary": "Origin", "Content-Type": "application/json"})
         return super().preflight_response(request_headers)
-
-
-class RateLimiter:
-    """A token bucket per client: ``burst`` requests at once, then ``per_minute`` a minute.
-
-    The buckets live in a bounded table: past ``max_clients`` the client seen least recently is forgotten
-    (its next request starts with a full bucket), so memory stays bounded whatever addresses arrive.
-    Thread-safe (sync endpoints run in the threadpool).
-
-    Args:
-        per_minute: Tokens added per minute.
-        burst: Bucket size: requests allowed back to back.
-        max_clients: Clients remembered.
-        clock: Seconds, monotonic (tests pass their own).
-    """
-
-    def __init__(
-        self,
-        per_minute: float,
-        burst: int,
-        *,
-        max_clients: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if per_minute <= 0 or burst < 1 or max_clients < 1:
-            raise ValueError("per_minute must be above 0, burst and max_clients at least 1")
-        self.rate = per_minute / 60.0
-        self.burst = float(burst)
-        self.max_clients = max_clients
-        self.clock = clock
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, when)
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        """Clients remembered now."""
-        return len(self._buckets)
-
-    def acquire(self, client: str) -> int:
-        """Take one token for ``client``.
-
-        Returns:
-            0 when the request may go ahead; else the whole seconds until the next token (for Retry-After).
-        """
-        now = self.clock()
-        with self._lock:
-            tokens, then = self._buckets.pop(client, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - then) * self.rate)
-            wait = 0
-            if tokens >= 1:
-                tokens -= 1
-            else:
-                wait = max(1, math.ceil((1 - tokens) / self.rate))
-            self._buckets[client] = (tokens, now)
-            while len(self._buckets) > self.max_clients:
-                self._buckets.popitem(last=False)
-        return wait

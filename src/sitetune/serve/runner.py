@@ -6,9 +6,10 @@ Connection limits (a deadline for reading each request, keep-alive, connection c
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from sitetune.serve.connections import server_options
 
 if TYPE_CHECKING:
     from sitetune.answer.llm import LLMConfig
+    from sitetune.serve.refresher import RefreshSchedule
 
 
 def run_server(
@@ -33,6 +35,7 @@ def run_server(
     query_log: str | Path | None = None,
     log: Callable[[str], object] = print,
     search_config: SearchConfig | None = None,
+    refresh: RefreshSchedule | None = None,
 ) -> None:
     """Open ``store`` and serve the API and web page on ``config.host:config.port`` until interrupted.
 
@@ -57,6 +60,8 @@ def run_server(
         log: Receives the lines with the URLs, printed once the model is loaded (with ``config.log_format``
             ``"json"`` they are log records instead).
         search_config: Search settings (``rerank=False`` serves without the model folder's reranker).
+        refresh: Refresh the store on this schedule, in a child process (:mod:`sitetune.serve.refresher`);
+            ``None``: never (a timer or a person runs ``sitetune refresh``).
 
     Raises:
         InputError: ``config.workers`` below 1, several workers over Milvus Lite, a bad query log path or
@@ -99,7 +104,8 @@ def run_server(
         if previous_key is None:  # one key for every worker, so each accepts the ids the others issued
             os.environ[FEEDBACK_KEY_ENV] = secrets.token_hex(32)
         try:
-            run_workers(settings, access_log=access_log, log=log)
+            with _scheduled(refresh, log):
+                run_workers(settings, access_log=access_log, log=log)
         finally:
             if previous_key is None:
                 os.environ.pop(FEEDBACK_KEY_ENV, None)
@@ -117,7 +123,26 @@ def run_server(
             log(f"logging questions and feedback to {questions.path} (no IP addresses or cookies)")
         log(monitoring_line(config))
         try:
-            uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=access_log,
-                        **server_options(config), **uvicorn_log_options(config.log_format))
+            with _scheduled(refresh, log):
+                uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=access_log,
+                            **server_options(config), **uvicorn_log_options(config.log_format))
         finally:
             app.state.follower.close()
+
+
+@contextlib.contextmanager
+def _scheduled(refresh: RefreshSchedule | None, log: Callable[[str], object]) -> Iterator[None]:
+    """Run ``refresh``'s schedule for the block (nothing when ``None``)."""
+    if refresh is None:
+        yield
+        return
+    from sitetune.durations import format_duration
+    from sitetune.serve.refresher import RefreshScheduler
+
+    scheduler = RefreshScheduler(refresh)
+    log(f"refreshing {refresh.store} every {format_duration(refresh.every_s)} in a child process (sitetune refresh)")
+    scheduler.start()
+    try:
+        yield
+    finally:
+        scheduler.stop()

@@ -176,6 +176,21 @@ class FeedbackResponse(BaseModel):
     recorded: bool
 
 
+class RefreshHealth(BaseModel):
+    """The store's last refresh, from its ``refresh.json`` (:mod:`sitetune.serve.refreshwatch`)."""
+
+    last_attempt: str | None = Field(None, description="When the last attempt finished (ISO 8601, UTC).")
+    outcome: str | None = Field(None, description="success or failure.")
+    error: str | None = Field(None, description="Why it failed; the served store was left as it was.")
+    stage: str | None = Field(None, description="Where it ended: crawl, corpus, drift, train, index or done.")
+    seconds: float | None = None
+    generation: int | None = Field(None, description="The generation it left served.")
+    last_success: str | None = Field(None, description="When the last successful refresh finished.")
+    running: bool = Field(False, description="A refresh is running now.")
+    successes: int = 0
+    failures: int = 0
+
+
 class Health(BaseModel):
     status: str
     model: str | None
@@ -186,6 +201,11 @@ class Health(BaseModel):
     generation: int | None = None
     generation_age_s: float | None = None
     reload_error: str | None = None
+    #: The last refresh of the store (``None``: never refreshed), and whether the corpus has moved further
+    #: from the model's training corpus than ``sitetune refresh --stale-threshold`` allows.
+    refresh: RefreshHealth | None = None
+    model_stale: bool | None = None
+    corpus_changed_since_training: float | None = None
 
 
 class Pages(BaseModel):

@@ -10,6 +10,7 @@ tokens); ``--loss cosine_mse`` runs sentence-transformers' own class.
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ def card_model(base: str | Path, max_seq_length: int) -> object:
     from sentence_transformers.sentence_transformer.modules import Pooling
 
     from sitetune.errors import SitetuneError
-    from sitetune.models import BASE_MODEL_ID, load_sentence_transformer
+    from sitetune.models import base_model_label, fit_max_seq_length, is_hub_id, load_sentence_transformer
 
     loaded = load_sentence_transformer(base)
     modules: list[Any] = list(loaded)
@@ -38,9 +39,9 @@ def card_model(base: str | Path, max_seq_length: int) -> object:
     if pooling.get_config_dict().get("pooling_mode") not in (None, "mean"):
         pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
     model = SentenceTransformer(modules=[transformer, pooling], device="cpu")
-    model.max_seq_length = max_seq_length
-    if str(base) == "base":
-        model.model_card_data.base_model = BASE_MODEL_ID
+    model.max_seq_length = fit_max_seq_length(model, max_seq_length)
+    if str(base) == "base" or is_hub_id(base):  # the card links it on the Hub; a folder is named by core
+        model.model_card_data.base_model = base_model_label(base)
     return model
 
 
@@ -49,6 +50,7 @@ def card_plan(pairs: Pairs, config: TrainConfig, *, base: str | Path = "base") -
     from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
 
     from sitetune.errors import SitetuneError
+    from sitetune.models import base_model_label
 
     model = card_model(base, config.max_seq_length)
     dataset = pairs.dataset.select_columns(["sentence_0", "sentence_1", "label"])
@@ -65,5 +67,5 @@ def card_plan(pairs: Pairs, config: TrainConfig, *, base: str | Path = "base") -
         dataset=dataset,
         sampler=functools.partial(SeededBatchSampler),
         batch_sampler_name="batch_sampler",
-        model_info=CARD_MODEL_INFO,
+        model_info=replace(CARD_MODEL_INFO, base_model=base_model_label(base)),
     )

@@ -362,6 +362,11 @@ def _write_model(
             plan.model.save(str(tmp))
         plan.model_info.save(tmp)
         card = tmp / "README.md"
+        base = plan.model_info.base_model
+        if base is not None and card.is_file() and Path(base).is_absolute():
+            # A local folder has no Hub page for the card's own "Base model" link: name it here instead.
+            with card.open("a", encoding="utf-8") as fh:
+                fh.write(f"\n## Base model\n\nFine-tuned from the model folder `{base}`.\n")
         if result.cut_short and card.is_file():
             with card.open("a", encoding="utf-8") as fh:
                 fh.write(f"\n## Training cut short\n\n{result.cut_short}.\n")

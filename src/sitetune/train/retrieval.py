@@ -36,7 +36,7 @@ def retrieval_plan(pairs: Pairs, config: TrainConfig, *, base: str | Path = "bas
         MultipleNegativesRankingLoss,
     )
 
-    from sitetune.models import BASE_MODEL_ID, load_sentence_transformer
+    from sitetune.models import base_model_label, fit_max_seq_length, is_hub_id, load_sentence_transformer
 
     data = pairs.dataset
     text_columns = [c for c in TEXT_COLUMNS if c in data.column_names]
@@ -51,9 +51,10 @@ def retrieval_plan(pairs: Pairs, config: TrainConfig, *, base: str | Path = "bas
     dataset = data.select_columns(text_columns)
 
     model = load_sentence_transformer(base)
-    model.max_seq_length = config.max_seq_length
-    if str(base) == "base":
-        model.model_card_data.base_model = BASE_MODEL_ID
+    model.max_seq_length = fit_max_seq_length(model, config.max_seq_length)
+    label = base_model_label(base)
+    if str(base) == "base" or is_hub_id(base):  # the card links it on the Hub; a folder is named below
+        model.model_card_data.base_model = label
     loss: nn.Module
     if config.loss == "cached_mnrl":
         loss = CachedMultipleNegativesRankingLoss(
@@ -76,8 +77,8 @@ def retrieval_plan(pairs: Pairs, config: TrainConfig, *, base: str | Path = "bas
         dataset=dataset,
         sampler=sampler,
         batch_sampler_name="no_duplicates",
-        save_max_seq_length=config.save_max_seq_length,
-        model_info=ModelInfo(
-            document_template=DOCUMENT_TEMPLATE, recipe="retrieval", base_model=BASE_MODEL_ID
+        save_max_seq_length=(
+            None if config.save_max_seq_length is None else fit_max_seq_length(model, config.save_max_seq_length)
         ),
+        model_info=ModelInfo(document_template=DOCUMENT_TEMPLATE, recipe="retrieval", base_model=label),
     )
