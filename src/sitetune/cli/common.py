@@ -48,6 +48,13 @@ FallbackOption = Annotated[
     bool,
     typer.Option("--fallback-to-torch", help="Encode with torch if the backend's export is missing or broken"),
 ]
+#: The crawl's network limits (crawl, refresh); defaults are ``CrawlConfig``'s.
+CrawlTimeoutOption = Annotated[float, typer.Option(min=0.1, help="Seconds without data before a request fails")]
+CrawlRetriesOption = Annotated[int, typer.Option(min=0, max=10, help="Retries on 429, 5xx and connection errors")]
+CrawlMaxBytesOption = Annotated[
+    int, typer.Option(min=1024, help="Largest page or sitemap in bytes (after decompression)")
+]
+CrawlMaxTimeOption = Annotated[float, typer.Option(min=1.0, help="Wall-clock budget of the crawl in seconds")]
 #: ``--precision`` of the encoder that embeds sections (index, refresh).
 PrecisionOption = Annotated[Precision, typer.Option("--precision", help="auto: bf16 where the CPU has it")]
 #: ``--batch-size`` of the encoder that embeds sections (index, refresh).

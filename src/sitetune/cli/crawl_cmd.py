@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from sitetune.cli.common import handle_errors, print_json
+from sitetune.cli.common import (
+    CrawlMaxBytesOption,
+    CrawlMaxTimeOption,
+    CrawlRetriesOption,
+    CrawlTimeoutOption,
+    handle_errors,
+    print_json,
+)
 from sitetune.config import ChunkingConfig, CrawlConfig
 
 _CRAWL = CrawlConfig()  # flag defaults come from the config, so the two cannot drift apart
@@ -34,14 +41,10 @@ def crawl(
                               "_site.json public_base, else the 127.0.0.1 address it is served on)")] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=32,
                                              help="Requests in flight at once")] = _CRAWL.concurrency,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds without data before a request "
-                                                          "fails")] = _CRAWL.timeout_s,
-    retries: Annotated[int, typer.Option(min=0, max=10, help="Retries on 429, 5xx and connection "
-                                                            "errors")] = _CRAWL.retries,
-    max_bytes: Annotated[int, typer.Option(min=1024, help="Largest page body in bytes (after "
-                                                          "decompression)")] = _CRAWL.max_bytes,
-    max_time: Annotated[float, typer.Option(min=1.0, help="Wall-clock budget of the whole crawl in "
-                                                          "seconds")] = _CRAWL.total_time_s,
+    timeout: CrawlTimeoutOption = _CRAWL.timeout_s,
+    retries: CrawlRetriesOption = _CRAWL.retries,
+    max_bytes: CrawlMaxBytesOption = _CRAWL.max_bytes,
+    max_time: CrawlMaxTimeOption = _CRAWL.total_time_s,
     cache: Annotated[Path | None, typer.Option(help="Page cache folder (default: beside the corpus, "
                                                     "CORPUS.cache)")] = None,
     report: Annotated[Path | None, typer.Option(help="Crawl report JSON (default: beside the corpus, "

@@ -12,6 +12,10 @@ from sitetune.cli import common
 from sitetune.cli.common import (
     DEFAULT_BACKEND,
     BackendOption,
+    CrawlMaxBytesOption,
+    CrawlMaxTimeOption,
+    CrawlRetriesOption,
+    CrawlTimeoutOption,
     EncodeBatchOption,
     FallbackOption,
     PrecisionOption,
@@ -77,14 +81,10 @@ def refresh(
     public_base: Annotated[str | None, typer.Option(
         "--public-base", help="Base URL the records carry instead of the crawled origin")] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=32, help="Requests in flight at once")] = _CRAWL.concurrency,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds without data before a request "
-                                                          "fails")] = _CRAWL.timeout_s,
-    retries: Annotated[int, typer.Option(min=0, max=10, help="Retries on 429, 5xx and connection "
-                                                            "errors")] = _CRAWL.retries,
-    max_bytes: Annotated[int, typer.Option(min=1024, help="Largest page or sitemap in bytes (after "
-                                                          "decompression)")] = _CRAWL.max_bytes,
-    max_time: Annotated[float, typer.Option(min=1.0, help="Wall-clock budget of the crawl in "
-                                                          "seconds")] = _CRAWL.total_time_s,
+    timeout: CrawlTimeoutOption = _CRAWL.timeout_s,
+    retries: CrawlRetriesOption = _CRAWL.retries,
+    max_bytes: CrawlMaxBytesOption = _CRAWL.max_bytes,
+    max_time: CrawlMaxTimeOption = _CRAWL.total_time_s,
     cache: Annotated[Path | None, typer.Option(help="Page cache folder (default: CORPUS.cache)")] = None,
     sitemaps: Annotated[bool, typer.Option(
         "--sitemaps/--no-sitemaps", help="Read the site's sitemaps (robots.txt Sitemap: lines, else "
