@@ -29,6 +29,7 @@ DEPTH = 20
 KINDS = ("answers", "answering page", "other page")
 SAME_TITLE = "other page, same section title"
 SIGNPOST = "signpost first"
+TESTIMONIAL = "testimonial first"
 DEPTHS = ("at 2–5", "at 6–20", f"not in the top {DEPTH}")
 
 
@@ -49,7 +50,8 @@ def half_counts(
 ) -> tuple[int, Counter[tuple[str, str]]]:
     """Answerable questions of ``half`` and the count of each (kind, depth); ``(SAME_TITLE, "")`` counts the
     "other page" misses whose first result has the title of an answering section (a sister page's section),
-    ``(SIGNPOST, "")`` the misses whose first result is a signpost (probability ≥ 0.5, ``sitetune.sectionkind``).
+    ``(SIGNPOST, "")`` the misses whose first result is a signpost (probability ≥ 0.5, ``sitetune.sectionkind``),
+    ``(TESTIMONIAL, "")`` those whose first result is flagged as a testimonial.
     ``pages_of`` and ``titles_of`` map a chunk to the pages and section titles it appears under."""
     counts: Counter[tuple[str, str]] = Counter()
     total = 0
@@ -64,6 +66,8 @@ def half_counts(
         first_row = site.searcher.reader.row_of[ranking[0]] if ranking else None
         if kind[0] != KINDS[0] and first_row is not None and site.searcher.signals.signpost[first_row] >= 0.5:
             counts[SIGNPOST, ""] += 1
+        if kind[0] != KINDS[0] and first_row is not None and site.searcher.signals.testimonial[first_row]:
+            counts[TESTIMONIAL, ""] += 1
         if kind[0] == KINDS[2] and titles_of[ranking[0]] & set().union(*(titles_of.get(c, set()) for c in answering)):
             counts[SAME_TITLE, ""] += 1
     return total, counts
@@ -82,13 +86,14 @@ def main() -> None:
         f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {describe_machine()}",
         "- Answerable questions (a section judged to answer) by their served first result: it answers; it is"
         " another section of a page that holds an answer (answering page); it is on a page holding none (other"
-        f" page); with the rank of the first answering section in the served top {DEPTH}. The next-to-last column"
-        " counts the other-page misses whose first result bears the title of an answering section; the last, the"
-        " misses whose first result is a signpost (signpost probability ≥ 0.5, computed at index time).",
+        f" page); with the rank of the first answering section in the served top {DEPTH}. The third-to-last column"
+        " counts the other-page misses whose first result bears the title of an answering section; the last two,"
+        " the misses whose first result is a signpost (signpost probability ≥ 0.5) or a testimonial (both"
+        " computed at index time).",
         "",
         "| site | half (answerable) | first result answers | " + " | ".join(miss_columns)
-        + f" | {SAME_TITLE} | {SIGNPOST} |",
-        "|---|---|---:|" + "---:|" * (len(miss_columns) + 2),
+        + f" | {SAME_TITLE} | {SIGNPOST} | {TESTIMONIAL} |",
+        "|---|---|---:|" + "---:|" * (len(miss_columns) + 3),
     ]
     for spec in args.site:
         site = open_site(spec)
@@ -98,7 +103,7 @@ def main() -> None:
         for half in ("dev", "test"):
             total, counts = half_counts(site, half, pages_of, titles_of)
             cells = [counts[KINDS[0], ""]] + [counts[kind, depth] for kind in KINDS[1:] for depth in DEPTHS]
-            cells += [counts[SAME_TITLE, ""], counts[SIGNPOST, ""]]
+            cells += [counts[SAME_TITLE, ""], counts[SIGNPOST, ""], counts[TESTIMONIAL, ""]]
             lines.append(f"| {site.name} | {half} ({total}) | " + " | ".join(str(c) for c in cells) + " |")
             print(lines[-1], flush=True)
         site.searcher.close()

@@ -1,7 +1,8 @@
-"""Choose the signpost and scope penalties on development questions of two sites; report them on the rest.
+"""Choose the signpost, scope and testimonial penalties on development questions of two sites; report them on the rest.
 
-The served search subtracts ``signpost_penalty`` times a section's signpost probability and, when the question
-names no programme, ``scope_penalty`` from a section found only on one programme's page
+The served search subtracts ``signpost_penalty`` times a section's signpost probability, ``testimonial_penalty``
+from a section telling someone's own story and, when the question names no programme, ``scope_penalty`` from a
+section found only on one programme's page
 (``sitetune.config.SearchConfig``; the signals are computed at index time, ``sitetune.sectionkind``). Each
 setting is scored on the development half of each site's questions (``split_queries``) and the one with the
 best mean over sites of answers@1 + nDCG@10 is chosen; every row is reported on the test half too. The
@@ -31,6 +32,7 @@ from sitetune.evaluation.served import served_ranking
 RESULT = Path(__file__).resolve().parent / "results" / "section_signals.md"
 SIGNPOST = (0.0, 0.05, 0.1, 0.2)
 SCOPE = (0.0, 0.06)
+TESTIMONIAL = (0.0, 0.03, 0.06, 0.1)
 
 
 def signpost_first(site: Site, query: Query, ranking: list[str]) -> bool:
@@ -58,37 +60,42 @@ def main() -> None:
     args = parser.parse_args()
     sites = [open_site(spec) for spec in args.site]
     default = SearchConfig()
-    grid = [replace(default, signpost_penalty=a, scope_penalty=b) for a, b in itertools.product(SIGNPOST, SCOPE)]
+    grid = [replace(default, signpost_penalty=a, scope_penalty=b, testimonial_penalty=c)
+            for a, b, c in itertools.product(SIGNPOST, SCOPE, TESTIMONIAL)]
     results = []
     for cfg in grid:
         dev = [score(s, s.dev, cfg) for s in sites]
         results.append((sum(n + a for n, a, _ in dev) / len(sites), cfg, dev))
-        print(f"signpost {cfg.signpost_penalty} scope {cfg.scope_penalty}: " +
+        print(f"signpost {cfg.signpost_penalty} scope {cfg.scope_penalty} testimonial {cfg.testimonial_penalty}: " +
               "; ".join(f"{s.name} {n:.3f}/{a:.1%}/{f}" for s, (n, a, f) in zip(sites, dev, strict=True)), flush=True)
     best = max(results, key=lambda r: r[0])[1]
-    shown = {(0.0, 0.0), (best.signpost_penalty, best.scope_penalty), (best.signpost_penalty, 0.0),
-             (0.0, best.scope_penalty)}
+    def key(cfg: SearchConfig) -> tuple[float, float, float]:
+        return cfg.signpost_penalty, cfg.scope_penalty, cfg.testimonial_penalty
+
+    a, b, c = key(best)
+    shown = {(0.0, 0.0, 0.0), (a, b, c), (0.0, 0.0, c), (a, b, 0.0)}
     head = " | ".join(f"{s.name} dev nDCG@10 / answers@1 / signpost first | {s.name} test" for s in sites)
     rows = []
     for _mean, cfg, dev in results:
-        if (cfg.signpost_penalty, cfg.scope_penalty) not in shown:
+        if key(cfg) not in shown:
             continue
         test = [score(s, s.test, cfg) for s in sites]
         cells = " | ".join(f"{d[0]:.3f} / {d[1]:.1%} / {d[2]} | {t[0]:.3f} / {t[1]:.1%} / {t[2]}"
                            for d, t in zip(dev, test, strict=True))
         mark = " (chosen)" if cfg == best else ""
-        rows.append(f"| {cfg.signpost_penalty} | {cfg.scope_penalty}{mark} | {cells} |")
+        rows.append(f"| {cfg.signpost_penalty} | {cfg.scope_penalty} | {cfg.testimonial_penalty}{mark} | {cells} |")
     write_fragment(args.out, [
-        "## Signpost and scope penalties (chosen on development halves, reported on test halves)",
+        "## Signpost, scope and testimonial penalties (chosen on development halves, reported on test halves)",
         "",
         "- Command: `python benchmarks/section_signals.py " + " ".join("--site " + s for s in args.site) + "`",
         f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {describe_machine()}",
-        f"- Grid: signpost penalty {SIGNPOST} x scope penalty {SCOPE}; chosen by the mean over sites"
-        " of dev answers@1 + nDCG@10. Shown: all off, the chosen setting and each part alone.",
+        f"- Grid: signpost penalty {SIGNPOST} x scope penalty {SCOPE} x testimonial penalty {TESTIMONIAL};"
+        " chosen by the mean over sites of dev answers@1 + nDCG@10. Shown: all off, the chosen setting,"
+        " testimonials alone and the chosen setting without them.",
         "- Questions per half: " + "; ".join(f"{s.name} dev {len(s.dev)}, test {len(s.test)}" for s in sites),
         "",
-        f"| signpost penalty | scope penalty | {head} |",
-        "|---:|---:|" + "---|---|" * len(sites),
+        f"| signpost penalty | scope penalty | testimonial penalty | {head} |",
+        "|---:|---:|---:|" + "---|---|" * len(sites),
         *rows,
     ])
 

@@ -1,13 +1,15 @@
-"""Section signals on a hand-made site: signposts, one programme's sections and references to other pages.
+"""Section signals on a hand-made site: signposts, testimonials, one programme's sections and references to other pages.
 
 The site has general pages, each opening with a signpost that restates its topic and a section holding the
-facts, and four programme pages built on one section template. The signals are computed at index time and
+facts, a student's story about the same housing the housing page prices, and four programme pages built on one
+section template. The signals are computed at index time and
 read from the store; the ranking tests fail when the signals are switched off.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,13 +17,20 @@ from pathlib import Path
 import pytest
 
 from sitetune.answer import Answerer
+from sitetune.atomic import sha256_file
 from sitetune.config import SearchConfig
 from sitetune.corpus import Corpus
-from sitetune.index import build_index
+from sitetune.index import build_index, open_store
 from sitetune.index.store import SIGNALS_FILE
 from sitetune.records import SectionRecord
 from sitetune.search import Searcher
-from sitetune.sectionkind import SectionSignals, page_references, section_signals
+from sitetune.sectionkind import (
+    OutdatedSignals,
+    SectionSignals,
+    first_person_share,
+    page_references,
+    section_signals,
+)
 
 BASE = "https://www.example.edu/"
 PROGRAMMES = ("MSc in Marine Biology", "MSc in Urban Planning", "MSc in Data Journalism", "MSc in Public Health")
@@ -49,6 +58,11 @@ def _general() -> list[SectionRecord]:
             ("Housing", "Everything you need to know about housing, in one place."),
             ("Rooms in halls", "A single room in the Nordhavn hall costs 4,200 DKK a month; apply through "
              "the Housing Office by 1 June."),
+        ],
+        "Student stories": [
+            ("Living in Nordhavn", "How much does a room in the Nordhavn hall cost each month? That was my "
+             "biggest worry when I applied. I lived there for two years, and I made my best friends in the "
+             "shared kitchen."),
         ],
         "Scholarships": [
             ("Scholarships", "Learn more about our scholarships here."),
@@ -113,6 +127,17 @@ def test_signposts_and_answers_of_the_same_topic_are_told_apart(corpus: Corpus) 
         assert signals.signpost[_row(corpus, page, facts)] < 0.5, page
 
 
+def test_a_students_own_story_is_a_testimonial_and_an_faq_or_a_fact_is_not(corpus: Corpus) -> None:
+    signals = section_signals(corpus.chunks)
+    assert signals.testimonial[_row(corpus, "Student stories", "Living in Nordhavn")]
+    assert not any(signals.testimonial[_row(corpus, "Housing", t)] for t in ("Housing", "Rooms in halls"))
+    # Questions are not counted: an FAQ asks in the first person and answers in the second.
+    assert first_person_share("Can I bring my family? Can I apply late? You can apply until 1 June.") == 0.0
+    assert first_person_share("I chose the programme for its projects, and my thesis was with a partner.") > 0.1
+    # A lower-case "i" is another language's word ("in"), not the speaker.
+    assert first_person_share("Cand.merc. i finansiering og regnskab") == 0.0
+
+
 def test_programme_pages_are_specific_and_general_pages_are_not(corpus: Corpus) -> None:
     signals = section_signals(corpus.chunks)
     assert signals.specific[_row(corpus, PROGRAMMES[0], "Tuition fees")]
@@ -135,6 +160,30 @@ def test_the_store_keeps_the_signals_it_computed_at_index_time(store: Path, corp
         SectionSignals.from_json((generation / SIGNALS_FILE).read_text(), len(corpus.chunks) + 1)
 
 
+def test_a_store_written_before_testimonials_gets_them_when_opened(
+    store: Path, corpus: Corpus, tmp_path: Path
+) -> None:
+    old = tmp_path / "store"
+    shutil.copytree(store, old)
+    (generation,) = old.glob("gen-*")
+    data = json.loads((generation / SIGNALS_FILE).read_text())
+    del data["testimonial"]
+    data["version"] = 1
+    (generation / SIGNALS_FILE).write_text(json.dumps(data))
+    manifest = json.loads((generation / "manifest.json").read_text())
+    manifest["files"][SIGNALS_FILE] = sha256_file(generation / SIGNALS_FILE)
+    (generation / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(OutdatedSignals):
+        SectionSignals.from_json((generation / SIGNALS_FILE).read_text(), len(corpus.chunks))
+    reader = open_store(old)
+    try:
+        signals = reader.generation.signals
+        assert signals is not None
+        assert signals.testimonial[_row(corpus, "Student stories", "Living in Nordhavn")]
+    finally:
+        reader.close()
+
+
 def _first(searcher: Searcher, query: str, config: SearchConfig) -> tuple[str, str]:
     searcher.config = config
     try:
@@ -151,6 +200,16 @@ def test_the_section_with_the_facts_ranks_above_its_signpost(searcher: Searcher)
     assert _first(searcher, query, served) == answer
     # Without the signal the signpost, which restates the question's words, comes first.
     assert _first(searcher, query, replace(served, signpost_penalty=0.0)) != answer
+
+
+def test_the_section_with_the_fact_ranks_above_a_students_story_of_the_same_topic(searcher: Searcher) -> None:
+    query, answer = "how much does a room in the Nordhavn hall cost each month", ("Housing", "Rooms in halls")
+    served = SearchConfig()
+    assert served.testimonial_penalty > 0
+    assert _first(searcher, query, served) == answer
+    # Without the signal the story, which repeats the question's words, comes first.
+    story = ("Student stories", "Living in Nordhavn")
+    assert _first(searcher, query, replace(served, testimonial_penalty=0.0)) == story
 
 
 def test_a_general_question_gets_the_general_page_and_a_named_programme_its_own(searcher: Searcher) -> None:

@@ -201,6 +201,9 @@ class SearchConfig:
         scope_penalty: Taken from the fused score of a section found only on one programme's page (a page
             built on the site's section template) when the question names no programme, so the page that
             answers for every programme comes first. 0 turns it off.
+        testimonial_penalty: Taken from the fused score of a section that tells someone's own story (a
+            student's quote, :func:`sitetune.sectionkind.first_person_share`), so a section that answers for
+            everyone ranks above a story on the same topic. 0 turns it off.
         reranker_model: A cross-encoder folder (or a Hub id in the Hugging Face cache) to rerank with instead
             of the model folder's own (``MODEL/reranker``); ``None`` uses the model folder's, if any.
     """
@@ -227,6 +230,7 @@ class SearchConfig:
     # Chosen on the development half of both sites' questions (benchmarks/section_signals.py).
     signpost_penalty: float = 0.05
     scope_penalty: float = 0.06
+    testimonial_penalty: float = 0.1
     reranker_model: str | None = None
 
 

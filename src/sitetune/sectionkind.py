@@ -6,7 +6,8 @@ signal here tells them from sections that answer, with nothing site-specific in 
 measured against the site itself (which phrases recur across its pages, which words are its titles', how
 dense its sections are in numbers, names and list items), and a small logistic model combines them. The
 model's weights were fitted on hand-labelled sections of three sites (``sitetune/data/labels``) and are
-checked site by site, leaving each site out of the fit (``benchmarks/section_kinds.py``).
+checked site by site, leaving each site out of the fit (``benchmarks/section_kinds.py``). Testimonials (a
+student's own story) are told apart by how much of their statements speak in the first person singular.
 
 :func:`section_signals` runs at index time over a store's chunks; the store keeps the result beside them
 (``signals.json``) and search reads it, so nothing here runs when a store is opened.
@@ -25,12 +26,31 @@ from sitetune.corpus import Chunk
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 _NUMBER = re.compile(r"\d")
 _LIST_LINE = re.compile(r"^\s*(?:[-*•·–]|\d+[.)])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n")
+#: English first-person singular forms, as a speaker telling their own story writes them. "I" counts only
+#: capitalised: a lower-case "i" is another language's word (Danish and Swedish "in").
+_FIRST_PERSON_I = frozenset({"I", "I'm", "I’m", "I've", "I’ve", "I'd", "I’d", "I'll", "I’ll"})
+_FIRST_PERSON_OTHER = frozenset({"me", "my", "myself"})
+#: A section whose statements are at least this share first-person singular words tells someone's own story
+#: (chosen on the hand labels of ``sitetune/data/labels``; ``benchmarks/section_kinds.py`` reports it).
+TESTIMONIAL_SHARE = 0.02
 #: Word n-gram length of the site's stock phrases ("find out more", "on this page").
 STOCK_N = 3
 
 
 def _words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
+
+
+def first_person_share(text: str) -> float:
+    """Share of the words of a text's statements that are first-person singular ("I", "my", "me").
+
+    Questions are left out: an FAQ asks "Can I apply ...?" and then answers it; a testimonial speaks of
+    itself in its statements.
+    """
+    words = [w for sentence in _SENTENCE_END.split(text) if not sentence.rstrip().endswith("?")
+             for w in _WORD.findall(sentence)]
+    return sum(w in _FIRST_PERSON_I or w.lower() in _FIRST_PERSON_OTHER for w in words) / max(len(words), 1)
 
 
 def _ngrams(words: Sequence[str], n: int = STOCK_N) -> list[tuple[str, ...]]:
@@ -150,7 +170,11 @@ MAX_CHUNKS = 200_000
 #: A name naming a page is ignored when it occurs on more than this share of the site's pages (the site's
 #: own name, on every page, refers to nothing in particular).
 MAX_REFERENCE_SHARE = 0.5
-SIGNALS_VERSION = 1
+SIGNALS_VERSION = 2
+
+
+class OutdatedSignals(ValueError):
+    """``signals.json`` of an earlier version: the store computes the signals again when it opens."""
 
 
 def signpost_probability(features: SectionFeatures, weights: Sequence[float] = SIGNPOST_WEIGHTS) -> float:
@@ -168,41 +192,51 @@ class SectionSignals:
         specific: The chunk appears only on pages built on the site's section template (one programme's
             page): it answers for that page, not for the whole site.
         refers: Pages the chunk's text names other than its own ("see English level A"), for two-step answers.
+        testimonial: The chunk tells someone's own story (a student's or graduate's quote): it speaks about
+            the topic without answering for everyone (:func:`first_person_share`).
     """
 
     signpost: tuple[float, ...]
     specific: tuple[bool, ...]
     refers: tuple[tuple[str, ...], ...]
+    testimonial: tuple[bool, ...]
 
     def to_json(self) -> str:
         """The ``signals.json`` of a store generation."""
         import json
 
         return json.dumps({"version": SIGNALS_VERSION, "signpost": [round(p, 4) for p in self.signpost],
-                           "specific": list(self.specific), "refers": [list(r) for r in self.refers]})
+                           "specific": list(self.specific), "refers": [list(r) for r in self.refers],
+                           "testimonial": list(self.testimonial)})
 
     @classmethod
     def from_json(cls, text: str, count: int) -> SectionSignals:
         """Read ``signals.json``; ``count`` is the generation's chunk count.
 
         Raises:
+            OutdatedSignals: An earlier version (compute them again from the chunks).
             ValueError: Another version, or not one value per chunk.
         """
         import json
 
         data = json.loads(text)
-        if data.get("version") != SIGNALS_VERSION:
-            raise ValueError(f"signals version {data.get('version')!r}, expected {SIGNALS_VERSION}")
+        version = data.get("version")
+        if isinstance(version, int) and 0 < version < SIGNALS_VERSION:
+            raise OutdatedSignals(f"signals version {version}, this sitetune writes {SIGNALS_VERSION}")
+        if version != SIGNALS_VERSION:
+            raise ValueError(f"signals version {version!r}, expected {SIGNALS_VERSION}")
         signals = cls(tuple(float(p) for p in data["signpost"]), tuple(bool(s) for s in data["specific"]),
-                      tuple(tuple(str(p) for p in r) for r in data["refers"]))
-        if not len(signals.signpost) == len(signals.specific) == len(signals.refers) == count:
+                      tuple(tuple(str(p) for p in r) for r in data["refers"]),
+                      tuple(bool(t) for t in data["testimonial"]))
+        lengths = {len(signals.signpost), len(signals.specific), len(signals.refers), len(signals.testimonial)}
+        if lengths != {count}:
             raise ValueError(f"signals for {len(signals.signpost)} chunks, the generation has {count}")
         return signals
 
     @classmethod
     def neutral(cls, count: int) -> SectionSignals:
         """No signal: every chunk treated alike (stores too large to analyse)."""
-        return cls((0.0,) * count, (False,) * count, ((),) * count)
+        return cls((0.0,) * count, (False,) * count, ((),) * count, (False,) * count)
 
 
 def page_references(chunks: Sequence[Chunk]) -> list[tuple[str, ...]]:
@@ -231,7 +265,7 @@ def page_references(chunks: Sequence[Chunk]) -> list[tuple[str, ...]]:
 
 
 def section_signals(chunks: Sequence[Chunk]) -> SectionSignals:
-    """Signpost probability, template scope and page references of every chunk of one store."""
+    """Signpost probability, template scope, page references and testimonials of every chunk of one store."""
     from sitetune.sitevocab import template_pages
 
     if len(chunks) > MAX_CHUNKS:
@@ -242,4 +276,5 @@ def section_signals(chunks: Sequence[Chunk]) -> SectionSignals:
         signpost=tuple(signpost_probability(f) for f in features),
         specific=tuple(bool(templated) and all(p in templated for p in c.pages) for c in chunks),
         refers=tuple(page_references(chunks)),
+        testimonial=tuple(first_person_share(c.text) >= TESTIMONIAL_SHARE for c in chunks),
     )

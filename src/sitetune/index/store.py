@@ -42,7 +42,7 @@ from sitetune.errors import SitetuneError
 from sitetune.index.ann import ANN_FILE, AnnIndex, AnnInfo
 from sitetune.index.lease import GenerationGone, Lease, pruning, take_lease
 from sitetune.lexical import BM25Index
-from sitetune.sectionkind import MAX_CHUNKS, SectionSignals, section_signals
+from sitetune.sectionkind import MAX_CHUNKS, OutdatedSignals, SectionSignals, section_signals
 from sitetune.siteanalysis import SiteAnalysis, analyse_site
 
 STORE_FORMAT = 1
@@ -322,6 +322,8 @@ class EmbeddedStore:
         if (gdir / SIGNALS_FILE).is_file():
             try:
                 signals = SectionSignals.from_json((gdir / SIGNALS_FILE).read_text(encoding="utf-8"), len(chunks))
+            except OutdatedSignals:  # written by an earlier sitetune: the signals it lacks are computed now
+                signals = section_signals(chunks)
             except (ValueError, KeyError, TypeError) as exc:
                 raise StoreError(f"{gdir / SIGNALS_FILE}: {exc}") from exc
         else:  # a generation written before the signals existed

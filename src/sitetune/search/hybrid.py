@@ -341,14 +341,16 @@ class Searcher:
     def prior(self, ids: Collection[str], *, named: bool) -> dict[str, float]:
         """The query's penalties of candidate ``ids`` (negative scores to add to their fused scores).
 
-        Signposts always; sections found only on one programme's page when the question names no programme
-        (``named`` False).
+        Signposts and testimonials always; sections found only on one programme's page when the question
+        names no programme (``named`` False).
         """
         cfg, signals = self.config, self.signals
         out: dict[str, float] = {}
         for doc_id in ids:
             row = int(doc_id)
             penalty = cfg.signpost_penalty * signals.signpost[row]
+            if signals.testimonial[row]:
+                penalty += cfg.testimonial_penalty
             if not named and signals.specific[row]:
                 penalty += cfg.scope_penalty
             if penalty:
