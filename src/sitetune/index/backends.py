@@ -2,7 +2,7 @@
 
 A store keeps generations: records, BM25 and a manifest (its identity: model fingerprint, corpus hash) always
 in an :class:`~sitetune.index.store.EmbeddedStore` folder, and the vectors either in that folder too
-(:class:`EmbeddedBackend`, the default) or in a Milvus collection per model (:class:`MilvusBackend`: Milvus
+(:class:`EmbeddedBackend`, the default) or in a Milvus collection per generation (:class:`MilvusBackend`: Milvus
 Lite for ``milvus://PATH.db``, a server for ``http://HOST:19530``). :func:`open_backend` is the only place
 that tells them apart; :func:`~sitetune.index.build.build_index` and :class:`~sitetune.index.reader.StoreReader`
 work through :class:`VectorStore`.
@@ -14,7 +14,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -261,7 +261,12 @@ class EmbeddedBackend:
 
 
 class MilvusBackend:
-    """Vectors in a Milvus collection per model; records, BM25 and the manifest in a local sidecar folder.
+    """Vectors in a Milvus collection per generation; records, BM25 and the manifest in a local sidecar folder.
+
+    A reader searches the collection its sidecar generation's manifest names, not the alias: a server
+    switches when the sidecar's ``CURRENT`` moves (``serve`` follows it), so records, page list and
+    vectors always come from one generation; through the alias its dense search would see the next
+    generation's vectors from the moment the alias moves until it reloads. The alias is for other clients.
 
     Args:
         uri: ``milvus://PATH.db`` (Milvus Lite) or ``http(s)://HOST:PORT[/COLLECTION]`` (a server).
@@ -269,9 +274,10 @@ class MilvusBackend:
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
-        #: The Milvus collection and client behind the store (tests and tools inspect its rows).
+        #: The Milvus collections and client behind the store (tests and tools inspect its rows).
         self.milvus = MilvusStore(uri)
         self._row_of: dict[str, int] = {}
+        self._previous: Generation | None = None
 
     def lock(self) -> AbstractContextManager[None]:
         """The sidecar folder's writer lock."""
@@ -279,46 +285,115 @@ class MilvusBackend:
 
     def previous(self) -> Generation | None:
         """The sidecar's last intact generation (records and manifest; no vectors)."""
-        return _last_intact(self.milvus.sidecar)
+        self._previous = _last_intact(self.milvus.sidecar)
+        return self._previous
 
     def write_generation(
         self, content: NewGeneration, encode: EncodeRows, check_queries: Callable[[], np.ndarray]
     ) -> WrittenGeneration:
-        """Upsert the rows the model's collection lacks, switch the sidecar, then delete stale rows."""
-        manifest, chunks, doc_hashes = content.manifest, content.chunks, content.doc_hashes
-        # The model's own collection says which rows need no encoding: those it holds with the same
-        # document text (this also resumes a run that died after writing some rows).
-        self.milvus.use_model(manifest.model_fingerprint)
-        present = self.milvus.present()
-        todo = [i for i, (c, h) in enumerate(zip(chunks, doc_hashes, strict=True)) if present.get(c.chunk_id) != h]
-        fresh = encode(todo)
-        self.milvus.upsert([chunks[i].chunk_id for i in todo], [doc_hashes[i] for i in todo], fresh, dim=manifest.dim)
-        number = self.milvus.sidecar.write(manifest, chunks, doc_hashes, None, content.bm25)
-        self._clean_up(sorted(set(present) - {c.chunk_id for c in chunks}))
-        return WrittenGeneration(number, len(todo))
+        """Fill and check the next generation's collection, commit the sidecar, move the alias, drop the unused.
 
-    def _clean_up(self, stale: list[str]) -> None:
-        """After the sidecar switched: delete rows no longer in the corpus and other models' collections.
-
-        The new generation is already live and searches ignore rows it does not know, so a failure here is a
-        warning, not an error: the next index run deletes what is left.
+        Until the sidecar commits, nothing a reader uses has changed: a failure leaves the previous
+        generation served and the alias where it was.
         """
+        milvus, manifest = self.milvus, content.manifest
+        chunks, doc_hashes = content.chunks, content.doc_hashes
+        wanted = {c.chunk_id: h for c, h in zip(chunks, doc_hashes, strict=True)}
+        number = milvus.sidecar.next_number()
+        prev = self._previous
+        source = None  # the previous generation's collection, whose vectors this model can reuse
+        if prev is not None and prev.manifest.model_fingerprint == manifest.model_fingerprint:
+            source = milvus.collection_of(prev.manifest)
+            if not milvus.has_collection(source):
+                source = None
+        if source is not None and prev is not None and source == prev.manifest.collection \
+                and milvus.present(source) == wanted:
+            # Nothing changed (same model, rows and texts): the new generation names the same collection.
+            collection, embedded = source, 0
+        else:
+            collection = milvus.generation_collection(number)
+            embedded = self._fill(collection, content, source, encode)
+        milvus.check(collection, len(chunks), chunks[0].chunk_id if chunks else None)
+        written = milvus.sidecar.write(
+            replace(manifest, collection=collection), chunks, doc_hashes, None, content.bm25
+        )
+        if written != number:  # under the writer lock nothing else numbers generations
+            raise StoreError(f"store {self.uri}: wrote generation {written}, expected {number}")
+        self._after_switch(collection)
+        return WrittenGeneration(number, embedded)
+
+    def _fill(
+        self, collection: str, content: NewGeneration, source: str | None, encode: EncodeRows
+    ) -> int:
+        """Write every row of the new generation into ``collection``; returns the rows encoded.
+
+        A collection left by a run that failed before its switch is resumed when the same model made it
+        (its rows with the same document text are kept); vectors of unchanged chunks are copied from
+        ``source``; the rest are encoded.
+        """
+        milvus, manifest = self.milvus, content.manifest
+        chunks, doc_hashes = content.chunks, content.doc_hashes
+        pending: dict[str, str] = {}
+        if milvus.has_collection(collection):
+            if milvus.fingerprint_of(collection) == manifest.model_fingerprint:
+                pending = milvus.present(collection)
+            else:  # another model's, or a server that keeps no description: start afresh
+                milvus.drop(collection)
+        if not milvus.has_collection(collection):
+            milvus.create(collection, manifest.dim, manifest.model_fingerprint)
+        need = [i for i, (c, h) in enumerate(zip(chunks, doc_hashes, strict=True)) if pending.get(c.chunk_id) != h]
+        copied = milvus.fetch(source, [chunks[i].chunk_id for i in need]) if source and need else {}
+        vectors = np.empty((len(need), manifest.dim), dtype=np.float32)
+        todo: list[int] = []  # positions in ``need`` to encode
+        for pos, i in enumerate(need):
+            found = copied.get(chunks[i].chunk_id)
+            if found is not None and found[0] == doc_hashes[i]:
+                vectors[pos] = found[1]
+            else:
+                todo.append(pos)
+        if todo:
+            vectors[todo] = encode([need[pos] for pos in todo])
+        milvus.upsert(collection, [chunks[i].chunk_id for i in need], [doc_hashes[i] for i in need], vectors)
+        milvus.delete(collection, sorted(set(pending) - {c.chunk_id for c in chunks}))
+        return len(todo)
+
+    def _after_switch(self, collection: str) -> None:
+        """After the sidecar switched: point the alias at ``collection``, drop collections no generation names.
+
+        The sidecar's prune has already kept the previous generation and every generation a reader leases
+        (see :mod:`sitetune.index.lease`); only a writer removes generation folders, and this one holds the
+        writer lock, so the collections of the folders left are exactly those a reader may still use. The
+        new generation is live already, so a failure here is a warning, not an error: the next index run
+        moves the alias and drops what is left.
+        """
+        milvus = self.milvus
         try:
-            self.milvus.delete(stale)
-            self.milvus.drop_other_models()
+            milvus.switch_alias(collection)
+            named = {collection}
+            for gen in milvus.sidecar.generations():
+                try:
+                    named.add(milvus.collection_of(milvus.sidecar.read_manifest(gen)))
+                except StoreError:
+                    continue  # an unreadable generation cannot be opened: its collection is nobody's
+            for name in milvus.store_collections():
+                if name not in named:
+                    milvus.drop(name)
         except StoreError as exc:
-            warnings.warn(f"the index is updated, but cleaning up old rows failed: {exc}", RuntimeWarning,
-                          stacklevel=4)
+            warnings.warn(
+                f"the index is updated, but moving the alias or dropping old collections failed: {exc}",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 
     def open_generation(self, generation: int | None = None) -> Generation:
-        """The sidecar's generation (or exactly ``generation``), with the model's collection loaded for search."""
+        """The sidecar's generation (or exactly ``generation``), with the collection it names loaded for search."""
         loaded = self.milvus.load(generation)
         try:
-            self.milvus.use_model(loaded.manifest.model_fingerprint)
+            self.milvus.use(self.milvus.collection_of(loaded.manifest))
             if not self.milvus.has_collection():
                 raise StoreError(
-                    f"Milvus at {self.uri} has no collection '{self.milvus.collection}' for the model that built "
-                    f"{self.milvus.sidecar.root}: run sitetune index"
+                    f"Milvus at {self.uri} has no collection '{self.milvus.collection}' for generation "
+                    f"{loaded.manifest.generation} of {self.milvus.sidecar.root}: run sitetune index"
                 )
             self.milvus.load_collection()
         except BaseException:
@@ -331,8 +406,9 @@ class MilvusBackend:
     def dense(
         self, generation: Generation, query: np.ndarray, k: int, rows: np.ndarray | None
     ) -> list[tuple[int, float]]:
-        """Search the collection, within the rows' chunk ids if given."""
-        # Only rows this generation knows are returned (the collection may hold rows of a newer one).
+        """Search the generation's collection, within the rows' chunk ids if given."""
+        # Only rows this generation knows are returned: a generation's own collection holds exactly those,
+        # but a per-model collection of a store written before may hold rows an interrupted run upserted.
         allowed = None if rows is None else [generation.chunks[int(r)].chunk_id for r in rows]
         hits = self.milvus.search(query, k, allowed)
         return [(self._row_of[cid], s) for cid, s in hits if cid in self._row_of]

@@ -89,6 +89,9 @@ class Manifest:
         ann: The approximate index's :class:`AnnInfo` (library, parameters, measured recall), if any.
         created: ISO time of writing.
         format: Store format version.
+        collection: The Milvus collection holding the generation's vectors ("" for an embedded store, and for
+            a Milvus store written before each generation had a collection of its own: see
+            :meth:`sitetune.index.milvus.MilvusStore.collection_of`).
     """
 
     generation: int
@@ -104,6 +107,7 @@ class Manifest:
     ann: dict[str, Any] | None = None
     created: str = ""
     format: int = STORE_FORMAT
+    collection: str = ""
 
     @property
     def created_seconds(self) -> float | None:
