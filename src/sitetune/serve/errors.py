@@ -2,11 +2,13 @@
 
 # No ``from __future__ import annotations``, like the rest of the serve package's FastAPI modules.
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sitetune.serve.schemas import MAX_K, ErrorResponse, FieldError
 
@@ -57,3 +59,39 @@ def field_errors(exc: RequestValidationError) -> list[FieldError]:
 def error_response(status: int, detail: str, errors: Sequence[FieldError] = ()) -> JSONResponse:
     """The JSON error every 4xx and 5xx answer carries."""
     return JSONResponse(ErrorResponse(detail=detail, errors=list(errors)).model_dump(), status_code=status)
+
+
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
+
+
+async def on_invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A request the schema refuses: 422 naming each invalid field."""
+    errors = field_errors(exc)
+    return error_response(422, "; ".join(f"{e.field}: {e.message}" for e in errors), errors)
+
+
+async def on_invalid_input(request: Request, exc: InvalidInput) -> JSONResponse:
+    """A request naming something that does not exist: 422 naming the field."""
+    return error_response(422, str(exc), [FieldError(field=exc.field, message=exc.message)])
+
+
+async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Any other refusal (404, 429, 503...) in the same shape, with the exception's headers."""
+    detail = exc.detail if isinstance(exc.detail, str) else "request failed"
+    if exc.status_code == 400 and detail == _FASTAPI_BODY_ERROR:
+        # FastAPI's answer to a body it cannot decode (bytes that are not UTF-8): a malformed
+        # request like any other, so the same 422 shape with the field named.
+        message = "is not valid JSON text (UTF-8 expected)"
+        return error_response(422, f"body: {message}", [FieldError(field="body", message=message)])
+    response = error_response(exc.status_code, detail)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+#: The app's exception handlers (``FastAPI(exception_handlers=...)``): every error in one JSON shape.
+EXCEPTION_HANDLERS: dict[int | type[Exception], Callable[[Request, Any], Coroutine[Any, Any, Response]]] = {
+    RequestValidationError: on_invalid_request,
+    InvalidInput: on_invalid_input,
+    StarletteHTTPException: on_http_error,
+}
