@@ -109,6 +109,10 @@ class CrawlConfig:
             ``/sitemap.xml``; sitemap indexes followed), and take a cached page without any request when its
             ``<lastmod>`` is older than the cached copy (:mod:`sitetune.crawl.sitemap`). ``sitetune
             refresh`` turns it on.
+        dead_link_ttl_s: Seconds a link that answered 404 or 410 stays dead in the page cache: a later crawl
+            with the same cache does not request it again until then (it is reported as the same
+            ``http-404``/``http-410`` skip, and counted in ``dead_not_rechecked``). The start URL and the
+            URLs the site's sitemaps list are always requested. 0: every dead link is requested every time.
     """
 
     max_pages: int = 500
@@ -131,6 +135,7 @@ class CrawlConfig:
     allow_private_addresses: bool = False
     max_skipped_listed: int = MAX_SKIPPED_LISTED
     sitemaps: bool = False
+    dead_link_ttl_s: float = 7 * 86_400.0
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,15 @@ CrawlMaxBytesOption = Annotated[
     int, typer.Option(min=1024, help="Largest page or sitemap in bytes (after decompression)")
 ]
 CrawlMaxTimeOption = Annotated[float, typer.Option(min=1.0, help="Wall-clock budget of the crawl in seconds")]
+CrawlDeadLinkTtlOption = Annotated[
+    float,
+    typer.Option(
+        "--dead-link-ttl",
+        min=0.0,
+        help="Seconds a link that answered 404/410 is not requested again by a crawl with the same page cache "
+        "(the start URL and sitemap URLs always are); 0: re-check every time",
+    ),
+]
 #: ``--precision`` of the encoder that embeds sections (index, refresh).
 PrecisionOption = Annotated[Precision, typer.Option("--precision", help="auto: bf16 where the CPU has it")]
 #: ``--batch-size`` of the encoder that embeds sections (index, refresh).

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from sitetune.cli.common import (
+    CrawlDeadLinkTtlOption,
     CrawlMaxBytesOption,
     CrawlMaxTimeOption,
     CrawlRetriesOption,
@@ -45,6 +46,7 @@ def crawl(
     retries: CrawlRetriesOption = _CRAWL.retries,
     max_bytes: CrawlMaxBytesOption = _CRAWL.max_bytes,
     max_time: CrawlMaxTimeOption = _CRAWL.total_time_s,
+    dead_link_ttl: CrawlDeadLinkTtlOption = _CRAWL.dead_link_ttl_s,
     cache: Annotated[Path | None, typer.Option(help="Page cache folder (default: beside the corpus, "
                                                     "CORPUS.cache)")] = None,
     report: Annotated[Path | None, typer.Option(help="Crawl report JSON (default: beside the corpus, "
@@ -70,7 +72,8 @@ def crawl(
     config = dataclasses.replace(defaults, max_pages=max_pages,
                                  delay_s=defaults.delay_s if delay is None else delay, concurrency=concurrency,
                                  timeout_s=timeout, retries=retries, max_bytes=max_bytes, total_time_s=max_time,
-                                 allow_private_addresses=allow_private_addresses, sitemaps=sitemaps)
+                                 allow_private_addresses=allow_private_addresses, sitemaps=sitemaps,
+                                 dead_link_ttl_s=dead_link_ttl)
     _corpus, result = crawl_source(start, out, prefix=prefix, config=config, cache_dir=cache, progress=progress,
                                    report_path=report, public_base=public_base)
     if as_json:
@@ -81,6 +84,8 @@ def crawl(
                f"{result.not_modified} unchanged from cache)")
     typer.echo(f"records   {result.records:>6}  -> {result.corpus}")
     listed = f"; the report lists {len(result.skipped)}" if result.skipped_truncated else ""
+    if result.dead_not_rechecked:
+        listed += f"; {result.dead_not_rechecked} dead links not re-checked"
     typer.echo(f"skipped   {result.skipped_total:>6}  ({reasons}{listed})")
     for url, note in result.sitemaps.items():
         typer.echo(f"sitemap   {url}: {note}")

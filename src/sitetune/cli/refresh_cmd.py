@@ -12,6 +12,7 @@ from sitetune.cli import common
 from sitetune.cli.common import (
     DEFAULT_BACKEND,
     BackendOption,
+    CrawlDeadLinkTtlOption,
     CrawlMaxBytesOption,
     CrawlMaxTimeOption,
     CrawlRetriesOption,
@@ -47,6 +48,7 @@ _FILE_KEYS: dict[str, common.FileKey] = {
     "retries": ("crawl", "retries"),
     "max_bytes": ("crawl", "max_bytes"),
     "max_time": ("crawl", "total_time_s"),
+    "dead_link_ttl": ("crawl", "dead_link_ttl_s"),
     "sitemaps": ("crawl", "sitemaps"),
     "allow_private_addresses": ("crawl", "allow_private_addresses"),
     "backend": ("encoder", "backend", Backend),
@@ -85,6 +87,7 @@ def refresh(
     retries: CrawlRetriesOption = _CRAWL.retries,
     max_bytes: CrawlMaxBytesOption = _CRAWL.max_bytes,
     max_time: CrawlMaxTimeOption = _CRAWL.total_time_s,
+    dead_link_ttl: CrawlDeadLinkTtlOption = _CRAWL.dead_link_ttl_s,
     cache: Annotated[Path | None, typer.Option(help="Page cache folder (default: CORPUS.cache)")] = None,
     sitemaps: Annotated[bool, typer.Option(
         "--sitemaps/--no-sitemaps", help="Read the site's sitemaps (robots.txt Sitemap: lines, else "
@@ -132,7 +135,7 @@ def refresh(
     crawl = dataclasses.replace(defaults, max_pages=max_pages, delay_s=defaults.delay_s if delay is None else delay,
                                 concurrency=concurrency, timeout_s=timeout, retries=retries, max_bytes=max_bytes,
                                 total_time_s=max_time, allow_private_addresses=allow_private_addresses,
-                                sitemaps=sitemaps)
+                                sitemaps=sitemaps, dead_link_ttl_s=dead_link_ttl)
     encoder = dataclasses.replace(file.job.encoder if file is not None else _ENCODER, backend=backend,
                                   fallback=fallback, precision=precision, batch_size=batch_size)
     options = RefreshOptions(

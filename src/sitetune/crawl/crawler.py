@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from sitetune.config import ChunkingConfig, CrawlConfig
-from sitetune.crawl.cache import CacheEntry, PageCache
+from sitetune.crawl.cache import CacheEntry, DeadEntry, PageCache
 from sitetune.crawl.encoding import decode_body
 from sitetune.crawl.fetch import FetchError, RateLimiter, Response, fetch, make_client
 from sitetune.crawl.guard import FetchGuard
@@ -31,6 +31,10 @@ from sitetune.sectionize import extract_links, sectionize_html
 
 if TYPE_CHECKING:
     import httpx
+
+
+#: Answers that make a URL a dead link the page cache remembers (RFC 9111 section 4.2.2: cacheable by default).
+_DEAD_REASONS = frozenset({"http-404", "http-410"})
 
 
 def _origin(url: str) -> str:
@@ -52,6 +56,8 @@ class _State:
     not_modified: int = 0
     # Pages taken from the cache without a request: the sitemap's <lastmod> is older than the cached copy.
     sitemap_unchanged: int = 0
+    # Links skipped as dead without a request: the page cache saw them answer 404/410 within the TTL.
+    dead_not_rechecked: int = 0
     wire_bytes: int = 0
     stopped: str | None = None
 
@@ -104,13 +110,14 @@ class Crawl:
             return url
         return None
 
-    def skip(self, url: str, reason: str, detail: str = "") -> None:
+    def skip(self, url: str, reason: str, detail: str = "") -> bool:
         """Record ``url`` as skipped for ``reason`` (under its public address); a URL counts once, first reason wins.
 
         Every skip is counted; the report lists at most ``max_skipped_listed`` of them (:class:`SkipLog`).
+        Returns whether this skip counted (False: the URL was skipped before).
         """
         shown = self.public(url)
-        self.state.skipped.add(SkippedUrl(shown, reason, detail))
+        return self.state.skipped.add(SkippedUrl(shown, reason, detail))
 
     def admit(self, url: str, depth: int) -> None:
         """Queue a discovered URL, or record why not."""
@@ -203,6 +210,13 @@ class Crawl:
         if not robots.allows(url, self.cfg.user_agent):
             self.skip(url, "robots", f"{self.public(robots.url)}: {robots.status} ({robots.detail})")
             return
+        dead = self._known_dead(url)
+        if dead is not None:
+            age = time.time() - dead.at
+            if self.skip(url, f"http-{dead.status}", f"answered {dead.status} {age / 3600:.1f} h ago (page cache); "
+                         f"not re-checked for {self.cfg.dead_link_ttl_s:g} s (dead_link_ttl_s)"):
+                self.state.dead_not_rechecked += 1
+            return
         try:
             resp, body, content_type = await self._fetch(client, url)
         except FetchError as exc:
@@ -210,8 +224,11 @@ class Crawl:
             if exc.reason == "crawl-deadline":
                 self._out_of_time(url, exc)
             else:
+                if exc.reason in _DEAD_REASONS:
+                    self.cache.mark_dead(self.public(url), int(exc.reason.removeprefix("http-")), time.time())
                 self.skip(url, exc.reason, exc.detail)
             return
+        self.cache.forget_dead(self.public(url))  # it answers again: a later crawl must not skip it as dead
         final = resp.final_url
         self.state.seen.add(final)
         if final in self.state.finals:
@@ -246,6 +263,20 @@ class Crawl:
                 self.skip(urljoin(final, href), "not-http", "not an http(s) link")
             else:
                 self.admit(link, depth + 1)
+
+    def _known_dead(self, url: str) -> DeadEntry | None:
+        """The page cache's record of ``url`` answering 404/410 less than ``dead_link_ttl_s`` ago, else None.
+
+        Only a URL found as a link counts: the start URL and the URLs the sitemaps list are always requested.
+        """
+        ttl = self.cfg.dead_link_ttl_s
+        if ttl <= 0 or url == self.start or self.public(url) in self.lastmod:
+            return None
+        dead = self.cache.dead(self.public(url))
+        # A record from the future (the clock went back) is not trusted: the link is checked again.
+        if dead is None or not 0 <= time.time() - dead.at < ttl:
+            return None
+        return dead
 
     def _sections(self, html: str, page_url: str, digest: str, content_type: str) -> Sections:
         """The page's records (or why it has none): from the memo when this body was cut before, else cut now."""
@@ -321,6 +352,7 @@ class Crawl:
             fetched=s.fetched, not_modified=s.not_modified, wire_bytes=s.wire_bytes,
             duration_s=round(time.monotonic() - began, 3), stopped=s.stopped,
             sitemaps=dict(sorted(self.sitemap_notes.items())), sitemap_unchanged=s.sitemap_unchanged,
+            dead_not_rechecked=s.dead_not_rechecked,
             transient=sorted(s.skipped.transient),
         )
 

@@ -152,6 +152,8 @@ class CrawlReport:
         transient: Every URL skipped for a reason that may pass by itself (5xx, timeout, crawl budget;
             :func:`is_transient`), listed in ``skipped`` or not. ``sitetune refresh`` keeps such pages'
             previous sections.
+        dead_not_rechecked: Of the URLs skipped as ``http-404``/``http-410``, those not requested this time:
+            links the page cache saw answer so less than ``CrawlConfig.dead_link_ttl_s`` ago.
     """
 
     start_url: str
@@ -170,6 +172,7 @@ class CrawlReport:
     sitemaps: dict[str, str] = field(default_factory=dict)
     sitemap_unchanged: int = 0
     transient: list[str] = field(default_factory=list)
+    dead_not_rechecked: int = 0
 
     def skip_reasons(self) -> dict[str, int]:
         """How many URLs were skipped for each reason, all of them (not only those listed), reasons sorted."""

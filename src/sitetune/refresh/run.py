@@ -214,7 +214,8 @@ def _refresh(options: RefreshOptions, folder: Path, log: Callable[[str], object]
                                   progress=options.progress, public_base=options.public_base)
     stages["crawl"] = round(time.perf_counter() - clock, 3)
     log(f"refresh: {len(crawl.pages)} pages crawled: {crawl.fetched} downloaded, {crawl.not_modified} unchanged "
-        f"on the server ({crawl.sitemap_unchanged} by sitemap lastmod), {crawl.skipped_total} URLs skipped")
+        f"on the server ({crawl.sitemap_unchanged} by sitemap lastmod), {crawl.skipped_total} URLs skipped "
+        f"({crawl.dead_not_rechecked} known dead links not re-checked)")
 
     clock = begin("corpus")
     before = read_records(corpus_path) if corpus_path.is_file() else []
