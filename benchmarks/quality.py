@@ -46,7 +46,7 @@ def main() -> None:
              f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {describe_machine()}",
              "- Every row is ranked by the searcher `sitetune search` serves (`sitetune evaluate`); "
              "`+search` rows are the served pipeline. answers@1 = the first result answers the question "
-             "(a grade-2 chunk). Metrics by ranx.", ""]
+             "(a grade-2 chunk). Metric definitions as in ranx.", ""]
     for spec in args.site:
         name, rest = spec.split("=", 1)
         corpus, model, sets = rest.rsplit(":", 2)

@@ -1,12 +1,13 @@
-"""The ranx wiring checked against metrics computed by hand on a tiny ranking."""
+"""The metrics checked against values computed by hand on a tiny ranking, and against ranx on random ones."""
 
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
-from sitetune.evaluation.metrics import METRICS, score_rankings, to_run
+from sitetune.evaluation.metrics import METRICS, score_rankings
 
 # q1: ranking b, a, c, d with a graded 2 and c graded 1.
 # q2: one relevant doc x at rank 2. q3: relevant y never retrieved.
@@ -52,10 +53,47 @@ def test_query_missing_from_run_scores_zero_and_empty_ranking_is_kept() -> None:
     assert means["recall@10"] == pytest.approx(0.5)
 
 
-def test_run_scores_follow_rank_not_retriever_ties() -> None:
-    run = to_run({"q": ["c", "a", "b"]})
-    scores = run.to_dict()["q"]
-    assert sorted(scores, key=lambda d: -scores[d]) == ["c", "a", "b"]
+def test_the_ranking_is_scored_as_given_and_a_repeated_id_counts_once() -> None:
+    _, per = score_rankings({"q": {"a": 1, "b": 1}}, {"q": ["c", "a", "a", "b"]}, ["mrr@10", "recall@1", "map@100"])
+    assert per["mrr@10"]["q"] == pytest.approx(1 / 2)
+    assert per["recall@1"]["q"] == 0.0
+    # a at rank 2, b at rank 3 (the repeated a is not a rank of its own): AP = (1/2 + 2/3) / 2.
+    assert per["map@100"]["q"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+
+
+def test_every_metric_agrees_with_ranx_on_random_rankings() -> None:
+    from ranx import Qrels, Run, evaluate
+
+    ranx_names = {"ndcg@10": "ndcg_burges@10", "mrr@10": "mrr@10", "answers@1": "precision@1-l2",
+                  "recall@1": "recall@1", "recall@5": "recall@5", "recall@10": "recall@10",
+                  "recall@100": "recall@100", "map@100": "map@100"}
+    assert set(ranx_names) == set(METRICS)
+    rng = random.Random(7)
+    docs = [f"d{i}" for i in range(150)]
+    judgments: dict[str, dict[str, int]] = {}
+    rankings: dict[str, list[str]] = {}
+    for n in range(60):
+        q = f"q{n}"
+        judgments[q] = {d: rng.choice([-1, 0, 1, 1, 2]) for d in rng.sample(docs, rng.randint(1, 12))}
+        if n % 10 == 0:
+            continue  # a judged query the run left out
+        # Up to 130 ids (past every cut-off), with repeats; some rankings are empty.
+        rankings[q] = [rng.choice(docs) for _ in range(rng.choice([0, 1, 3, 10, 40, 130]))]
+    rankings["unjudged"] = ["d1"]
+    means, per = score_rankings(judgments, rankings)
+
+    positive = {q: {d: g for d, g in rel.items() if g > 0} for q, rel in judgments.items()}
+    qrels = Qrels.from_dict({q: rel for q, rel in positive.items() if rel})
+    run_dict = {}
+    for q, ranked in rankings.items():
+        ids = list(dict.fromkeys(ranked)) or ["__no_result__"]
+        run_dict[q] = {d: float(len(ids) - i) for i, d in enumerate(ids)}
+    run = Run.from_dict(run_dict)
+    evaluate(qrels, run, list(ranx_names.values()), make_comparable=True, threads=1)
+    assert set(per["ndcg@10"]) == set(qrels.keys())
+    for ours, theirs in ranx_names.items():
+        assert means[ours] == pytest.approx(float(run.mean_scores[theirs]), abs=1e-12), ours
+        assert per[ours] == pytest.approx({q: float(v) for q, v in run.scores[theirs].items()}, abs=1e-12), ours
 
 
 def test_unknown_metric_and_no_judged_query_are_errors() -> None:

@@ -46,11 +46,18 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Corpus]:
 
 
 @pytest.fixture(scope="module")
-def model(site: tuple[Path, Corpus]) -> Path:
-    """A model folder (the base bi-encoder) with a reranker trained a few steps on the sample site."""
+def model(site: tuple[Path, Corpus], base_encoder: Any) -> Path:
+    """A model folder (the base bi-encoder) with a reranker trained a few steps on the sample site.
+
+    The bi-encoder's OpenVINO export is base's (made when the session's base encoder loaded; exports are
+    checked against the weights' hash, and these are base's weights), so only the reranker is exported here.
+    """
+    from sitetune.encode.export import export_dir
+
     d, corpus = site
     folder = d / "model"
     shutil.copytree(base_model_path(), folder)
+    shutil.copytree(export_dir(base_encoder.model_path, "openvino"), export_dir(folder, "openvino"))
     pairs = build_pairs(corpus.records, RETRIEVAL_PAIRS)
     result = train_reranker(pairs.dataset, folder, folder, FEW)
     write_card_section(folder, result)

@@ -140,15 +140,25 @@ def test_card_model_card_has_real_figures(card_model: Path) -> None:
     assert summary["steps"] == 2 and summary["precision"] in ("bf16", "fp32")
 
 
-def test_card_recipe_logs_like_the_published_card(tmp_path: Path, tiny_corpus: Path) -> None:
+@pytest.fixture(scope="module")
+def card_log_corpus(tmp_path_factory: pytest.TempPathFactory, cbs_corpus: Corpus) -> Path:
+    """Two short pages: 37 card pairs, so three steps an epoch (a fraction of an epoch at every logged step)."""
+    pages = set(cbs_corpus.pages[19:21])
+    path = tmp_path_factory.mktemp("card-log") / "two_pages.jsonl"
+    write_records([r for r in cbs_corpus.records if r.page_name in pages], path)
+    return path
+
+
+def test_card_recipe_logs_like_the_published_card(tmp_path: Path, card_log_corpus: Path) -> None:
     """The card's cadence: a row every N steps from step N (no step-1 row), the window's mean loss, the
     trainer's epoch fraction (published: step 500 = epoch 0.5834 of 857 steps per epoch)."""
     import math
 
-    result = runner.invoke(app, ["pairs", str(tiny_corpus), "--recipe", "card", "--out", str(tmp_path / "pairs")])
+    result = runner.invoke(app, ["pairs", str(card_log_corpus), "--recipe", "card", "--out", str(tmp_path / "pairs")])
     assert result.exit_code == 0, result.output
     pairs = json.loads((tmp_path / "pairs" / "pairs_info.json").read_text())["pairs"]
     per_epoch = math.ceil(pairs / 16)
+    assert per_epoch == 3  # the windows below end at steps 2 and 4: epochs 0.6667 and 1.3333
     steps = per_epoch + 2  # into the second epoch: the fraction keeps counting past 1
 
     def train(every: int, name: str) -> list[dict[str, float]]:

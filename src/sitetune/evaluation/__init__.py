@@ -1,4 +1,4 @@
-"""Evaluation: rank the corpus with each model, BM25 and hybrids; score with ranx; write a report.
+"""Evaluation: rank the corpus with each model, BM25 and hybrids; score the rankings; write a report.
 
 Use :func:`evaluate` (the ``sitetune evaluate`` verb); the pieces live in :mod:`.metrics`,
 :mod:`.querysets`, :mod:`.sts`, :mod:`.plots` and :mod:`.report`.

@@ -9,7 +9,7 @@ HTTP API use. Rows of the result, all ranked through that searcher (:mod:`.serve
 - ``<model>+search``: the served pipeline (fusion, programme boost, and whatever else search does), with
   the settings printed in the report.
 
-Columns: the metrics of :mod:`sitetune.evaluation.metrics`, computed by ranx; query files with answer
+Columns: the metrics of :mod:`sitetune.evaluation.metrics` (ranx's definitions); query files with answer
 strings or unanswerable questions also get answer-level metrics from the served answerer.
 """
 

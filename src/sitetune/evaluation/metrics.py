@@ -1,26 +1,28 @@
-"""Ranking metrics through ranx: small pure functions from judgments and rankings to scores.
+"""Ranking metrics: small pure functions from judgments and rankings to scores.
 
-The evaluation never computes a metric by hand; it turns judgments into a ranx ``Qrels``, rankings
-into a ranx ``Run`` and asks ranx. nDCG uses the exponential gain 2^grade - 1 (ranx's
+The definitions are the standard trec_eval/ranx ones, and a test checks them against ranx on random
+rankings; they are computed here in plain Python because ranx compiles its numba kernels in every new
+process (even from its disk cache), which cost every ``sitetune evaluate`` far more than scoring a few
+hundred queries does. nDCG uses the exponential gain 2^grade - 1 (ranx's
 ``ndcg_burges``), so a grade-2 chunk ("answers it") counts three times a grade-1 chunk ("helps").
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import math
+from collections.abc import Callable, Mapping, Sequence
 
-#: Our metric names, in report order, mapped to ranx's names.
+#: Our metric names, in report order, each with its definition (grade >= 1 is "relevant").
 METRICS: dict[str, str] = {
-    "ndcg@10": "ndcg_burges@10",
-    "mrr@10": "mrr@10",
+    "ndcg@10": "DCG of the top 10 with gain 2^grade - 1 and discount log2(rank + 1), over the ideal DCG@10",
+    "mrr@10": "1 / rank of the first relevant chunk in the top 10 (0 if none)",
     # Share of queries whose first result is graded 2 ("answers it"): what a student reads first.
-    "answers@1": "precision@1-l2",
-    "recall@1": "recall@1",
-    "recall@5": "recall@5",
-    "recall@10": "recall@10",
-    "recall@100": "recall@100",
-    "map@100": "map@100",
+    "answers@1": "1 if the first result is graded 2, else 0 (ranx's precision@1-l2)",
+    "recall@1": "relevant chunks in the top 1 / relevant chunks",
+    "recall@5": "relevant chunks in the top 5 / relevant chunks",
+    "recall@10": "relevant chunks in the top 10 / relevant chunks",
+    "recall@100": "relevant chunks in the top 100 / relevant chunks",
+    "map@100": "sum of precision@rank at each relevant chunk in the top 100 / relevant chunks",
 }
 
 #: The metrics ``--json`` prints.
@@ -30,47 +32,52 @@ Judgments = Mapping[str, Mapping[str, int]]
 Rankings = Mapping[str, Sequence[str]]
 
 
-def to_qrels(judgments: Judgments) -> Any:
-    """A ranx ``Qrels`` from ``{query_id: {chunk_id: grade}}``; queries without a positive grade are left out.
-
-    Args:
-        judgments: Grades per query; grades <= 0 mean "not relevant" and are dropped.
-
-    Returns:
-        ranx.Qrels.
-    """
-    from ranx import Qrels
-
-    return Qrels.from_dict(positive_judgments(judgments))
-
-
 def positive_judgments(judgments: Judgments) -> dict[str, dict[str, int]]:
     """``judgments`` without grades <= 0 and without queries left with no relevant document."""
     cleaned = {q: {d: int(g) for d, g in rel.items() if g > 0} for q, rel in judgments.items()}
     return {q: rel for q, rel in cleaned.items() if rel}
 
 
-def to_run(rankings: Rankings) -> Any:
-    """A ranx ``Run`` from ranked id lists (best first).
+def _ndcg(rel: Mapping[str, int], ranked: Sequence[str], k: int) -> float:
+    dcg = sum((2.0 ** rel.get(d, 0) - 1.0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
+    ideal = sorted(rel.values(), reverse=True)[:k]
+    idcg = sum((2.0**g - 1.0) / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg
 
-    Scores are derived from rank (n, n-1, ...) rather than taken from the retriever so that ties in
-    the retriever's scores cannot reorder documents inside ranx: the ranking given is the one scored.
-    A query with an empty ranking gets one placeholder document so ranx keeps it (it scores 0).
-    """
-    from ranx import Run
 
-    data: dict[str, dict[str, float]] = {}
-    for q, ranked in rankings.items():
-        ids = list(dict.fromkeys(ranked)) or ["__no_result__"]
-        n = len(ids)
-        data[q] = {d: float(n - i) for i, d in enumerate(ids)}
-    return Run.from_dict(data)
+def _mrr(rel: Mapping[str, int], ranked: Sequence[str], k: int) -> float:
+    return next((1.0 / (i + 1) for i, d in enumerate(ranked[:k]) if d in rel), 0.0)
+
+
+def _answers(rel: Mapping[str, int], ranked: Sequence[str], k: int) -> float:
+    # Precision at k counting grade-2 chunks only; divided by k even when fewer than k were ranked.
+    return sum(1 for d in ranked[:k] if rel.get(d, 0) >= 2) / k
+
+
+def _recall(rel: Mapping[str, int], ranked: Sequence[str], k: int) -> float:
+    return sum(1 for d in ranked[:k] if d in rel) / len(rel)
+
+
+def _map(rel: Mapping[str, int], ranked: Sequence[str], k: int) -> float:
+    hits, total = 0, 0.0
+    for i, d in enumerate(ranked[:k]):
+        if d in rel:
+            hits += 1
+            total += hits / (i + 1)
+    return total / len(rel)
+
+
+_FUNCTIONS: dict[str, Callable[[Mapping[str, int], Sequence[str], int], float]] = {
+    "ndcg": _ndcg, "mrr": _mrr, "answers": _answers, "recall": _recall, "map": _map,
+}
 
 
 def score_rankings(
     judgments: Judgments, rankings: Rankings, metrics: Sequence[str] = tuple(METRICS)
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """Mean and per-query metrics of ``rankings`` against ``judgments``.
+
+    A ranking is scored as given (best first); an id repeated in it counts at its first rank only.
 
     Args:
         judgments: ``{query_id: {chunk_id: grade}}``; only queries with a positive grade are scored.
@@ -83,18 +90,19 @@ def score_rankings(
     Raises:
         ValueError: An unknown metric name, or no judged query at all.
     """
-    from ranx import evaluate
-
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metrics {unknown}; known: {list(METRICS)}")
-    if not positive_judgments(judgments):
+    judged = positive_judgments(judgments)
+    if not judged:
         raise ValueError("no query has a relevant document")
-    qrels = to_qrels(judgments)
-    judged = set(qrels.keys())
-    run = to_run({q: r for q, r in rankings.items() if q in judged})
-    ranx_names = [METRICS[m] for m in metrics]
-    evaluate(qrels, run, ranx_names, make_comparable=True, threads=1)
-    means = {m: float(run.mean_scores[METRICS[m]]) for m in metrics}
-    per_query = {m: {q: float(v) for q, v in run.scores[METRICS[m]].items()} for m in metrics}
+    # Queries in id order, as ranx reported them (the per-query tables keep their order).
+    queries = sorted(judged)
+    ranked = {q: list(dict.fromkeys(rankings.get(q, ()))) for q in queries}
+    per_query: dict[str, dict[str, float]] = {}
+    for m in metrics:
+        name, k = m.split("@")
+        fn = _FUNCTIONS[name]
+        per_query[m] = {q: float(fn(judged[q], ranked[q], int(k))) for q in queries}
+    means = {m: math.fsum(per_query[m].values()) / len(queries) for m in metrics}
     return means, per_query

@@ -101,7 +101,7 @@ def report_markdown(result: EvaluationResult) -> str:
     lines = [f"# Evaluation of {', '.join(result.labels)}", "",
              f"Corpus `{result.corpus}`: {result.chunks} unique chunks ranked "
              "(a duplicated text is one chunk). "
-             f"Written {now}. Metrics by ranx; nDCG gain 2^grade − 1.", "",
+             f"Written {now}. nDCG gain 2^grade − 1 (metric definitions as in ranx).", "",
              "## Text form each system got", ""]
     lines += [f"- **{label}**: {result.text_forms[label]}" for label in result.labels]
     if result.settings:
