@@ -28,7 +28,7 @@ _NUMBER = re.compile(r"\d")
 _LIST_LINE = re.compile(r"^\s*(?:[-*•·–]|\d+[.)])\s+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n")
 #: English first-person singular forms, as a speaker telling their own story writes them. "I" counts only
-#: capitalised: a lower-case "i" is another language's word (Danish and Swedish "in").
+#: capitalised: a lower-case "i" is a word of other languages ("in" in several).
 _FIRST_PERSON_I = frozenset({"I", "I'm", "I’m", "I've", "I’ve", "I'd", "I’d", "I'll", "I’ll"})
 _FIRST_PERSON_OTHER = frozenset({"me", "my", "myself"})
 #: A section whose statements are at least this share first-person singular words tells someone's own story
