@@ -1,7 +1,9 @@
 """Check a question file's answer strings against a corpus: which chunks each one matches, and what is wrong.
 
 A chunk matches an answer string when its text contains the string, both whitespace-collapsed and
-lower-cased (the rule the evaluation loader uses to grade a chunk 2, "answers it"). The file fails when
+lower-cased (the rule the evaluation loader uses to grade a chunk 2, "answers it"). An answer given as a
+place in a chunk's text (``{"chunk", "at", "chars"}``, how the shipped sets keep answers without the site's
+words) is read from the corpus first, then matched the same way. The file fails when
 an answer string matches no chunk, matches more than ``--max-matches`` unique chunks (too generic to
 say which chunk answers), when a question marked unanswerable has answers, when an answerable one has
 neither answers nor judged chunks, when a judged chunk_id is not in the corpus, or when ids repeat.
@@ -25,6 +27,7 @@ from typing import Any
 
 from sitetune.corpus import Corpus
 from sitetune.errors import SitetuneError
+from sitetune.evaluation.querysets import AnswerSpan, answer_words, parse_answer
 
 #: An answer string matching more unique chunks than this is too generic to tell which chunk answers.
 MAX_MATCHES = 8
@@ -140,9 +143,11 @@ def check_questions(path: Path, corpus: Corpus, *, max_matches: int = MAX_MATCHE
         if not isinstance(answerable, bool):
             problems.append(f"{qid}: answerable must be true or false")
             answerable = True
-        if not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
-            problems.append(f"{qid}: answers must be a list of non-empty strings")
-            answers = []
+        parsed = [parse_answer(a) for a in answers] if isinstance(answers, list) else [None]
+        if any(a is None for a in parsed):
+            problems.append(f"{qid}: answers must be a list of non-empty strings or chunk places")
+            parsed = []
+        answers = [a for a in parsed if a is not None]
         if not isinstance(relevant, dict):
             problems.append(f"{qid}: relevant must be an object of chunk_id: grade")
             relevant = {}
@@ -157,15 +162,16 @@ def check_questions(path: Path, corpus: Corpus, *, max_matches: int = MAX_MATCHE
             problems.append(f"{qid}: relevant chunk_ids not in the corpus: {unknown}")
         check = QueryCheck(qid, text, kind, answerable)
         for answer in answers:
-            needle = normalise(answer)
-            matched = [cid for cid, chunk_text in texts.items() if needle in chunk_text]
-            check.answers.append(AnswerMatch(answer, [
+            needle = answer_words(answer, texts)
+            shown = answer.label() if isinstance(answer, AnswerSpan) else answer
+            matched = [cid for cid, chunk_text in texts.items() if needle and needle in chunk_text]
+            check.answers.append(AnswerMatch(shown, [
                 {"chunk_id": cid, "page": by_id[cid].page_name, "section": by_id[cid].section_title}
                 for cid in matched]))
             if not matched:
-                problems.append(f"{qid}: answer string {answer!r} matches no chunk")
+                problems.append(f"{qid}: answer string {shown!r} matches no chunk")
             elif len(matched) > max_matches:
-                problems.append(f"{qid}: answer string {answer!r} matches {len(matched)} chunks "
+                problems.append(f"{qid}: answer string {shown!r} matches {len(matched)} chunks "
                                 f"(more than {max_matches}: too generic)")
         checks.append(check)
     kinds = Counter(c.kind or "(none)" for c in checks)

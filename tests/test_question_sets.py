@@ -75,3 +75,37 @@ def test_sample_site_questions_every_answer_is_found_and_specific() -> None:
     assert result.kinds.get("unanswerable", 0) >= 3
     assert all(q.answers for q in result.queries if q.answerable)
     assert all(1 <= len(m.chunks) <= check.MAX_MATCHES for q in result.queries for m in q.answers)
+
+
+def test_the_real_sites_sets_keep_answers_as_places_not_the_sites_words() -> None:
+    # The CBS and Stirling texts are not ours to ship: their answers are places in the corpus's chunks.
+    for name in ("cbs_questions_v2.json", "stirling_questions.json"):
+        data = json.loads((files("sitetune.data") / "questions" / name).read_text(encoding="utf-8"))
+        answers = [a for q in data["queries"] for a in q.get("answers", [])]
+        assert answers and all(isinstance(a, dict) and set(a) == {"chunk", "at", "chars"} for a in answers), name
+
+
+def test_an_answer_given_as_a_place_is_read_from_the_corpus(stirling: Corpus, tmp_path: Path) -> None:
+    from sitetune.errors import InputError
+    from sitetune.evaluation.querysets import load_query_file, normalise
+
+    chunk = stirling.chunks[0]
+    words = normalise(chunk.text)[:30]
+    path = tmp_path / "q.json"
+    path.write_text(json.dumps({"queries": [
+        {"id": "q1", "text": "first", "answers": [{"chunk": chunk.chunk_id, "at": 0, "chars": 30}]},
+        {"id": "q2", "text": "past the end", "answers": [{"chunk": chunk.chunk_id, "at": 0, "chars": 10**6}],
+         "relevant": {chunk.chunk_id: 1}},
+        {"id": "q3", "text": "unknown chunk", "answers": [{"chunk": "0" * 16, "at": 0, "chars": 5}],
+         "relevant": {chunk.chunk_id: 1}},
+    ]}))
+    qs = load_query_file(path, stirling)
+    q1 = next(q for q in qs.queries if q.id == "q1")
+    assert q1.answers == (words,) and q1.relevant[chunk.chunk_id] == 2
+    assert qs.unmatched_answers == {"q2": [f"{chunk.chunk_id}[0:1000000]"], "q3": ["0" * 16 + "[0:5]"]}
+    result = check.check_questions(path, stirling)
+    assert result.queries[0].answers[0].chunks[0]["chunk_id"] == chunk.chunk_id
+    assert any(p.startswith("q2: answer string") and "matches no chunk" in p for p in result.problems)
+    path.write_text(json.dumps({"queries": [{"id": "q4", "text": "bad", "answers": [{"chunk": "x", "at": -1}]}]}))
+    with pytest.raises(InputError, match=r"q4.*chunk_id"):
+        load_query_file(path, stirling)

@@ -7,16 +7,18 @@ Three kinds:
 - **same_page**: a chunk's text as the query, the other chunks of its page relevant (grade 1); the query
   chunk itself is excluded from the ranking. This is the property the card recipe's loss optimises.
 - **external**: a JSON file ``{"queries": [{"id", "text", "relevant": {chunk_id: 1|2}, "answers": [...],
-  "answerable": true|false, "kind": "..."}]}``. ``answers`` are verbatim strings: a chunk containing one is
-  relevant with grade 2, so a file stays valid when chunking changes; ``answerable: false`` marks a question
-  the site does not answer (scored only by the answer metrics: it should get "not found").
+  "answerable": true|false, "kind": "..."}]}``. ``answers`` are verbatim strings, or places in a chunk's
+  text (``{"chunk": chunk_id, "at": offset, "chars": length}``, :class:`AnswerSpan`) for a set shipped
+  without the site's words: a chunk containing one is relevant with grade 2, so a file of strings stays
+  valid when chunking changes; ``answerable: false`` marks a question the site does not answer (scored only
+  by the answer metrics: it should get "not found").
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +46,58 @@ ANSWER_GRADE = 2
 def normalise(text: str) -> str:
     """Whitespace collapsed and lower-cased: how answer strings are matched against texts."""
     return " ".join(text.split()).lower()
+
+
+@dataclass(frozen=True)
+class AnswerSpan:
+    """An answer given by its place in a chunk's text rather than by its words.
+
+    A question set shipped without the site's text names its answers this way; the words are read from the
+    corpus when the set is loaded (:func:`answer_words`), then matched like an answer string.
+
+    Attributes:
+        chunk: The chunk_id holding the answer.
+        at: Offset of the answer in the chunk's normalised text (:func:`normalise`).
+        chars: Length of the answer in that text.
+    """
+
+    chunk: str
+    at: int
+    chars: int
+
+    def label(self) -> str:
+        """How reports name it: ``chunk_id[start:end]``."""
+        return f"{self.chunk}[{self.at}:{self.at + self.chars}]"
+
+
+def parse_answer(value: object) -> str | AnswerSpan | None:
+    """An answer of a query file: a non-empty string or a span object; ``None`` when it is neither."""
+    if isinstance(value, str):
+        return value if value.strip() else None
+    if isinstance(value, dict) and set(value) == {"chunk", "at", "chars"}:
+        chunk, at, chars = value["chunk"], value["at"], value["chars"]
+        if (isinstance(chunk, str) and chunk and isinstance(at, int) and isinstance(chars, int)
+                and not isinstance(at, bool) and not isinstance(chars, bool) and at >= 0 and chars > 0):
+            return AnswerSpan(chunk, at, chars)
+    return None
+
+
+def answer_words(answer: str | AnswerSpan, texts: Mapping[str, str]) -> str | None:
+    """The normalised words of an answer: a string's own, a span's read from ``texts``.
+
+    Args:
+        answer: An answer string or span.
+        texts: ``{chunk_id: normalised text}`` of the corpus.
+
+    Returns:
+        The words; ``None`` when the span's chunk is not in the corpus or the span runs past its end.
+    """
+    if isinstance(answer, str):
+        return normalise(answer)
+    text = texts.get(answer.chunk)
+    if text is None or answer.at + answer.chars > len(text):
+        return None
+    return text[answer.at : answer.at + answer.chars]
 
 
 @dataclass(frozen=True)
@@ -80,7 +134,8 @@ class QuerySet:
         unknown_ids: ``{query_id: [chunk_id, ...]}`` judged ids not in the corpus.
         unjudgeable: Query ids whose relevant chunks are all absent from the corpus (not scored).
         unanswerable: Queries marked ``answerable: false`` (only the answer metrics use them).
-        unmatched_answers: ``{query_id: [answer, ...]}`` answer strings no chunk contains.
+        unmatched_answers: ``{query_id: [answer, ...]}`` answer strings no chunk contains (a span by its
+            :meth:`AnswerSpan.label`).
     """
 
     name: str
@@ -208,7 +263,7 @@ class _ParsedQuery:
     id: str
     text: str
     grades: dict[str, int]
-    answers: tuple[str, ...]
+    answers: tuple[str | AnswerSpan, ...]
     answerable: bool
     kind: str
 
@@ -228,10 +283,11 @@ def _parse_query(item: object, index: int, path: str) -> _ParsedQuery:
     kind = item.get("kind", "")
     if not isinstance(kind, str):
         raise InputError(f"query '{qid}': kind must be a string", path=path, field="kind")
-    answers = item.get("answers", [])
-    if not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
-        raise InputError(f"query '{qid}': answers must be a list of non-empty strings", path=path,
-                         field="answers")
+    raw_answers = item.get("answers", [])
+    answers = [parse_answer(a) for a in raw_answers] if isinstance(raw_answers, list) else [None]
+    if any(a is None for a in answers):
+        raise InputError(f"query '{qid}': answers must be a list of non-empty strings or "
+                         '{"chunk": chunk_id, "at": offset, "chars": length} places', path=path, field="answers")
     relevant = item.get("relevant", {})
     if not isinstance(relevant, dict):
         raise InputError(f"query '{qid}': relevant must be an object of chunk_id: grade", path=path,
@@ -248,7 +304,7 @@ def _parse_query(item: object, index: int, path: str) -> _ParsedQuery:
             raise InputError(f"query '{qid}': chunk '{cid}' has grade {grade!r}; grades are 1 or 2",
                              path=path, field="relevant")
         grades[str(cid)] = grade
-    return _ParsedQuery(qid, text, grades, tuple(answers), answerable, kind)
+    return _ParsedQuery(qid, text, grades, tuple(a for a in answers if a is not None), answerable, kind)
 
 
 def chunks_containing(texts: dict[str, str], answer: str) -> list[str]:
@@ -297,17 +353,22 @@ def load_query_file(path: str | Path, corpus: Corpus) -> QuerySet:
         if unknown:
             qs.unknown_ids[qid] = unknown
         known = {cid: g for cid, g in parsed.grades.items() if cid in ids}
-        unmatched = []
+        unmatched, words = [], []
         for answer in parsed.answers:
-            matched = chunks_containing(texts, answer)
+            needle = answer_words(answer, texts)
+            if isinstance(answer, str):
+                words.append(answer)
+            elif needle is not None:
+                words.append(needle)
+            matched = chunks_containing(texts, needle) if needle else []
             if not matched:
-                unmatched.append(answer)
+                unmatched.append(answer if isinstance(answer, str) else answer.label())
             for cid in matched:
                 known[cid] = max(known.get(cid, 0), ANSWER_GRADE)
         if unmatched:
             qs.unmatched_answers[qid] = unmatched
         if known:
-            qs.queries.append(Query(qid, parsed.text, known, answers=parsed.answers, kind=parsed.kind))
+            qs.queries.append(Query(qid, parsed.text, known, answers=tuple(words), kind=parsed.kind))
         else:
             qs.unjudgeable.append(qid)
     if not qs.queries:
