@@ -27,15 +27,10 @@ from typing import Any
 
 from sitetune.corpus import Corpus
 from sitetune.errors import SitetuneError
-from sitetune.evaluation.querysets import AnswerSpan, answer_words, parse_answer
+from sitetune.evaluation.querysets import AnswerSpan, answer_words, normalise, parse_answer
 
 #: An answer string matching more unique chunks than this is too generic to tell which chunk answers.
 MAX_MATCHES = 8
-
-
-def normalise(text: str) -> str:
-    """Whitespace collapsed and lower-cased: how answer strings and chunk texts are compared."""
-    return " ".join(text.split()).lower()
 
 
 @dataclass
